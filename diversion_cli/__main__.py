@@ -1,0 +1,3 @@
+from diversion_cli.cli import main
+
+main()

@@ -1,0 +1,416 @@
+"""The `diversion` command line: parse options, call one operation, render.
+No SQL and no rules here; domain errors are turned into exit codes once, in
+`_Group.invoke`."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from diversion_cli import __version__, operations, output
+from diversion_cli.errors import BadInput, DiversionError
+from diversion_cli.operations import Workspace
+
+EXIT_INTERNAL = 70
+
+
+class _Group(TyperGroup):
+    """The one error boundary: domain exceptions become a one-line message on
+    stderr and their exit code; nothing else reaches the user as a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except operations.NotEligible as exc:
+            typer.echo("not eligible:", err=True)
+            for reason in exc.verdict.reasons:
+                typer.echo(f"  - {reason.code}: {reason.message}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except DiversionError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except sqlite3.Error as exc:
+            typer.echo(f"error: the database failed ({exc.__class__.__name__}); nothing was written", err=True)
+            raise typer.Exit(4) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted: nothing was written", err=True)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # Typer's own exits and usage errors (exit 2) pass through
+        except Exception as exc:  # a bug: say so without locals or personal data
+            if os.environ.get("DIVERSION_DEBUG"):
+                raise
+            typer.echo(f"internal error ({exc.__class__.__name__}); nothing more was written. "
+                       f"Please report it (set DIVERSION_DEBUG=1 for details).", err=True)
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+
+app = typer.Typer(cls=_Group, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  pretty_exceptions_enable=False, add_completion=False,
+                  help="Run police drug diversion schemes: record incidents, check the one shot, "
+                       "refer, track outcomes, write letters and report.")
+db_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Where the data lives, its health and backups.")
+app.add_typer(db_app, name="db")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text.")]
+WhenOpt = Annotated[Optional[str], typer.Option("--when", help="Date and time (default now), e.g. "
+                                                "2026-11-28 14:30 or 28/11/2026 14:30.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"diversion {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    db: Annotated[Optional[str], typer.Option("--db", envvar="DIVERSION_DB", show_envvar=True,
+                                              help="SQLite database file (default: per-user data directory).")] = None,
+    officer: Annotated[Optional[str], typer.Option("--officer", envvar="DIVERSION_OFFICER", show_envvar=True,
+                                                   help="Your collar number, stamped on every write.")] = None,
+    config: Annotated[Optional[str], typer.Option("--config", envvar="DIVERSION_CONFIG", show_envvar=True,
+                                                  help="The force's scheme config (TOML).")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+):
+    """Run police drug diversion schemes from the command line."""
+    ws = Workspace(db=db, officer=officer, config=config)
+    ctx.obj = ws
+    ctx.call_on_close(ws.close)
+
+
+def _interactive(json_out: bool) -> bool:
+    return sys.stdin.isatty() and not json_out
+
+
+def _ask(label: str, parse, default: str | None = None, required: bool = True) -> str | None:
+    """Prompt until the value parses; an empty answer skips an optional field."""
+    while True:
+        answer = typer.prompt(label, default=default if default is not None else ("" if not required else None),
+                              show_default=bool(default), err=True)
+        answer = answer.strip()
+        if not answer and not required:
+            return None
+        try:
+            parse(answer)
+            return answer
+        except DiversionError as exc:
+            typer.echo(f"  {exc.message}", err=True)
+
+
+def _one_of(options: list[str]):
+    def parse(answer: str) -> None:
+        if answer.upper() not in options:
+            raise BadInput("", f"answer with one of {', '.join(options)}")
+    return parse
+
+
+def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
+    """At the desk: ask for what the flags did not give, checking each answer."""
+    from diversion_cli import values
+
+    if not ws._officer:
+        ws._officer = _ask("Your collar number", values.parse_officer)
+    if not (req.person or req.pnc or (req.surname and req.forename and req.dob)):
+        req.pnc = _ask("PNC ID (Enter if none)", values.parse_pnc, required=False)
+        req.surname = req.surname or _ask("Surname", lambda v: values.clean_name(v, "surname"))
+        req.forename = req.forename or _ask("Forename(s)", lambda v: values.clean_name(v, "forename"))
+        req.dob = req.dob or _ask("Date of birth (DD/MM/YYYY)", lambda v: values.parse_date(v, "dob"))
+        found = operations.find_person_matches(ws, req.surname, req.forename, req.dob, req.pnc)
+        known = found["exact"] + [m for m in found["possible_matches"]]
+        if found["exact"]:
+            output.warn(f"On record: {output.person_line(found['exact'][0])}")
+        for line in output.matches_block(found["possible_matches"]):
+            output.warn(line)
+        if found["possible_matches"]:
+            choice = _ask("Same person as one of these? Enter its id, or N for a new person",
+                          _one_of([m["id"] for m in known] + ["N"]))
+            if choice.upper() == "N":
+                req.new_person = True
+            else:
+                req.person = choice.upper()
+        if req.gender is None and not found["exact"]:
+            req.gender = _ask("Gender (M/F/X/U, Enter to skip)", values.parse_gender, required=False)
+        if req.ethnicity is None and not found["exact"]:
+            codes = ws.config.ethnicity
+            req.ethnicity = _ask("Self-defined ethnicity code (e.g. W1, B2, NS; Enter to skip)",
+                                 lambda v: values.parse_ethnicity(v, codes), required=False)
+    if not req.substances:
+        text = _ask("Substance(s), comma-separated (e.g. cannabis, coke)",
+                    lambda v: [ws.config.substance(s) for s in v.split(",")])
+        req.substances = [s for s in text.split(",") if s.strip()]
+    if req.when is None:
+        req.when = _ask("When (Enter for now)", lambda v: values.parse_datetime(v, "when"), default="now")
+    if req.location is None:
+        req.location = _ask("Location (Enter to skip)", lambda v: values.clean_text(v, "location"),
+                            required=False)
+
+
+@app.command()
+def record(
+    ctx: typer.Context,
+    person: Annotated[Optional[str], typer.Option("--person", help="An existing person id (P-000123).")] = None,
+    surname: Annotated[Optional[str], typer.Option("--surname", help="Surname as the person gives it.")] = None,
+    forename: Annotated[Optional[str], typer.Option("--forename", help="Forename(s).")] = None,
+    dob: Annotated[Optional[str], typer.Option("--dob", help="Date of birth, e.g. 1990-02-14 or 14/02/1990.")] = None,
+    pnc: Annotated[Optional[str], typer.Option("--pnc", help="PNC ID, YYYY/NNNNNNNC or YY/NNNNNNC.")] = None,
+    gender: Annotated[Optional[str], typer.Option("--gender", help="M, F, X (other) or U (not stated).")] = None,
+    ethnicity: Annotated[Optional[str], typer.Option("--ethnicity", help="Self-defined code (W1…O9, NS).")] = None,
+    when: WhenOpt = None,
+    substance: Annotated[Optional[list[str]], typer.Option("--substance", help="Substance found; repeat for "
+                                                           "several. Street names work (weed, coke, mandy).")] = None,
+    quantity: Annotated[Optional[str], typer.Option("--quantity", help="Quantity as found, e.g. '2 g'.")] = None,
+    location: Annotated[Optional[str], typer.Option("--location", help="Where it happened.")] = None,
+    co_offence: Annotated[Optional[list[str]], typer.Option("--co-offence", help="Another offence at the same "
+                                                            "time; repeatable.")] = None,
+    supply_suspected: Annotated[bool, typer.Option("--supply-suspected", help="Intent to supply is suspected.")] = False,
+    new_person: Annotated[bool, typer.Option("--new-person", help="Confirm a new person despite near matches.")] = False,
+    refer_now: Annotated[bool, typer.Option("--refer", help="Offer the diversion at once if eligible.")] = False,
+    scheme: Annotated[Optional[str], typer.Option("--scheme", help="Consider only this scheme.")] = None,
+    appointment: Annotated[Optional[str], typer.Option("--appointment", help="With --refer: the appointment.")] = None,
+    supervisor: Annotated[Optional[str], typer.Option("--supervisor", help="Collar number of the supervisor who "
+                                                      "approved diversion despite a co-offence.")] = None,
+    json_out: JsonOpt = False,
+):
+    """Record a drug possession incident and say at once whether the person can be diverted.
+
+    Example: diversion record --surname Smith --forename John --dob 14/02/1990 --substance weed --refer
+    """
+    ws: Workspace = ctx.obj
+    req = operations.RecordRequest(
+        person=person, surname=surname, forename=forename, dob=dob, pnc=pnc, gender=gender, ethnicity=ethnicity,
+        when=when, substances=list(substance or []), quantity=quantity, location=location,
+        co_offences=list(co_offence or []), supply_suspected=supply_suspected, new_person=new_person,
+        refer=refer_now, scheme=scheme, appointment=appointment, supervisor=supervisor)
+    if _interactive(json_out):
+        _prompt_missing(ws, req)
+    result = operations.record_incident(ws, req)
+    if json_out:
+        output.emit_json({k: result[k] for k in ("incident_id", "person_id", "eligible", "scheme", "reasons",
+                                                 "possible_matches", "referral_id", "referral")})
+    else:
+        output.render_record(result)
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    ident: Annotated[Optional[str], typer.Argument(metavar="ID", help="Person id (P-000123) or PNC ID.")] = None,
+    surname: Annotated[Optional[str], typer.Option("--surname")] = None,
+    forename: Annotated[Optional[str], typer.Option("--forename")] = None,
+    dob: Annotated[Optional[str], typer.Option("--dob")] = None,
+    json_out: JsonOpt = False,
+):
+    """Say whether this person has had their one shot at diversion.
+
+    Exit 0 eligible, 1 not eligible, 3 unknown id. Example: diversion check 1979/0123456T
+    """
+    result = operations.check_person(ctx.obj, ident, surname=surname, forename=forename, dob=dob)
+    if json_out:
+        output.emit_json({k: result[k] for k in ("person", "eligible", "reasons", "incidents", "referrals",
+                                                 "possible_matches")})
+    else:
+        output.render_check(result)
+    raise typer.Exit(0 if result["eligible"] else 1)
+
+
+@app.command()
+def refer(
+    ctx: typer.Context,
+    incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
+    scheme: Annotated[Optional[str], typer.Option("--scheme", help="Offer this scheme rather than the "
+                                                  "one the rules pick.")] = None,
+    appointment: Annotated[Optional[str], typer.Option("--appointment", help="Appointment date and time.")] = None,
+    supervisor: Annotated[Optional[str], typer.Option("--supervisor", help="Collar number of the supervisor "
+                                                      "approving diversion despite a co-offence.")] = None,
+    json_out: JsonOpt = False,
+):
+    """Offer the diversion for a recorded incident, re-checking eligibility first.
+
+    Example: diversion refer I-000123 --appointment "2026-12-03 10:00"
+    """
+    offer = operations.refer(ctx.obj, incident, scheme=scheme, appointment=appointment, supervisor=supervisor)
+    if json_out:
+        output.emit_json(offer)
+    else:
+        output.render_offer(offer)
+
+
+@app.command()
+def outcome(
+    ctx: typer.Context,
+    referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
+    status: Annotated[str, typer.Argument(metavar="STATUS", help="accepted, declined, completed, failed or voided.")],
+    when: WhenOpt = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required to void).")] = None,
+    json_out: JsonOpt = False,
+):
+    """Record what happened to a referral: accepted, declined, completed, failed or voided.
+
+    Example: diversion outcome R-2026-000123 completed
+    """
+    result = operations.record_outcome(ctx.obj, referral, status, when=when, reason=reason)
+    if json_out:
+        output.emit_json(result)
+    else:
+        output.render_outcome(result)
+
+
+@app.command()
+def condition(
+    ctx: typer.Context,
+    referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
+    which: Annotated[str, typer.Argument(metavar="CONDITION", help="Condition key or number (see `referral`).")],
+    result: Annotated[str, typer.Argument(metavar="RESULT", help="met or breached.")],
+    when: WhenOpt = None,
+    note: Annotated[Optional[str], typer.Option("--note", help="What happened.")] = None,
+    json_out: JsonOpt = False,
+):
+    """Record a contract condition as met or breached (a breach fails the contract).
+
+    Example: diversion condition R-2026-000123 drug-awareness met
+    """
+    outcome_ = operations.record_condition(ctx.obj, referral, which, result, when=when, note=note)
+    if json_out:
+        output.emit_json(outcome_)
+        return
+    output.emit(f"{outcome_['referral']['id']}: condition recorded as {result}")
+    for c in outcome_["conditions"]:
+        output.emit(f"  {c['key']:<20} {c['status']:<9} due {c['due']}")
+    if outcome_["closed_as"]:
+        output.emit(f"The contract is now {outcome_['closed_as']} "
+                    f"(outcome {outcome_['referral']['outcome_code']}).")
+
+
+@app.command()
+def referral(
+    ctx: typer.Context,
+    referral_id: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
+    json_out: JsonOpt = False,
+):
+    """Show one referral with its person, deadline and conditions.
+
+    Example: diversion referral R-2026-000123
+    """
+    view = operations.referral_details(ctx.obj, referral_id)
+    if json_out:
+        output.emit_json(view)
+        return
+    output.emit(output.referral_line(view))
+    output.emit(f"  person: {output.person_line(view['person'])}")
+    for n, c in enumerate(view["conditions"], 1):
+        output.emit(f"  {n}. {c['key']:<20} {c['status']:<9} due {c['due']}  {c['text']}")
+
+
+@app.command()
+def referrals(
+    ctx: typer.Context,
+    status: Annotated[Optional[str], typer.Option("--status", help="Only this status (default: open ones).")] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only those past their deadline.")] = False,
+    due_within: Annotated[Optional[int], typer.Option("--due-within", metavar="DAYS",
+                                                      help="Only those due within DAYS days.")] = None,
+    json_out: JsonOpt = False,
+):
+    """The coordinator's work queue: open referrals, most urgent first.
+
+    Example: diversion referrals --due-within 7
+    """
+    rows = operations.work_queue(ctx.obj, status=status, overdue=overdue, due_within=due_within)
+    if json_out:
+        output.emit_json(rows)
+    else:
+        output.render_queue(rows)
+
+
+@app.command()
+def letter(
+    ctx: typer.Context,
+    referral_id: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
+    kind: Annotated[str, typer.Option("--kind", help="offer, completion or failure.")],
+    output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this file (.html gives HTML).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="text or html (default from --output).")] = None,
+):
+    """Print the letter the person is given: the offer, proof of completion, or failure.
+
+    Example: diversion letter R-2026-000123 --kind completion --output letter.html
+    """
+    from diversion_cli import letters
+
+    chosen = fmt or ("html" if output_file and output_file.suffix.lower() in (".html", ".htm") else "text")
+    text = letters.letter(ctx.obj, referral_id, kind, chosen)
+    if output_file:
+        _write_private(output_file, text)
+        output.warn(f"wrote {output_file}")
+    else:
+        typer.echo(text)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Letters and exports hold personal data: owner-only."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise BadInput("output", f"cannot write {path}: {exc.strerror}") from None
+
+
+@app.command()
+def schemes(
+    ctx: typer.Context,
+    show_substances: Annotated[bool, typer.Option("--substances", help="List the known substances too.")] = False,
+    json_out: JsonOpt = False,
+):
+    """List the configured diversion schemes and the rules each applies.
+
+    Example: diversion --config force.toml schemes
+    """
+    from diversion_cli.config import user_config_path
+
+    config = ctx.obj.config
+    if json_out:
+        output.emit_json({
+            "config_fingerprint": config.fingerprint, "sources": list(config.sources),
+            "schemes": [{"key": s.key, "name": s.name, "programme": s.programme, "pathway": s.pathway,
+                         "provider": s.provider, "contact": s.contact, "ages": [s.min_age, s.max_age],
+                         "drug_classes": list(s.drug_classes), "rules": s.describe_rules(),
+                         "pathway_detail": s.describe_pathway(), "completion_outcome": s.completion_outcome,
+                         "conditions": [c.text for c in s.conditions]} for s in config.schemes.values()],
+            "substances": {k: s.drug_class for k, s in config.substances.items()} if show_substances else None})
+        return
+    output.emit(f"Config {config.fingerprint} from {', '.join(config.sources)}")
+    output.emit(f"(a force's own file: --config, DIVERSION_CONFIG or {user_config_path()})")
+    for s in config.schemes.values():
+        output.emit("")
+        output.emit(output.paint(f"{s.key}: {s.name}", "cyan"))
+        output.emit(f"  provider: {s.provider}" + (f" ({s.contact})" if s.contact else ""))
+        output.emit(f"  pathway:  {s.describe_pathway()}; outcome on completion {s.completion_outcome}")
+        for rule in s.describe_rules():
+            output.emit(f"  - {rule}")
+        for c in s.conditions:
+            due = f"within {c.due_days} days" if c.due_days else "by the end"
+            output.emit(f"  condition {c.key}: {c.text} ({due})")
+    if show_substances:
+        output.emit("")
+        for s in config.substances.values():
+            cls = f"class {s.drug_class}" if s.drug_class else "not controlled"
+            output.emit(f"{s.key:<26} {cls:<15} {', '.join(s.aliases)}")
+
+
+@db_app.command("path")
+def db_path(ctx: typer.Context):
+    """Print where the database file is (it may not exist yet)."""
+    typer.echo(str(ctx.obj.db_path))
+
+
+def main() -> None:
+    app(prog_name="diversion")

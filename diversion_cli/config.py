@@ -1,0 +1,383 @@
+"""Everything a force may configure: substances and their classes, outcome
+codes, ethnicity codes, schemes, unit costs and letter templates.
+
+The shipped files in `data/` are the defaults. A force's own TOML file (named
+by --config / DIVERSION_CONFIG, or found at the user config path) is merged
+over them: substances, letters, costs and outcome codes are merged key by key;
+if it has a [schemes] table, that table replaces the shipped schemes whole,
+because a force runs its own set of schemes, not ours plus theirs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from diversion_cli.errors import BadInput, DiversionError
+
+DATA = Path(__file__).parent / "data"
+SHIPPED = (DATA / "reference.toml", DATA / "schemes.toml")
+DRUG_CLASSES = ("A", "B", "C")
+PATHWAYS = ("workshop", "contract")
+CO_OFFENCE_POLICIES = ("exclude", "supervisor", "allow")
+ONE_SHOT_SCOPES = ("scheme", "programme", "all")
+LETTER_KINDS = ("offer", "completion", "failure")
+
+
+class ConfigError(DiversionError):
+    """The configuration file is malformed: reported with file, line and problem."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Substance:
+    key: str
+    label: str
+    drug_class: str | None  # None: psychoactive but not a controlled drug
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def controlled(self) -> bool:
+        return self.drug_class is not None
+
+
+@dataclass(frozen=True)
+class Condition:
+    key: str
+    text: str
+    due_days: int | None  # None: due at the end of the contract
+
+
+@dataclass(frozen=True)
+class Scheme:
+    key: str
+    name: str
+    programme: str
+    pathway: str
+    provider: str
+    contact: str
+    min_age: int
+    max_age: int
+    drug_classes: tuple[str, ...]
+    exclude_supply: bool
+    co_offence: str
+    max_days_since_offence: int | None
+    one_shot_scope: str
+    lookback_years: int
+    completion_outcome: int
+    failure_outcome: int
+    cost_per_place: float
+    requirements: tuple[str, ...]
+    workshop_hours: float | None = None
+    deadline_days: int | None = None
+    contract_months: int | None = None
+    conditions: tuple[Condition, ...] = ()
+    letters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def one_shot_group(self) -> str:
+        """The key that referrals in the same one-shot scope share ("*" = all schemes)."""
+        return {"scheme": self.key, "programme": self.programme, "all": "*"}[self.one_shot_scope]
+
+    def describe_rules(self) -> list[str]:
+        lines = [f"ages {self.min_age}–{self.max_age}",
+                 f"drug classes {', '.join(self.drug_classes)}",
+                 "supply suspected: excluded" if self.exclude_supply else "supply suspected: allowed",
+                 f"co-offence: {self.co_offence}"]
+        if self.max_days_since_offence is not None:
+            lines.append(f"offence no older than {self.max_days_since_offence} days")
+        scope = {"scheme": "this scheme", "programme": f"programme '{self.programme}'", "all": "all schemes"}
+        span = "for life" if not self.lookback_years else f"within {self.lookback_years} years"
+        lines.append(f"one shot: {scope[self.one_shot_scope]}, {span}")
+        return lines
+
+    def describe_pathway(self) -> str:
+        if self.pathway == "workshop":
+            return f"workshop of {self.workshop_hours:g} h, to complete within {self.deadline_days} days"
+        return f"{self.contract_months}-month contract with {len(self.conditions)} conditions"
+
+
+@dataclass(frozen=True)
+class Config:
+    force_name: str
+    substances: dict[str, Substance]
+    outcome_codes: dict[int, str]
+    ethnicity: dict[str, str]
+    ethnicity_groups: dict[str, str]
+    schemes: dict[str, Scheme]
+    costs: dict[str, float | str]
+    letters: dict[str, str]
+    fingerprint: str
+    sources: tuple[str, ...]
+    _lookup: dict[str, Substance] = field(default_factory=dict, repr=False)
+
+    def substance(self, text: str) -> Substance:
+        """The substance an officer means by `text` ("weed" is cannabis)."""
+        name = _norm(text)
+        if not name:
+            raise BadInput("substance", "is empty")
+        found = self._lookup.get(name)
+        if found is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self._lookup), n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]!r}?)" if close else " (`diversion schemes --substances` lists them)"
+            raise BadInput("substance", f"{text.strip()!r} is not a known substance{hint}")
+        return found
+
+    def ethnicity_group(self, code: str | None) -> str:
+        if not code or code == "NS":
+            return self.ethnicity_groups.get("N", "Not stated")
+        return self.ethnicity_groups.get(code[0], "Not stated")
+
+    def scheme(self, key: str) -> Scheme:
+        if key not in self.schemes:
+            raise BadInput("scheme", f"{key!r} is not a configured scheme ({', '.join(self.schemes)})")
+        return self.schemes[key]
+
+
+def _norm(text: str) -> str:
+    return " ".join((text or "").replace("_", " ").split()).casefold()
+
+
+def config_path_from_env(explicit: str | None = None) -> Path | None:
+    """The force's config file: --config, DIVERSION_CONFIG, or the user config path if present."""
+    chosen = explicit or os.environ.get("DIVERSION_CONFIG")
+    if chosen:
+        path = Path(chosen).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config: {path}: no such file")
+        return path
+    default = user_config_path()
+    return default if default.is_file() else None
+
+
+def user_config_path() -> Path:
+    import typer
+
+    return Path(typer.get_app_dir("diversion")) / "config.toml"
+
+
+def _read(path: Path) -> tuple[dict, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config: {path}: cannot read ({exc.__class__.__name__})") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path}: {exc}") from None
+
+
+def load_config(path: Path | None = None) -> Config:
+    raw: dict = {}
+    texts: list[tuple[Path, str, dict]] = []
+    for source in (*SHIPPED, *([path] if path else [])):
+        data, text = _read(source)
+        texts.append((source, text, data))
+        _merge(raw, data, replace_schemes=source == path)
+    try:
+        return _build(raw, tuple(str(p) for p, _, _ in texts))
+    except _Problem as problem:
+        # Report the problem against the file (and line) that defines it.
+        for source, text, data in reversed(texts):
+            line = _find_line(text, problem.table, problem.key)
+            if line or _defines(data, problem.table):
+                where = f"{source}:{line}" if line else str(source)
+                raise ConfigError(f"config: {where}: {problem.message}") from None
+        raise ConfigError(f"config: {problem.message}") from None
+
+
+def _merge(into: dict, data: dict, replace_schemes: bool) -> None:
+    for name, value in data.items():
+        if name == "schemes" and replace_schemes:
+            into[name] = value
+        elif isinstance(value, dict) and isinstance(into.get(name), dict):
+            for key, item in value.items():
+                into[name][key] = item
+        else:
+            into[name] = value
+
+
+class _Problem(Exception):
+    def __init__(self, table: str, key: str | None, message: str):
+        super().__init__(message)
+        self.table, self.key, self.message = table, key, message
+
+
+def _defines(data: dict, table: str) -> bool:
+    node = data
+    for part in table.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _find_line(text: str, table: str, key: str | None) -> int | None:
+    """Line of `key` inside `[table]` (or of the table header) in a TOML text."""
+    header = re.compile(r"^\s*\[\[?\s*" + re.escape(table).replace(r"\.", r"\s*\.\s*") + r"\s*\]\]?\s*(#.*)?$")
+    in_table, header_line = False, None
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("["):
+            in_table = bool(header.match(line))
+            if in_table and header_line is None:
+                header_line = number
+            continue
+        if in_table and key and re.match(rf"^\s*\"?{re.escape(key)}\"?\s*=", line):
+            return number
+    return header_line
+
+
+def _build(raw: dict, sources: tuple[str, ...]) -> Config:
+    substances, lookup = {}, {}
+    for key, spec in _table(raw, "substances").items():
+        where = f"substances.{key}"
+        _only(spec, where, {"label", "class", "aliases", "controlled"})
+        controlled = spec.get("controlled", True)
+        cls = spec.get("class")
+        if controlled and cls not in DRUG_CLASSES:
+            raise _Problem(where, "class", f"{where}.class must be one of A, B, C (got {cls!r})")
+        aliases = spec.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise _Problem(where, "aliases", f"{where}.aliases must be a list of names")
+        substance = Substance(key, str(spec.get("label", key)), cls if controlled else None, tuple(aliases))
+        substances[key] = substance
+        for name in (key, substance.label, *aliases):
+            lookup[_norm(name)] = substance
+
+    try:
+        outcome_codes = {int(k): str(v) for k, v in _table(raw, "outcome_codes").items()}
+    except ValueError:
+        raise _Problem("outcome_codes", None, "outcome_codes keys must be numbers") from None
+    ethnicity = {str(k).upper(): str(v) for k, v in _table(raw, "ethnicity").items()}
+    groups = {str(k).upper(): str(v) for k, v in _table(raw, "ethnicity_groups").items()}
+    letters = {k: str(v) for k, v in _table(raw, "letters").items()}
+    costs = dict(_table(raw, "costs"))
+    for key, value in costs.items():
+        if key != "currency" and (not isinstance(value, (int, float)) or value < 0):
+            raise _Problem("costs", key, f"costs.{key} must be a number ≥ 0")
+
+    schemes = {key: _scheme(key, spec, outcome_codes, letters) for key, spec in _table(raw, "schemes").items()}
+    if not schemes:
+        raise _Problem("schemes", None, "no schemes are configured")
+    fingerprint = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Config(
+        force_name=str(_table(raw, "force").get("name", "the police")),
+        substances=substances, outcome_codes=outcome_codes, ethnicity=ethnicity,
+        ethnicity_groups=groups, schemes=schemes, costs=costs, letters=letters,
+        fingerprint=fingerprint, sources=sources, _lookup=lookup,
+    )
+
+
+def _table(raw: dict, name: str) -> dict:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise _Problem(name, None, f"[{name}] must be a table")
+    return value
+
+
+def _only(spec: object, where: str, allowed: set[str]) -> None:
+    if not isinstance(spec, dict):
+        raise _Problem(where, None, f"[{where}] must be a table")
+    for key in spec:
+        if key not in allowed:
+            raise _Problem(where, key, f"{where}: unknown setting {key!r}")
+
+
+_SCHEME_KEYS = {
+    "name", "programme", "pathway", "provider", "contact", "ages", "drug_classes",
+    "supply_suspected", "co_offence", "max_days_since_offence", "one_shot_scope",
+    "lookback_years", "workshop_hours", "deadline_days", "contract_months", "conditions",
+    "completion_outcome", "failure_outcome", "cost_per_place", "requirements", "letters",
+}
+
+
+def _scheme(key: str, spec: dict, outcome_codes: dict[int, str], letters: dict[str, str]) -> Scheme:
+    where = f"schemes.{key}"
+    _only(spec, where, _SCHEME_KEYS)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", key):
+        raise _Problem(where, None, f"scheme key {key!r} must be lower-case letters, digits and hyphens")
+
+    def need(name: str, kind: type | tuple, check=lambda v: True, why: str = ""):
+        if name not in spec:
+            raise _Problem(where, None, f"{where}: missing {name!r}")
+        value = spec[name]
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind) or not check(value):
+            raise _Problem(where, name, f"{where}.{name}: {why or 'wrong type'} (got {value!r})")
+        return value
+
+    def opt(name: str, kind, default, check=lambda v: True, why: str = ""):
+        return need(name, kind, check, why) if name in spec else default
+
+    pathway = need("pathway", str, lambda v: v in PATHWAYS, "must be workshop or contract")
+    ages = need("ages", list, lambda v: len(v) == 2 and all(isinstance(a, int) for a in v)
+                and 10 <= v[0] <= v[1] <= 110, "must be [min, max] with 10 ≤ min ≤ max ≤ 110")
+    classes = need("drug_classes", list, lambda v: v and set(v) <= set(DRUG_CLASSES), "must list classes A, B, C")
+    code_ok = (lambda v: v in outcome_codes)
+    conditions = ()
+    if pathway == "contract":
+        months = need("contract_months", int, lambda v: 1 <= v <= 24, "must be 1–24")
+        items = need("conditions", list, lambda v: 1 <= len(v) <= 5, "a contract has 1–5 conditions")
+        conditions = tuple(_condition(where, i, item, months) for i, item in enumerate(items))
+        if len({c.key for c in conditions}) != len(conditions):
+            raise _Problem(where, "conditions", f"{where}: condition keys must be unique")
+    else:
+        months = None
+        need("workshop_hours", (int, float), lambda v: v > 0, "must be > 0")
+        need("deadline_days", int, lambda v: v > 0, "must be > 0")
+    scheme_letters = dict(letters)
+    own = opt("letters", dict, {})
+    for kind_, text in own.items():
+        if kind_ not in LETTER_KINDS or not isinstance(text, str):
+            raise _Problem(f"{where}.letters", kind_, f"{where}.letters: {kind_!r} must be one of {', '.join(LETTER_KINDS)}")
+        scheme_letters[kind_] = text
+    return Scheme(
+        key=key,
+        name=need("name", str, bool, "must not be empty"),
+        programme=opt("programme", str, key, bool, "must not be empty"),
+        pathway=pathway,
+        provider=need("provider", str, bool, "must not be empty"),
+        contact=opt("contact", str, ""),
+        min_age=ages[0], max_age=ages[1],
+        drug_classes=tuple(sorted(set(classes))),
+        exclude_supply=opt("supply_suspected", str, "exclude", lambda v: v in ("exclude", "allow"),
+                           "must be exclude or allow") == "exclude",
+        co_offence=opt("co_offence", str, "exclude", lambda v: v in CO_OFFENCE_POLICIES,
+                       "must be exclude, supervisor or allow"),
+        max_days_since_offence=opt("max_days_since_offence", int, None, lambda v: v > 0, "must be > 0"),
+        one_shot_scope=opt("one_shot_scope", str, "scheme", lambda v: v in ONE_SHOT_SCOPES,
+                           "must be scheme, programme or all"),
+        lookback_years=opt("lookback_years", int, 0, lambda v: 0 <= v <= 100, "must be 0 (lifetime) to 100"),
+        completion_outcome=opt("completion_outcome", int, 22, code_ok, "must be a configured outcome code"),
+        failure_outcome=opt("failure_outcome", int, 1, code_ok, "must be a configured outcome code"),
+        cost_per_place=float(opt("cost_per_place", (int, float), 0, lambda v: v >= 0, "must be ≥ 0")),
+        requirements=tuple(opt("requirements", list, [], lambda v: all(isinstance(s, str) for s in v),
+                               "must be a list of sentences")),
+        workshop_hours=float(spec["workshop_hours"]) if pathway == "workshop" else None,
+        deadline_days=spec.get("deadline_days") if pathway == "workshop" else None,
+        contract_months=months,
+        conditions=conditions,
+        letters=scheme_letters,
+    )
+
+
+def _condition(where: str, index: int, item: object, months: int) -> Condition:
+    here = f"{where}.conditions"
+    if not isinstance(item, dict) or not isinstance(item.get("key"), str) or not isinstance(item.get("text"), str):
+        raise _Problem(here, None, f"{here}[{index}]: each condition needs a key and a text")
+    _only(item, here, {"key", "text", "due", "due_days"})
+    if "due_days" in item:
+        days = item["due_days"]
+        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= months * 31:
+            raise _Problem(here, "due_days", f"{here}[{index}].due_days must be within the contract")
+        return Condition(item["key"], item["text"], days)
+    if item.get("due", "end") != "end":
+        raise _Problem(here, "due", f"{here}[{index}].due must be \"end\" or use due_days")
+    return Condition(item["key"], item["text"], None)

@@ -1,0 +1,606 @@
+"""The operations people run: record, check, refer, outcome, conditions,
+the work queue and letters. Each is callable from Python without Typer; each
+validates everything before it opens a write transaction, and does its reads,
+rule checks and writes inside one transaction so competing desks serialise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from diversion_cli import identity, rules, values
+from diversion_cli.config import Config, Scheme, config_path_from_env, load_config
+from diversion_cli.errors import BadInput, NotFound, Refused
+from diversion_cli.store import Store, resolve_target
+
+STATUSES = ("offered", "accepted", "declined", "completed", "failed", "voided")
+TRANSITIONS = {"offered": ("accepted", "declined", "voided"), "accepted": ("completed", "failed", "voided")}
+
+
+class Workspace:
+    """What every command needs: the store (opened lazily), the config, the
+    officer and the clock. Commands that only read never create the file."""
+
+    def __init__(self, db: str | None = None, officer: str | None = None, config: str | None = None,
+                 clock=values.now):
+        self._db, self._officer, self._config_arg, self.clock = db, officer, config, clock
+        self._store: Store | None = None
+        self._config: Config | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return resolve_target(self._db)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(config_path_from_env(self._config_arg))
+        return self._config
+
+    def officer(self) -> str:
+        if not self._officer:
+            raise BadInput("officer", "a collar number is required to write (--officer or DIVERSION_OFFICER)")
+        return values.parse_officer(self._officer)
+
+    def reader(self) -> Store | None:
+        """The store for reading, or None if no database file exists yet."""
+        if self._store is None:
+            self._store = Store.open(self.db_path, create=False)
+        return self._store
+
+    def writer(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.db_path, create=True)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+# ---- shared shapes ----------------------------------------------------------
+
+def person_view(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    return {"id": values.format_person_id(row["id"]), "surname": row["surname"], "forenames": row["forenames"],
+            "dob": row["dob"], "pnc": row["pnc"], "gender": row["gender"], "ethnicity": row["ethnicity"]}
+
+
+def incident_view(row: dict) -> dict:
+    decision = row.get("decision")
+    return {"id": values.format_incident_id(row["id"]), "occurred_at": row["occurred_at"], "age": row["age"],
+            "substances": row.get("substances", []), "co_offences": row.get("co_offences", []),
+            "supply_suspected": bool(row["supply_suspected"]), "location": row["location"],
+            "quantity": row["quantity"], "recorded_by": row["recorded_by"],
+            "eligible_at_record": None if decision is None else bool(decision["eligible"])}
+
+
+def referral_view(row: dict) -> dict:
+    keys = ("id", "scheme", "status", "provider", "offered_at", "appointment", "deadline", "diverted_at",
+            "closed_at", "outcome_code", "reason")
+    view = {k: row[k] for k in keys}
+    view["incident_id"] = values.format_incident_id(row["incident_id"])
+    return view
+
+
+def prior_referrals(rows: list[dict]) -> list[rules.PriorReferral]:
+    return [rules.PriorReferral(r["id"], r["scheme"], r["one_shot_group"], r["status"], r["offered_at"],
+                                r["diverted_at"]) for r in rows]
+
+
+def possible_match_view(row: dict, reasons: list[str]) -> dict:
+    return {"id": values.format_person_id(row["id"]), "surname": row["surname"], "forenames": row["forenames"],
+            "dob": row["dob"], "pnc": row["pnc"], "diverted": bool(row.get("diverted")), "why": reasons}
+
+
+def near_matches(store: Store | None, who: identity.NameAndBirth, exclude: set[int] = frozenset()) -> list[dict]:
+    if store is None:
+        return []
+    dobs = [who.dob.isoformat()]
+    swapped = identity.swapped_day_month(who.dob)
+    if swapped:
+        dobs.append(swapped.isoformat())
+    found = []
+    for row in store.people_born_on(dobs):
+        if row["id"] in exclude:
+            continue
+        reasons = identity.near_match_reasons(who, row["surname"], row["forenames"], date.fromisoformat(row["dob"]))
+        if reasons:
+            found.append(possible_match_view(row, reasons))
+    return found
+
+
+# ---- record ---------------------------------------------------------------
+
+@dataclass
+class RecordRequest:
+    person: str | None = None
+    surname: str | None = None
+    forename: str | None = None
+    dob: str | None = None
+    pnc: str | None = None
+    gender: str | None = None
+    ethnicity: str | None = None
+    when: str | None = None
+    substances: list[str] = field(default_factory=list)
+    quantity: str | None = None
+    location: str | None = None
+    co_offences: list[str] = field(default_factory=list)
+    supply_suspected: bool = False
+    new_person: bool = False
+    refer: bool = False
+    scheme: str | None = None
+    appointment: str | None = None
+    supervisor: str | None = None
+
+
+@dataclass
+class CleanRecord:
+    """A RecordRequest after validation: every value parsed and checked."""
+
+    person_id: int | None
+    surname: str | None
+    forenames: str | None
+    dob: date | None
+    pnc: str | None
+    gender: str | None
+    ethnicity: str | None
+    when: datetime
+    substances: list[tuple[str, str, str]]
+    quantity: str | None
+    location: str | None
+    co_offences: list[str]
+    supply_suspected: bool
+    new_person: bool
+    refer: bool
+    scheme: str | None
+    appointment: datetime | None
+    supervisor: str | None
+
+
+def validate_record(config: Config, req: RecordRequest, now: datetime) -> CleanRecord:
+    person_id = values.parse_person_id(req.person) if req.person else None
+    pnc = values.parse_pnc(req.pnc) if req.pnc else None
+    named = any(v not in (None, "") for v in (req.surname, req.forename, req.dob))
+    if person_id is None and (named or not pnc):
+        surname = values.clean_name(req.surname, "surname")
+        forenames = values.clean_name(req.forename, "forename")
+        if not req.dob:
+            raise BadInput("dob", "is required for a person not yet on record")
+        dob = values.parse_date(req.dob, "dob")
+    else:
+        surname = values.clean_name(req.surname, "surname") if req.surname else None
+        forenames = values.clean_name(req.forename, "forename") if req.forename else None
+        dob = values.parse_date(req.dob, "dob") if req.dob else None
+    when = values.parse_datetime(req.when, "when") if req.when else now
+    if when > now + values.FUTURE_TOLERANCE:
+        raise BadInput("when", f"{when:%Y-%m-%d %H:%M} is in the future")
+    if dob:
+        values.check_age(dob, when)
+    if not req.substances:
+        raise BadInput("substance", "at least one substance is required")
+    substances, seen = [], set()
+    for entered in req.substances:
+        found = config.substance(entered)
+        if not found.controlled:
+            raise Refused(f"substance: {entered.strip()!r} is not a controlled drug; possessing it for personal "
+                          f"use is not an offence, so this is not a possession incident and cannot be diverted")
+        if found.key not in seen:
+            seen.add(found.key)
+            substances.append((found.key, found.drug_class, " ".join(entered.split())))
+    co_offences = [values.clean_text(text, "co-offence", required=True) for text in req.co_offences]
+    if req.scheme:
+        config.scheme(req.scheme)
+    return CleanRecord(
+        person_id=person_id, surname=surname, forenames=forenames, dob=dob, pnc=pnc,
+        gender=values.parse_gender(req.gender), ethnicity=values.parse_ethnicity(req.ethnicity, config.ethnicity),
+        when=when, substances=substances, quantity=values.clean_text(req.quantity, "quantity"),
+        location=values.clean_text(req.location, "location"), co_offences=co_offences,
+        supply_suspected=req.supply_suspected, new_person=req.new_person, refer=req.refer, scheme=req.scheme,
+        appointment=values.parse_datetime(req.appointment, "appointment", allow_future=True)
+        if req.appointment else None,
+        supervisor=values.parse_officer(req.supervisor) if req.supervisor else None,
+    )
+
+
+def find_person_matches(ws: Workspace, surname: str, forename: str, dob: str, pnc: str | None = None) -> dict:
+    """For the interactive desk: who is already on record under this name, PNC or a near spelling."""
+    who = identity.NameAndBirth(values.clean_name(surname, "surname"), values.clean_name(forename, "forename"),
+                                values.parse_date(dob, "dob"))
+    store = ws.reader()
+    if store is None:
+        return {"exact": [], "possible_matches": []}
+    exact = store.people_named(who.surname_norm, who.forenames_norm, who.dob.isoformat())
+    if pnc:
+        by_pnc = store.person_by_pnc(values.parse_pnc(pnc))
+        if by_pnc and by_pnc["id"] not in {p["id"] for p in exact}:
+            exact.insert(0, by_pnc)
+    return {"exact": [person_view(p) for p in exact],
+            "possible_matches": near_matches(store, who, exclude={p["id"] for p in exact})}
+
+
+def _resolve_person(store: Store, rec: CleanRecord, now: datetime, officer: str) -> tuple[dict, bool, list[dict]]:
+    """The person this incident is about: (row, created, near matches)."""
+    person = None
+    if rec.person_id is not None:
+        person = store.person(rec.person_id)
+        if person is None:
+            raise NotFound(f"no person {values.format_person_id(rec.person_id)}")
+    elif rec.pnc and not rec.new_person:
+        person = store.person_by_pnc(rec.pnc)
+    if person is None and not rec.new_person and rec.surname:
+        exact = [p for p in store.people_named(identity.normalise(rec.surname), identity.normalise(rec.forenames),
+                                               rec.dob.isoformat())
+                 if p["pnc"] is None or rec.pnc is None or p["pnc"] == rec.pnc]
+        person = exact[0] if exact else None
+    if person is not None and rec.pnc and person["pnc"] not in (None, rec.pnc):
+        raise Refused(f"pnc: {values.format_person_id(person['id'])} is recorded with a different PNC ID; "
+                      f"check the ID or name the person with --person")
+    if person is not None and rec.pnc and person["pnc"] is None:
+        other = store.person_by_pnc(rec.pnc)
+        if other is not None:
+            raise Refused(f"pnc: {rec.pnc} belongs to {values.format_person_id(other['id'])}, not "
+                          f"{values.format_person_id(person['id'])}")
+    if person is not None:
+        dob = date.fromisoformat(person["dob"])
+        who = identity.NameAndBirth(person["surname"], person["forenames"], dob)
+        matches = near_matches(store, who, exclude={person["id"]})
+        store.fill_person_gaps(person["id"], rec.pnc, rec.gender, rec.ethnicity)
+        return store.person(person["id"]), False, matches
+    if rec.surname is None:
+        raise BadInput("surname", f"no person on record with PNC {rec.pnc}; give surname, forename and dob")
+    who = identity.NameAndBirth(rec.surname, rec.forenames, rec.dob)
+    matches = near_matches(store, who)
+    diverted = [m for m in matches if m["diverted"]]
+    if diverted and not rec.new_person:
+        listed = ", ".join(f"{m['id']} ({m['surname']}, {m['forenames']}, {m['dob']}: {'; '.join(m['why'])})"
+                           for m in diverted)
+        raise Refused(f"possible same person already diverted: {listed}. Use --person ID if it is them, "
+                      f"or --new-person if it is not")
+    surname_norm, forenames_norm = who.surname_norm, who.forenames_norm
+    new_id = store.insert_person(
+        surname=rec.surname, forenames=rec.forenames, dob=rec.dob.isoformat(), pnc=rec.pnc, gender=rec.gender,
+        ethnicity=rec.ethnicity, surname_norm=surname_norm, forenames_norm=forenames_norm,
+        surname_sound=identity.sound_key(surname_norm),
+        forename_sound=identity.sound_key(identity.first_forename(forenames_norm)), at=now, officer=officer)
+    return store.person(new_id), True, matches
+
+
+def record_incident(ws: Workspace, req: RecordRequest) -> dict:
+    """Record a possession incident, decide eligibility, and (with refer) offer the diversion."""
+    config, now = ws.config, ws.clock()
+    officer = ws.officer()
+    rec = validate_record(config, req, now)
+    store = ws.writer()
+    with store.transaction():
+        person, created, matches = _resolve_person(store, rec, now, officer)
+        dob = date.fromisoformat(person["dob"])
+        age = values.check_age(dob, rec.when)
+        case = rules.CaseFacts(rec.when, age, tuple(c for _, c, _ in rec.substances), rec.supply_suspected,
+                               tuple(rec.co_offences))
+        history = prior_referrals(store.referrals_of(person["id"]))
+        verdict = rules.decide(list(config.schemes.values()), history, now, case=case,
+                               requested=rec.scheme, supervisor_approved=bool(rec.supervisor))
+        incident_id = store.insert_incident(
+            person_id=person["id"], occurred_at=rec.when, age=age, location=rec.location, quantity=rec.quantity,
+            supply_suspected=rec.supply_suspected, substances=rec.substances, co_offences=rec.co_offences,
+            at=now, officer=officer)
+        store.insert_decision(person_id=person["id"], incident_id=incident_id, stage="record",
+                              eligible=verdict.eligible, scheme=verdict.scheme, reasons=verdict.reasons_as_dicts(),
+                              fingerprint=config.fingerprint, at=now, officer=officer)
+        referral = None
+        if rec.refer and verdict.eligible:
+            referral = _offer(store, config, config.scheme(verdict.scheme), person["id"], incident_id,
+                              rec.appointment, now, officer)
+    return {
+        "incident_id": values.format_incident_id(incident_id),
+        "person_id": values.format_person_id(person["id"]),
+        "person": person_view(person),
+        "new_person": created,
+        "eligible": verdict.eligible,
+        "scheme": verdict.scheme,
+        "reasons": verdict.reasons_as_dicts(),
+        "possible_matches": matches,
+        "referral_id": referral["id"] if referral else None,
+        "referral": referral,
+    }
+
+
+# ---- check ------------------------------------------------------------------
+
+def check_person(ws: Workspace, ident: str | None = None, *, surname: str | None = None,
+                 forename: str | None = None, dob: str | None = None) -> dict:
+    """Has this person had their one shot? By person id, PNC ID, or name and date of birth."""
+    now = ws.clock()
+    if ident:
+        key_pnc = values.parse_pnc(ident) if values.looks_like_pnc(ident) else None
+        key_id = None if key_pnc else values.parse_person_id(ident)
+        store = ws.reader()
+        row = None
+        if store is not None:
+            row = store.person_by_pnc(key_pnc) if key_pnc else store.person(key_id)
+        if row is None:
+            raise NotFound(f"no person with PNC ID {key_pnc}" if key_pnc
+                           else f"no person {values.format_person_id(key_id)}")
+        return _person_report(ws, store, row, now)
+    if not (surname and forename and dob):
+        raise BadInput("check", "give a person id or PNC ID, or all of --surname, --forename and --dob")
+    who = identity.NameAndBirth(values.clean_name(surname, "surname"), values.clean_name(forename, "forename"),
+                                values.parse_date(dob, "dob"))
+    store = ws.reader()
+    exact = store.people_named(who.surname_norm, who.forenames_norm, who.dob.isoformat()) if store else []
+    if exact:
+        report = _person_report(ws, store, exact[0], now)
+        report["possible_matches"] = [possible_match_view(p, ["same name and date of birth"]) for p in exact[1:]] \
+            + report["possible_matches"]
+        return report
+    return {
+        "person": None, "eligible": True,
+        "reasons": [{"code": "NO_RECORD", "scheme": None,
+                     "message": f"No record found for {who.surname}, {who.forenames}, born {who.dob}: "
+                                f"no earlier diversion on file."}],
+        "incidents": [], "referrals": [], "possible_matches": near_matches(store, who),
+    }
+
+
+def _person_report(ws: Workspace, store: Store, row: dict, now: datetime) -> dict:
+    referrals = store.referrals_of(row["id"])
+    dob = date.fromisoformat(row["dob"])
+    verdict = rules.decide(list(ws.config.schemes.values()), prior_referrals(referrals), now, dob=dob)
+    who = identity.NameAndBirth(row["surname"], row["forenames"], dob)
+    return {
+        "person": person_view(row), "eligible": verdict.eligible, "scheme": verdict.scheme,
+        "reasons": verdict.reasons_as_dicts(),
+        "incidents": [incident_view(i) for i in store.incidents_of(row["id"])],
+        "referrals": [referral_view(r) for r in referrals],
+        "possible_matches": near_matches(store, who, exclude={row["id"]}),
+    }
+
+
+# ---- referrals ------------------------------------------------------------
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    from dateutil.relativedelta import relativedelta
+
+    return moment + relativedelta(months=months)
+
+
+def _end_of_day(moment: datetime) -> datetime:
+    return moment.replace(hour=23, minute=59, second=59)
+
+
+def _offer(store: Store, config: Config, scheme: Scheme, person_id: int, incident_id: int,
+           appointment: datetime | None, now: datetime, officer: str) -> dict:
+    """Write the referral. The caller has re-checked eligibility in this transaction."""
+    if scheme.pathway == "contract":
+        deadline = _end_of_day(_add_months(now, scheme.contract_months))
+        conditions = [(c.key, c.text, _end_of_day(now + timedelta(days=c.due_days)) if c.due_days else deadline)
+                      for c in scheme.conditions]
+    else:
+        deadline = _end_of_day(now + timedelta(days=scheme.deadline_days))
+        conditions = []
+    if appointment is not None and not now - timedelta(days=1) <= appointment <= deadline:
+        raise BadInput("appointment", f"{appointment:%Y-%m-%d %H:%M} must fall between now and the deadline "
+                                      f"({deadline:%Y-%m-%d})")
+    referral_id = store.next_referral_id(now.year)
+    store.insert_referral(referral_id=referral_id, person_id=person_id, incident_id=incident_id, scheme=scheme.key,
+                          pathway=scheme.pathway, one_shot_group=scheme.one_shot_group,
+                          lookback_since=rules.lookback_since(scheme, now), provider=scheme.provider,
+                          appointment=appointment, deadline=deadline, at=now, officer=officer,
+                          conditions=conditions)
+    return {"id": referral_id, "scheme": scheme.key, "scheme_name": scheme.name, "provider": scheme.provider,
+            "contact": scheme.contact, "appointment": appointment.isoformat(timespec="minutes") if appointment
+            else None, "deadline": deadline.date().isoformat(), "requirements": list(scheme.requirements),
+            "conditions": [{"key": k, "text": t, "due": d.date().isoformat()} for k, t, d in conditions]}
+
+
+def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: str | None = None,
+          supervisor: str | None = None) -> dict:
+    """Offer the diversion for a recorded incident, re-checking eligibility as the referral is written."""
+    config, now = ws.config, ws.clock()
+    officer = ws.officer()
+    incident_id = values.parse_incident_id(incident)
+    if scheme:
+        config.scheme(scheme)
+    when = values.parse_datetime(appointment, "appointment", allow_future=True) if appointment else None
+    approved_by = values.parse_officer(supervisor) if supervisor else None
+    store = ws.reader()
+    if store is None:
+        raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
+    with store.transaction():
+        row = store.incident(incident_id)
+        if row is None:
+            raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
+        live = store.live_referral_for_incident(incident_id)
+        if live:
+            raise Refused(f"incident {values.format_incident_id(incident_id)} already has referral {live['id']} "
+                          f"({live['status']})")
+        case = rules.CaseFacts(datetime.fromisoformat(row["occurred_at"]), row["age"],
+                               tuple(s["drug_class"] for s in row["substances"]), bool(row["supply_suspected"]),
+                               tuple(row["co_offences"]))
+        history = prior_referrals(store.referrals_of(row["person_id"]))
+        verdict = rules.decide(list(config.schemes.values()), history, now, case=case, requested=scheme,
+                               supervisor_approved=approved_by is not None)
+        if not verdict.eligible:
+            raise NotEligible(verdict)
+        reasons = verdict.reasons_as_dicts()
+        if approved_by:
+            reasons.append({"code": "SUPERVISOR_APPROVED", "scheme": verdict.scheme,
+                            "message": f"Co-offence approved for diversion by supervisor {approved_by}."})
+        store.insert_decision(person_id=row["person_id"], incident_id=incident_id, stage="refer", eligible=True,
+                              scheme=verdict.scheme, reasons=reasons, fingerprint=config.fingerprint, at=now,
+                              officer=officer)
+        offered = _offer(store, config, config.scheme(verdict.scheme), row["person_id"], incident_id, when, now,
+                         officer)
+    offered["person_id"] = values.format_person_id(row["person_id"])
+    offered["incident_id"] = values.format_incident_id(incident_id)
+    offered["reasons"] = reasons
+    return offered
+
+
+class NotEligible(Refused):
+    """Refused because the rules say no; carries the verdict so every reason can be shown."""
+
+    def __init__(self, verdict: rules.Verdict):
+        super().__init__("not eligible: " + " ".join(r.message for r in verdict.reasons))
+        self.verdict = verdict
+
+
+def _referral_or_404(store: Store | None, referral_id: str) -> dict:
+    row = store.referral(referral_id) if store else None
+    if row is None:
+        raise NotFound(f"no referral {referral_id}")
+    return row
+
+
+def _scheme_or_none(config: Config, key: str) -> Scheme | None:
+    return config.schemes.get(key)
+
+
+def record_outcome(ws: Workspace, referral: str, status: str, when: str | None = None,
+                   reason: str | None = None) -> dict:
+    """Move a referral on: accepted, declined, completed, failed or voided."""
+    config, now = ws.config, ws.clock()
+    officer = ws.officer()
+    referral_id = values.parse_referral_id(referral)
+    status = (status or "").strip().lower()
+    if status not in STATUSES or status == "offered":
+        raise BadInput("status", f"{status!r} is not one of accepted, declined, completed, failed, voided")
+    at = values.parse_datetime(when, "when") if when else now
+    reason = values.clean_text(reason, "reason")
+    if status == "voided" and not reason:
+        raise BadInput("reason", "is required to void a referral (say why it was wrong)")
+    store = ws.reader()
+    with (store.transaction() if store else _nothing()):
+        row = _referral_or_404(store, referral_id)
+        allowed = TRANSITIONS.get(row["status"], ())
+        if status not in allowed:
+            options = ", ".join(allowed) if allowed else "nothing (it is closed)"
+            raise Refused(f"{referral_id} is {row['status']}: it can go to {options}, not {status}")
+        if at < datetime.fromisoformat(row["offered_at"]):
+            raise BadInput("when", f"{at:%Y-%m-%d %H:%M} is before the offer ({row['offered_at'][:16]})")
+        if row["diverted_at"] and status in ("completed", "failed") and at < datetime.fromisoformat(
+                row["diverted_at"]):
+            raise BadInput("when", f"{at:%Y-%m-%d %H:%M} is before acceptance ({row['diverted_at'][:16]})")
+        if status == "completed" and row["pathway"] == "contract":
+            unmet = [c["key"] for c in store.conditions_of(referral_id) if c["status"] != "met"]
+            if unmet:
+                raise Refused(f"{referral_id} is a contract: conditions not yet met ({', '.join(unmet)}); "
+                              f"record them with `diversion condition`")
+        scheme = _scheme_or_none(config, row["scheme"])
+        code = None
+        if status == "completed":
+            code = scheme.completion_outcome if scheme else 22
+        elif status == "failed":
+            code = scheme.failure_outcome if scheme else 1
+        store.set_referral_status(referral_id, status, at=at, officer=officer, reason=reason, outcome_code=code)
+        updated = store.referral(referral_id)
+    return {"referral": referral_view(updated), "outcome_code": code,
+            "outcome_text": config.outcome_codes.get(code) if code else None,
+            "returned_to_normal_process": status == "failed"}
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def record_condition(ws: Workspace, referral: str, condition: str, result: str, when: str | None = None,
+                     note: str | None = None) -> dict:
+    """Record a contract condition as met or breached. A breach fails the contract;
+    the last condition met completes it."""
+    config, now = ws.config, ws.clock()
+    officer = ws.officer()
+    referral_id = values.parse_referral_id(referral)
+    result = (result or "").strip().lower()
+    if result not in ("met", "breached"):
+        raise BadInput("result", f"{result!r} is not met or breached")
+    at = values.parse_datetime(when, "when") if when else now
+    note = values.clean_text(note, "note")
+    store = ws.reader()
+    with (store.transaction() if store else _nothing()):
+        row = _referral_or_404(store, referral_id)
+        if row["pathway"] != "contract":
+            raise Refused(f"{referral_id} is a {row['pathway']} referral: it has no conditions")
+        if row["status"] != "accepted":
+            raise Refused(f"{referral_id} is {row['status']}: conditions are recorded only while a contract "
+                          f"is accepted and running")
+        conditions = store.conditions_of(referral_id)
+        target = _pick_condition(conditions, condition, referral_id)
+        if target["status"] != "pending":
+            raise Refused(f"condition {target['key']} is already recorded as {target['status']}")
+        if at < datetime.fromisoformat(row["diverted_at"]):
+            raise BadInput("when", f"{at:%Y-%m-%d %H:%M} is before the contract was accepted")
+        store.set_condition(referral_id, target["position"], result, at=at, officer=officer, note=note)
+        scheme = _scheme_or_none(config, row["scheme"])
+        closed = None
+        if result == "breached":
+            closed = "failed"
+            store.set_referral_status(referral_id, "failed", at=at, officer=officer,
+                                      reason=f"condition breached: {target['key']}" + (f" ({note})" if note else ""),
+                                      outcome_code=scheme.failure_outcome if scheme else 1)
+        elif all(c["status"] == "met" or c["position"] == target["position"] for c in conditions):
+            closed = "completed"
+            store.set_referral_status(referral_id, "completed", at=at, officer=officer,
+                                      reason="all conditions met",
+                                      outcome_code=scheme.completion_outcome if scheme else 22)
+        updated, conditions = store.referral(referral_id), store.conditions_of(referral_id)
+    return {"referral": referral_view(updated), "closed_as": closed,
+            "conditions": [{"key": c["key"], "text": c["description"], "due": c["due"][:10], "status": c["status"]}
+                           for c in conditions]}
+
+
+def _pick_condition(conditions: list[dict], wanted: str, referral_id: str) -> dict:
+    wanted = (wanted or "").strip().lower()
+    for c in conditions:
+        if c["key"] == wanted or wanted == str(c["position"] + 1):
+            return c
+    listed = ", ".join(f"{c['position'] + 1}={c['key']}" for c in conditions)
+    raise BadInput("condition", f"{wanted!r} is not a condition of {referral_id} ({listed})")
+
+
+def referral_details(ws: Workspace, referral: str) -> dict:
+    referral_id = values.parse_referral_id(referral)
+    store = ws.reader()
+    row = _referral_or_404(store, referral_id)
+    view = referral_view(row)
+    view["person"] = person_view(store.person(row["person_id"]))
+    view["conditions"] = [{"key": c["key"], "text": c["description"], "due": c["due"][:10],
+                           "status": c["status"], "note": c["note"]} for c in store.conditions_of(referral_id)]
+    return view
+
+
+def work_queue(ws: Workspace, status: str | None = None, overdue: bool = False,
+               due_within: int | None = None) -> list[dict]:
+    """The coordinator's queue: open referrals, most urgent first."""
+    now = ws.clock()
+    if status is not None and status not in STATUSES:
+        raise BadInput("status", f"{status!r} is not one of {', '.join(STATUSES)}")
+    if due_within is not None and due_within < 0:
+        raise BadInput("due-within", "must be 0 or more days")
+    statuses = (status,) if status else rules.OPEN
+    due_before = None
+    if overdue:
+        due_before = now.isoformat(timespec="seconds")
+    elif due_within is not None:
+        due_before = _end_of_day(now + timedelta(days=due_within)).isoformat(timespec="seconds")
+    store = ws.reader()
+    rows = store.referral_queue(statuses, due_before) if store else []
+    today = now.date()
+    queue = []
+    for r in rows:
+        view = referral_view(r)
+        view["person_id"] = values.format_person_id(r["person_id"])
+        view["name"] = f"{r['surname']}, {r['forenames']}"
+        days = (date.fromisoformat(r["deadline"][:10]) - today).days
+        view["days_left"] = days
+        view["overdue"] = r["status"] in rules.OPEN and r["deadline"] < now.isoformat(timespec="seconds")
+        queue.append(view)
+    return queue

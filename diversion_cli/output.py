@@ -1,0 +1,139 @@
+"""Turning results into text for people (and JSON for scripts).
+
+Plain text, coloured only when stdout is a terminal and NO_COLOR is unset.
+User-entered text is never passed through Rich markup, so a name like
+"[bold]x" prints as typed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import typer
+
+
+def use_color() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def emit(text: str = "") -> None:
+    typer.echo(text, color=use_color())
+
+
+def warn(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def paint(text: str, color: str, bold: bool = True) -> str:
+    return typer.style(text, fg=color, bold=bold) if use_color() else text
+
+
+def emit_json(data) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def verdict_line(eligible: bool) -> str:
+    return paint("ELIGIBLE", "green") if eligible else paint("NOT ELIGIBLE", "red")
+
+
+def person_line(p: dict) -> str:
+    parts = [p["id"], f"{p['surname'].upper()}, {p['forenames']}", f"born {p['dob']}"]
+    if p.get("pnc"):
+        parts.append(f"PNC {p['pnc']}")
+    return "  ".join(parts)
+
+
+def reasons_block(reasons: list[dict]) -> list[str]:
+    return [f"  - {r['code']}: {r['message']}" for r in reasons]
+
+
+def substances_text(substances: list[dict]) -> str:
+    return ", ".join(f"{s['substance']} ({s['drug_class']})" for s in substances)
+
+
+def matches_block(matches: list[dict]) -> list[str]:
+    if not matches:
+        return []
+    lines = [paint(f"Possible same person ({len(matches)}): check before going on", "yellow")]
+    for m in matches:
+        flag = "  DIVERTED" if m["diverted"] else ""
+        pnc = f"  PNC {m['pnc']}" if m.get("pnc") else ""
+        lines.append(f"  {m['id']}  {m['surname'].upper()}, {m['forenames']}  born {m['dob']}{pnc}{flag}"
+                     f"  ({'; '.join(m['why'])})")
+    return lines
+
+
+def render_check(result: dict) -> None:
+    person = result["person"]
+    head = verdict_line(result["eligible"])
+    emit(f"{head}  {person_line(person)}" if person else head)
+    for line in reasons_block(result["reasons"]):
+        emit(line)
+    if person:
+        emit(f"Incidents ({len(result['incidents'])}):")
+        for i in result["incidents"]:
+            at_record = {None: "", True: "  eligible at record", False: "  not eligible at record"}
+            emit(f"  {i['id']}  {i['occurred_at'][:16].replace('T', ' ')}  {substances_text(i['substances'])}"
+                 f"{at_record[i['eligible_at_record']]}")
+        emit(f"Referrals ({len(result['referrals'])}):")
+        for r in result["referrals"]:
+            emit("  " + referral_line(r))
+    for line in matches_block(result["possible_matches"]):
+        emit(line)
+
+
+def referral_line(r: dict) -> str:
+    text = f"{r['id']}  {r['scheme']}  {r['status']}  offered {r['offered_at'][:10]}  deadline {r['deadline'][:10]}"
+    if r.get("outcome_code") is not None:
+        text += f"  outcome {r['outcome_code']}"
+    if r.get("reason"):
+        text += f"  ({r['reason']})"
+    return text
+
+
+def render_record(result: dict) -> None:
+    new = " (new person)" if result["new_person"] else ""
+    emit(f"Recorded incident {result['incident_id']} for {person_line(result['person'])}{new}")
+    emit(verdict_line(result["eligible"]))
+    for line in reasons_block(result["reasons"]):
+        emit(line)
+    if result.get("referral"):
+        render_offer(result["referral"])
+    for line in matches_block(result["possible_matches"]):
+        warn(line)
+
+
+def render_offer(offer: dict) -> None:
+    emit(f"Referral {paint(offer['id'], 'cyan')} offered: {offer['scheme_name']}")
+    emit(f"  provider:    {offer['provider']}" + (f"  ({offer['contact']})" if offer.get("contact") else ""))
+    if offer.get("appointment"):
+        emit(f"  appointment: {offer['appointment'].replace('T', ' ')}")
+    emit(f"  deadline:    {offer['deadline']}")
+    for requirement in offer.get("requirements", []):
+        emit(f"  - {requirement}")
+    for c in offer.get("conditions", []):
+        emit(f"  condition {c['key']}: {c['text']} (by {c['due']})")
+
+
+def render_outcome(result: dict) -> None:
+    r = result["referral"]
+    emit(f"{r['id']} is now {paint(r['status'], 'cyan')}")
+    if result.get("outcome_code") is not None:
+        emit(f"  Home Office outcome {result['outcome_code']}: {result['outcome_text']}")
+    if result.get("returned_to_normal_process"):
+        emit("  The case returns to the normal process.")
+
+
+def render_queue(rows: list[dict]) -> None:
+    if not rows:
+        emit("No referrals match.")
+        return
+    header = ("referral", "status", "person", "name", "scheme", "deadline", "days left")
+    table = [header] + [(r["id"], r["status"], r["person_id"], r["name"], r["scheme"], r["deadline"][:10],
+                         ("OVERDUE " if r["overdue"] else "") + str(r["days_left"])) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for n, row in enumerate(table):
+        line = "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
+        emit(paint(line, "white") if n == 0 else line)

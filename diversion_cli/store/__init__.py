@@ -1,0 +1,357 @@
+"""The store: every line of SQL in diversion lives in this package.
+
+SQLite is the embedded default. Writes run in `BEGIN IMMEDIATE` transactions,
+so two desks serialise on the write lock; a desk that waits past the busy
+timeout gets StoreUnusable (exit 4) and nothing is written. The file and its
+journal are created owner-only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from diversion_cli.errors import BadInput, Refused, StoreUnusable
+from diversion_cli.store.migrations import LATEST, MIGRATIONS
+
+DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a desk waits for another desk's write
+
+
+def default_db_path() -> Path:
+    """The per-user data file used when neither --db nor DIVERSION_DB is set."""
+    base = os.environ.get("XDG_DATA_HOME") or (Path.home() / ".local" / "share")
+    return Path(base) / "diversion" / "diversion.db"
+
+
+def resolve_target(target: str | None) -> Path:
+    chosen = target or os.environ.get("DIVERSION_DB")
+    if not chosen:
+        return default_db_path()
+    if "://" in chosen:
+        raise BadInput("db", f"{chosen.split('://')[0]}:// databases are not supported yet; give a SQLite file path")
+    return Path(chosen).expanduser()
+
+
+def busy_timeout() -> float:
+    raw = os.environ.get("DIVERSION_BUSY_TIMEOUT")
+    try:
+        return float(raw) if raw else DEFAULT_BUSY_TIMEOUT
+    except ValueError:
+        raise BadInput("DIVERSION_BUSY_TIMEOUT", f"{raw!r} is not a number of seconds") from None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def _unusable(exc: sqlite3.Error, path: Path) -> StoreUnusable:
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return StoreUnusable(f"the database {path} is busy (another desk is writing); nothing was written, try again")
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return StoreUnusable(f"the database {path} is damaged ({exc}); restore it from a backup")
+    if "readonly" in text or "unable to open" in text:
+        return StoreUnusable(f"the database {path} cannot be written or opened ({exc})")
+    return StoreUnusable(f"the database {path} failed: {exc}")
+
+
+class Store:
+    """One open SQLite database."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection):
+        self.path = path
+        self.conn = conn
+
+    # ---- opening -------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, create: bool) -> Store | None:
+        """Open (and migrate) the file. Without `create`, a missing file gives None."""
+        if not path.exists():
+            if not create:
+                return None
+            _create_owner_only(path)
+        try:
+            conn = sqlite3.connect(path, timeout=busy_timeout(), isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _unusable(exc, path) from None
+        conn.row_factory = sqlite3.Row
+        store = cls(path, conn)
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = FULL")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            store._migrate()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _unusable(exc, path) from None
+        except StoreUnusable:
+            conn.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def schema_version(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(version), 0) FROM migrations").fetchone()[0]
+
+    def _migrate(self) -> None:
+        self.conn.execute("CREATE TABLE IF NOT EXISTS migrations "
+                          "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        current = self.schema_version()
+        if current > LATEST:
+            raise StoreUnusable(f"the database {self.path} has schema version {current}, newer than this "
+                                f"diversion understands ({LATEST}); upgrade diversion before using it")
+        for version, name, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            with self.transaction():
+                # executescript would commit; run the statements one by one instead
+                for statement in _statements(sql):
+                    self.conn.execute(statement)
+                self.conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
+                                  (version, name, _iso(datetime.now())))
+
+    # ---- transactions --------------------------------------------------
+
+    @contextmanager
+    def transaction(self):
+        """A write transaction holding the database write lock from the start."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _unusable(exc, self.path) from None
+        try:
+            yield self
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise _integrity(exc) from None
+            if isinstance(exc, sqlite3.Error):
+                raise _unusable(exc, self.path) from None
+            raise
+
+    def _all(self, sql: str, params=()) -> list[dict]:
+        try:
+            return [dict(row) for row in self.conn.execute(sql, params)]
+        except sqlite3.Error as exc:
+            raise _unusable(exc, self.path) from None
+
+    def _one(self, sql: str, params=()) -> dict | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    # ---- people --------------------------------------------------------
+
+    def person(self, person_id: int) -> dict | None:
+        return self._one("SELECT * FROM people WHERE id = ?", (person_id,))
+
+    def person_by_pnc(self, pnc: str) -> dict | None:
+        return self._one("SELECT * FROM people WHERE pnc = ?", (pnc,))
+
+    def people_named(self, surname_norm: str, forenames_norm: str, dob: str) -> list[dict]:
+        return self._all("SELECT * FROM people WHERE dob = ? AND surname_norm = ? AND forenames_norm = ? "
+                         "ORDER BY id", (dob, surname_norm, forenames_norm))
+
+    def people_born_on(self, dobs: list[str]) -> list[dict]:
+        """Candidates for near matching, each with whether they have been diverted."""
+        marks = ",".join("?" * len(dobs))
+        return self._all(
+            f"SELECT p.*, EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = p.id "
+            f"AND r.status IN ('accepted', 'completed', 'failed')) AS diverted "
+            f"FROM people p WHERE p.dob IN ({marks}) ORDER BY p.id", dobs)
+
+    def insert_person(self, *, surname, forenames, dob, pnc, gender, ethnicity, surname_norm,
+                      forenames_norm, surname_sound, forename_sound, at: datetime, officer: str) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO people (surname, forenames, dob, pnc, gender, ethnicity, surname_norm, "
+            "forenames_norm, surname_sound, forename_sound, created_at, created_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (surname, forenames, dob, pnc, gender, ethnicity, surname_norm, forenames_norm,
+             surname_sound, forename_sound, _iso(at), officer))
+        return cur.lastrowid
+
+    def fill_person_gaps(self, person_id: int, pnc: str | None, gender: str | None, ethnicity: str | None) -> None:
+        """Add details learnt at a later arrest without overwriting recorded ones."""
+        self.conn.execute(
+            "UPDATE people SET pnc = coalesce(pnc, ?), gender = coalesce(gender, ?), "
+            "ethnicity = coalesce(ethnicity, ?) WHERE id = ?", (pnc, gender, ethnicity, person_id))
+
+    # ---- incidents and decisions ----------------------------------------
+
+    def insert_incident(self, *, person_id: int, occurred_at: datetime, age: int, location, quantity,
+                        supply_suspected: bool, substances: list[tuple[str, str, str]],
+                        co_offences: list[str], at: datetime, officer: str) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO incidents (person_id, occurred_at, age, location, quantity, supply_suspected, "
+            "recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (person_id, _iso(occurred_at), age, location, quantity, int(supply_suspected), _iso(at), officer))
+        incident_id = cur.lastrowid
+        self.conn.executemany(
+            "INSERT INTO incident_substances (incident_id, position, substance, drug_class, entered_as) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(incident_id, i, key, cls, entered) for i, (key, cls, entered) in enumerate(substances)])
+        self.conn.executemany(
+            "INSERT INTO incident_co_offences (incident_id, position, description) VALUES (?, ?, ?)",
+            [(incident_id, i, text) for i, text in enumerate(co_offences)])
+        return incident_id
+
+    def incident(self, incident_id: int) -> dict | None:
+        row = self._one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        if row:
+            self._attach_incident_details([row])
+        return row
+
+    def incidents_of(self, person_id: int) -> list[dict]:
+        rows = self._all("SELECT * FROM incidents WHERE person_id = ? ORDER BY occurred_at, id", (person_id,))
+        self._attach_incident_details(rows)
+        return rows
+
+    def _attach_incident_details(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        ids = [r["id"] for r in rows]
+        marks = ",".join("?" * len(ids))
+        by_id = {r["id"]: r for r in rows}
+        for r in rows:
+            r["substances"], r["co_offences"], r["decision"] = [], [], None
+        for s in self._all(f"SELECT * FROM incident_substances WHERE incident_id IN ({marks}) "
+                           f"ORDER BY incident_id, position", ids):
+            by_id[s["incident_id"]]["substances"].append(
+                {"substance": s["substance"], "drug_class": s["drug_class"], "entered_as": s["entered_as"]})
+        for c in self._all(f"SELECT * FROM incident_co_offences WHERE incident_id IN ({marks}) "
+                           f"ORDER BY incident_id, position", ids):
+            by_id[c["incident_id"]]["co_offences"].append(c["description"])
+        for d in self._all(f"SELECT * FROM decisions WHERE incident_id IN ({marks}) ORDER BY id", ids):
+            d["reasons"] = json.loads(d["reasons"])
+            by_id[d["incident_id"]]["decision"] = d  # the latest decision wins
+
+    def insert_decision(self, *, person_id: int, incident_id: int | None, stage: str, eligible: bool,
+                        scheme: str | None, reasons: list[dict], fingerprint: str, at: datetime,
+                        officer: str) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO decisions (person_id, incident_id, stage, eligible, scheme, reasons, "
+            "config_fingerprint, taken_at, taken_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (person_id, incident_id, stage, int(eligible), scheme, json.dumps(reasons, ensure_ascii=False),
+             fingerprint, _iso(at), officer))
+        return cur.lastrowid
+
+    # ---- referrals -----------------------------------------------------
+
+    def referrals_of(self, person_id: int) -> list[dict]:
+        return self._all("SELECT * FROM referrals WHERE person_id = ? ORDER BY offered_at, id", (person_id,))
+
+    def referral(self, referral_id: str) -> dict | None:
+        return self._one("SELECT * FROM referrals WHERE id = ?", (referral_id,))
+
+    def live_referral_for_incident(self, incident_id: int) -> dict | None:
+        return self._one("SELECT * FROM referrals WHERE incident_id = ? AND status NOT IN ('voided', 'declined')",
+                         (incident_id,))
+
+    def next_referral_id(self, year: int) -> str:
+        """The next R-YYYY-NNNNNN; call inside a write transaction so it cannot be taken twice."""
+        row = self.conn.execute("SELECT max(id) FROM referrals WHERE id >= ? AND id < ?",
+                                (f"R-{year}-", f"R-{year}-:")).fetchone()
+        last = int(row[0].rsplit("-", 1)[1]) if row[0] else 0
+        return f"R-{year}-{last + 1:06d}"
+
+    def insert_referral(self, *, referral_id: str, person_id: int, incident_id: int, scheme: str, pathway: str,
+                        one_shot_group: str, lookback_since: str | None, provider: str,
+                        appointment: datetime | None, deadline: datetime, at: datetime, officer: str,
+                        conditions: list[tuple[str, str, datetime]]) -> None:
+        self.conn.execute(
+            "INSERT INTO referrals (id, person_id, incident_id, scheme, pathway, one_shot_group, lookback_since, "
+            "status, provider, appointment, deadline, offered_at, offered_by, updated_at, updated_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'offered', ?, ?, ?, ?, ?, ?, ?)",
+            (referral_id, person_id, incident_id, scheme, pathway, one_shot_group, lookback_since, provider,
+             _iso(appointment), _iso(deadline), _iso(at), officer, _iso(at), officer))
+        self.conn.executemany(
+            "INSERT INTO referral_conditions (referral_id, position, key, description, due) VALUES (?, ?, ?, ?, ?)",
+            [(referral_id, i, key, text, _iso(due)) for i, (key, text, due) in enumerate(conditions)])
+
+    def set_referral_status(self, referral_id: str, status: str, *, at: datetime, officer: str,
+                            reason: str | None = None, outcome_code: int | None = None) -> None:
+        diverted = status == "accepted"
+        closing = status in ("completed", "failed", "declined", "voided")
+        self.conn.execute(
+            "UPDATE referrals SET status = ?, reason = coalesce(?, reason), "
+            "diverted_at = CASE WHEN ? THEN ? ELSE diverted_at END, "
+            "closed_at = CASE WHEN ? THEN ? ELSE closed_at END, "
+            "outcome_code = coalesce(?, outcome_code), updated_at = ?, updated_by = ? WHERE id = ?",
+            (status, reason, diverted, _iso(at), closing, _iso(at), outcome_code, _iso(at), officer, referral_id))
+
+    def conditions_of(self, referral_id: str) -> list[dict]:
+        return self._all("SELECT * FROM referral_conditions WHERE referral_id = ? ORDER BY position",
+                         (referral_id,))
+
+    def set_condition(self, referral_id: str, position: int, status: str, *, at: datetime, officer: str,
+                      note: str | None) -> None:
+        self.conn.execute(
+            "UPDATE referral_conditions SET status = ?, recorded_at = ?, recorded_by = ?, note = ? "
+            "WHERE referral_id = ? AND position = ?",
+            (status, _iso(at), officer, note, referral_id, position))
+
+    def referral_queue(self, statuses: tuple[str, ...], due_before: str | None) -> list[dict]:
+        """Referrals in the given states, joined with the person, most urgent first."""
+        marks = ",".join("?" * len(statuses))
+        params: list = list(statuses)
+        where = f"r.status IN ({marks})"
+        if due_before:
+            where += " AND r.deadline < ?"
+            params.append(due_before)
+        return self._all(
+            f"SELECT r.*, p.surname, p.forenames, i.occurred_at FROM referrals r "
+            f"JOIN people p ON p.id = r.person_id JOIN incidents i ON i.id = r.incident_id "
+            f"WHERE {where} ORDER BY r.deadline, r.id", params)
+
+
+def _integrity(exc: sqlite3.IntegrityError) -> Refused:
+    text = str(exc)
+    if "one_shot_used" in text:
+        return Refused("refused by the database: this person has already had their diversion (one-shot rule)")
+    if "referrals_one_open" in text or "referrals.person_id" in text:
+        return Refused("refused by the database: this person already has an open referral")
+    if "illegal_transition" in text:
+        return Refused("refused by the database: that status change is not allowed")
+    if "referrals.incident_id" in text:
+        return Refused("refused by the database: this incident already has a live referral")
+    if "people.pnc" in text:
+        return Refused("refused by the database: another person already has that PNC ID")
+    return Refused(f"refused by the database: {text}")
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements, buffer = [], []
+    for line in sql.splitlines(keepends=True):
+        buffer.append(line)
+        chunk = "".join(buffer)
+        if sqlite3.complete_statement(chunk):
+            if chunk.strip():
+                statements.append(chunk)
+            buffer = []
+    if "".join(buffer).strip():
+        statements.append("".join(buffer))
+    return statements
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the file mode 0600 (and its directory 0700) before SQLite opens it;
+    SQLite gives its -wal and -shm files the same mode as the database."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreUnusable(f"cannot create the database {path}: {exc.strerror}") from None

@@ -1,0 +1,208 @@
+"""Parsing and validation of the values people type. Pure functions: each
+returns a clean value or raises BadInput naming the field."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime, timedelta
+
+from diversion_cli.errors import BadInput
+
+PNC_CHECK_LETTERS = "ZABCDEFGHJKLMNPQRTUVWXY"  # domain.md: no I, O or S
+_PNC = re.compile(r"^(\d{2}|\d{4})/(\d{1,7})([A-Z])$")
+_OFFICER = re.compile(r"^[A-Z]{0,4}\d{1,8}$")
+_HAS_YEAR = re.compile(r"\d{4}")
+# Clock skew allowed between desks before a time counts as "in the future".
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_TEXT = 500
+MAX_NAME = 100
+GENDERS = {"m": "M", "male": "M", "f": "F", "female": "F", "x": "X", "other": "X",
+           "non-binary": "X", "u": "U", "unknown": "U", "not stated": "U"}
+
+
+def now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def pnc_check_letter(year2: str, serial7: str) -> str:
+    return PNC_CHECK_LETTERS[int(year2 + serial7) % 23]
+
+
+def parse_pnc(text: str, today: date | None = None) -> str:
+    """Canonical `YYYY/NNNNNNNC` from the canonical or the short form."""
+    raw = re.sub(r"\s+", "", text or "").upper()
+    m = _PNC.match(raw)
+    if not m:
+        raise BadInput("pnc", f"{text!r} is not a PNC ID (expected YYYY/NNNNNNNC, e.g. 1979/0123456T)")
+    year, serial, check = m.groups()
+    serial7 = serial.zfill(7)
+    if len(year) == 2:
+        this_year = (today or date.today()).year
+        century = 1900 if int(year) > this_year % 100 else 2000
+        year = str(century + int(year))
+    if not 1900 <= int(year) <= (today or date.today()).year:
+        raise BadInput("pnc", f"{text!r} has an impossible year {year}")
+    expected = pnc_check_letter(year[2:], serial7)
+    if check != expected:
+        raise BadInput("pnc", f"{text!r} has the wrong check letter (mistyped ID?)")
+    return f"{year}/{serial7}{check}"
+
+
+def _reject_control(field: str, text: str) -> None:
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text):
+        raise BadInput(field, "contains control or unprintable characters")
+
+
+def clean_name(text: str | None, field: str) -> str:
+    """A name as the person spells it: any script, quotes and punctuation
+    allowed, but at least one letter and no control characters."""
+    value = " ".join((text or "").split())
+    if not value:
+        raise BadInput(field, "is empty")
+    _reject_control(field, value)
+    if len(value) > MAX_NAME:
+        raise BadInput(field, f"is longer than {MAX_NAME} characters")
+    if not any(unicodedata.category(ch).startswith("L") for ch in value):
+        raise BadInput(field, f"{value!r} has no letters")
+    return value
+
+
+def clean_text(text: str | None, field: str, required: bool = False) -> str | None:
+    value = " ".join((text or "").split())
+    if not value:
+        if required:
+            raise BadInput(field, "is empty")
+        return None
+    _reject_control(field, value)
+    if len(value) > MAX_TEXT:
+        raise BadInput(field, f"is longer than {MAX_TEXT} characters")
+    return value
+
+
+def parse_officer(text: str | None) -> str:
+    value = re.sub(r"\s+", "", text or "").upper()
+    if not _OFFICER.match(value):
+        raise BadInput("officer", f"{text!r} is not a collar number (digits, optionally after a letter prefix)")
+    return value
+
+
+def parse_gender(text: str | None) -> str | None:
+    if text is None or not text.strip():
+        return None
+    code = GENDERS.get(text.strip().lower())
+    if code is None:
+        raise BadInput("gender", f"{text!r} is not one of M, F, X (other), U (not stated)")
+    return code
+
+
+def parse_ethnicity(text: str | None, codes: dict[str, str]) -> str | None:
+    if text is None or not text.strip():
+        return None
+    code = text.strip().upper()
+    if code not in codes:
+        raise BadInput("ethnicity", f"{text!r} is not a self-defined ethnicity code ({', '.join(codes)})")
+    return code
+
+
+def _parse_moment(text: str, field: str, dayfirst: bool = True) -> datetime:
+    value = (text or "").strip()
+    if not value:
+        raise BadInput(field, "is empty")
+    lowered = value.lower()
+    if lowered == "now":
+        return now()
+    if lowered == "today":
+        return datetime.combine(date.today(), datetime.min.time())
+    if lowered == "yesterday":
+        return datetime.combine(date.today() - timedelta(days=1), datetime.min.time())
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    # A four-digit year is required: "01/02/03" is too ambiguous for a record
+    # that decides prosecution, and dateutil would guess silently.
+    if not _HAS_YEAR.search(value):
+        raise BadInput(field, f"{value!r} is not a date (use YYYY-MM-DD or DD/MM/YYYY)")
+    from dateutil import parser as dateutil_parser  # slow import: only for non-ISO input
+
+    try:
+        parsed = dateutil_parser.parse(value, dayfirst=dayfirst)
+    except (ValueError, OverflowError):
+        raise BadInput(field, f"{value!r} is not a valid date") from None
+    return parsed.replace(tzinfo=None)
+
+
+def parse_datetime(text: str, field: str = "when", allow_future: bool = False) -> datetime:
+    moment = _parse_moment(text, field).replace(microsecond=0)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone().replace(tzinfo=None)
+    if not allow_future and moment > now() + FUTURE_TOLERANCE:
+        raise BadInput(field, f"{moment:%Y-%m-%d %H:%M} is in the future")
+    if moment.year < 1900:
+        raise BadInput(field, f"{moment:%Y-%m-%d} is too far in the past")
+    return moment
+
+
+def parse_date(text: str, field: str = "dob", allow_future: bool = False) -> date:
+    moment = _parse_moment(text, field)
+    if (moment.hour, moment.minute, moment.second) != (0, 0, 0):
+        raise BadInput(field, f"{text!r} should be a date without a time")
+    if not allow_future and moment.date() > date.today():
+        raise BadInput(field, f"{moment:%Y-%m-%d} is in the future")
+    if moment.year < 1900:
+        raise BadInput(field, f"{moment:%Y-%m-%d} is too far in the past")
+    return moment.date()
+
+
+def age_on(dob: date, day: date) -> int:
+    return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
+
+
+def check_age(dob: date, when: datetime) -> int:
+    """Age at the incident; outside 10–110 is an input error (domain.md)."""
+    if dob > when.date():
+        raise BadInput("dob", f"{dob} is after the incident ({when:%Y-%m-%d})")
+    age = age_on(dob, when.date())
+    if age < 10:
+        raise BadInput("dob", f"age {age} at the incident is below the age of criminal responsibility (10)")
+    if age > 110:
+        raise BadInput("dob", f"age {age} at the incident is not plausible")
+    return age
+
+
+# Human-friendly ids. People and incidents are numbered; referrals carry the year.
+def format_person_id(n: int) -> str:
+    return f"P-{n:06d}"
+
+
+def format_incident_id(n: int) -> str:
+    return f"I-{n:06d}"
+
+
+def _parse_numbered(text: str, prefix: str, field: str) -> int:
+    raw = (text or "").strip().upper()
+    m = re.fullmatch(rf"(?:{prefix}-?)?0*(\d{{1,12}})", raw)
+    if not m:
+        raise BadInput(field, f"{text!r} is not a {field.replace('_', ' ')} (like {prefix}-000123)")
+    return int(m.group(1))
+
+
+def parse_person_id(text: str) -> int:
+    return _parse_numbered(text, "P", "person_id")
+
+
+def parse_incident_id(text: str) -> int:
+    return _parse_numbered(text, "I", "incident_id")
+
+
+def parse_referral_id(text: str) -> str:
+    raw = (text or "").strip().upper()
+    m = re.fullmatch(r"R-?(\d{4})-?(\d{1,9})", raw)
+    if not m:
+        raise BadInput("referral_id", f"{text!r} is not a referral id (like R-2026-000123)")
+    return f"R-{m.group(1)}-{int(m.group(2)):06d}"
+
+
+def looks_like_pnc(text: str) -> bool:
+    return "/" in (text or "")

@@ -1,0 +1,24 @@
+"""Every test gets its own database file and no stray configuration."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    db = tmp_path / "diversion.db"
+    monkeypatch.setenv("DIVERSION_DB", str(db))
+    monkeypatch.setenv("DIVERSION_OFFICER", "1234")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("DIVERSION_CONFIG", "NO_COLOR", "DIVERSION_DEBUG", "DIVERSION_BUSY_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    return db
+
+
+@pytest.fixture
+def db_path(isolated_env) -> Path:
+    return isolated_env
