@@ -406,6 +406,49 @@ def schemes(
             output.emit(f"{s.key:<26} {cls:<15} {', '.join(s.aliases)}")
 
 
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV or JSON (.json) file, one incident per row.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only validate; write nothing.")] = False,
+):
+    """Load historical incidents and referrals from a spreadsheet export, all rows or none.
+
+    Columns are documented in the README. Example: diversion import sample_data/incidents.csv
+    """
+    from diversion_cli import bulk
+
+    with _progress("Importing") as tick:
+        summary = (bulk.dry_run(ctx.obj, file, progress=tick) if dry_run
+                   else bulk.import_file(ctx.obj, file, progress=tick))
+    verb = "Checked (dry run, nothing written)" if dry_run else "Imported"
+    output.emit(f"{verb}: {summary.rows} rows, {summary.incidents} incidents, {summary.referrals} referrals, "
+                f"{summary.people_created} new people.")
+
+
+def _progress(label: str):
+    """A progress bar on stderr for long jobs, only when stderr is a terminal."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def bar():
+        if not sys.stderr.isatty():
+            yield None
+            return
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(SpinnerColumn(), TextColumn(label + " {task.completed:,} rows"), TimeElapsedColumn(),
+                      console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task(label, total=None)
+
+            def tick(n: int) -> None:
+                if n % 500 == 0:
+                    progress.update(task, completed=n)
+            yield tick
+    return bar()
+
+
 @db_app.command("path")
 def db_path(ctx: typer.Context):
     """Print where the database file is (it may not exist yet)."""

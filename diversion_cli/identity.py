@@ -57,6 +57,9 @@ def similar(a: str, b: str) -> str | None:
         return None
     if a == b:
         return "same"
+    shorter, longer = sorted((a, b), key=len)
+    if len(shorter) >= 2 and (longer.startswith(shorter) or (len(shorter) >= 3 and longer[:3] == shorter[:3])):
+        return "may be a short form"  # Mo/Mohammed, Danny/Daniel
     if a.isascii() and b.isascii():
         if jellyfish.metaphone(a.replace(" ", "")) == jellyfish.metaphone(b.replace(" ", "")) \
                 or jellyfish.nysiis(a) == jellyfish.nysiis(b):

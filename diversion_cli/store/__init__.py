@@ -135,7 +135,7 @@ class Store:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.IntegrityError):
-                raise _integrity(exc) from None
+                raise refusal_for(exc) from None
             if isinstance(exc, sqlite3.Error):
                 raise _unusable(exc, self.path) from None
             raise
@@ -314,7 +314,7 @@ class Store:
             f"WHERE {where} ORDER BY r.deadline, r.id", params)
 
 
-def _integrity(exc: sqlite3.IntegrityError) -> Refused:
+def refusal_for(exc: sqlite3.IntegrityError) -> Refused:
     text = str(exc)
     if "one_shot_used" in text:
         return Refused("refused by the database: this person has already had their diversion (one-shot rule)")
