@@ -20,13 +20,14 @@ import csv
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from diversion_cli import identity, rules, values
 from diversion_cli.errors import BadInput, DiversionError
 from diversion_cli.store import refusal_for
-from diversion_cli.operations import RecordRequest, Workspace, _add_months, _end_of_day, validate_record
+from diversion_cli.operations import (RecordRequest, Workspace, _add_months, _end_of_day, prior_referrals,
+                                      validate_record)
 
 COLUMNS = ("surname", "forenames", "dob", "pnc", "gender", "ethnicity", "occurred_at", "substances", "quantity",
            "location", "co_offences", "supply_suspected", "recorded_by", "scheme", "referral_status",
@@ -110,31 +111,196 @@ class ImportSummary:
     dry_run: bool = False
 
 
+BATCH_ROWS = 5000
+
+
+class _Loader:
+    """One import: resolves people, applies the rules with the history built so
+    far, and buffers rows for executemany. The store's constraints and triggers
+    still check every referral as it is written."""
+
+    def __init__(self, store, config, officer: str, now: datetime):
+        self.store, self.config, self.officer, self.now = store, config, officer, now
+        self.schemes = list(config.schemes.values())
+        self.next_person, self.next_incident = store.next_row_ids()
+        self.existing_people = self.next_person > 1    # only then ask the database who is who
+        self.people: dict[tuple, int] = {}              # identity key -> person id
+        self.history: dict[int, list[rules.PriorReferral]] = {}
+        self.next_ref: dict[int, int] = {}
+        self.batch: dict[str, list[tuple]] = {table: [] for table in (
+            "people", "person_gaps", "incidents", "incident_substances", "incident_co_offences", "decisions",
+            "referrals", "referral_conditions")}
+        self.summary = ImportSummary()
+
+    def flush(self) -> None:
+        try:
+            self.store.insert_batch(self.batch)
+        except sqlite3.IntegrityError as exc:
+            raise BadInput("", f"the database refused a row: {refusal_for(exc).message}") from None
+
+    def row(self, row: dict) -> None:
+        req = RecordRequest(surname=row.get("surname"), forename=row.get("forenames"),
+                            dob=row.get("dob") or None, pnc=row.get("pnc") or None, gender=row.get("gender"),
+                            ethnicity=row.get("ethnicity"), when=row.get("occurred_at") or "",
+                            substances=_split(row.get("substances")), quantity=row.get("quantity"),
+                            location=row.get("location"), co_offences=_split(row.get("co_offences")))
+        if not req.when:
+            raise BadInput("occurred_at", "is empty")
+        rec = validate_record(self.config, req, self.now)
+        rec.supply_suspected = _flag(row.get("supply_suspected"), "supply_suspected")
+        recorder = values.parse_officer(row["recorded_by"]) if row.get("recorded_by") else self.officer
+        if rec.surname is None:
+            raise BadInput("surname", "is required in an import")
+        referral = self._referral_fields(row, rec.when) if (row.get("scheme") or "").strip() else None
+        age = values.check_age(rec.dob, rec.when)
+        person_id = self._person(rec, recorder)
+        history = self._history(person_id)
+        case = rules.CaseFacts(rec.when, age, tuple(c for _, c, _ in rec.substances), rec.supply_suspected,
+                               tuple(rec.co_offences))
+        verdict = rules.decide(self.schemes, history, rec.when, case=case)
+        if referral:
+            self._check_one_shot(referral, history)
+        incident_id = self.next_incident
+        self.next_incident += 1
+        at = rec.when.isoformat(timespec="seconds")
+        b = self.batch
+        b["incidents"].append((incident_id, person_id, at, age, rec.location, rec.quantity,
+                               int(rec.supply_suspected), at, recorder))
+        b["incident_substances"].extend((incident_id, i, key, cls, entered)
+                                        for i, (key, cls, entered) in enumerate(rec.substances))
+        b["incident_co_offences"].extend((incident_id, i, text) for i, text in enumerate(rec.co_offences))
+        b["decisions"].append((person_id, incident_id, int(verdict.eligible), verdict.scheme,
+                               json.dumps(verdict.reasons_as_dicts(), ensure_ascii=False),
+                               self.config.fingerprint, at, recorder))
+        self.summary.incidents += 1
+        if referral:
+            self._add_referral(referral, person_id, incident_id, recorder, history)
+        if len(b["incidents"]) >= BATCH_ROWS:
+            self.flush()
+
+    def _person(self, rec, recorder: str) -> int:
+        surname_norm, forenames_norm = identity.normalise(rec.surname), identity.normalise(rec.forenames)
+        dob = rec.dob.isoformat()
+        keys = [("pnc", rec.pnc)] if rec.pnc else []
+        keys.append(("name", surname_norm, forenames_norm, dob))
+        person_id = next((self.people[k] for k in keys if k in self.people), None)
+        if person_id is None and self.existing_people:
+            found = self.store.person_by_pnc(rec.pnc) if rec.pnc else None
+            if found is None:
+                found = next((p for p in self.store.people_named(surname_norm, forenames_norm, dob)
+                              if p["pnc"] is None or rec.pnc is None or p["pnc"] == rec.pnc), None)
+            person_id = found["id"] if found else None
+        if person_id is not None:
+            self.batch["person_gaps"].append((rec.pnc, rec.gender, rec.ethnicity, person_id))
+        else:
+            person_id = self.next_person
+            self.next_person += 1
+            self.batch["people"].append((
+                person_id, rec.surname, rec.forenames, dob, rec.pnc, rec.gender, rec.ethnicity, surname_norm,
+                forenames_norm, identity.sound_key(surname_norm),
+                identity.sound_key(identity.first_forename(forenames_norm)),
+                rec.when.isoformat(timespec="seconds"), recorder))
+            self.history[person_id] = []
+            self.summary.people_created += 1
+        for key in keys:
+            self.people[key] = person_id
+        return person_id
+
+    def _history(self, person_id: int) -> list[rules.PriorReferral]:
+        if person_id not in self.history:  # someone already in the database before this import
+            self.history[person_id] = prior_referrals(self.store.referrals_of(person_id))
+        return self.history[person_id]
+
+    def _referral_fields(self, row: dict, occurred: datetime) -> dict:
+        scheme = self.config.scheme(row["scheme"].strip())
+        status = (row.get("referral_status") or "offered").strip().lower()
+        if status not in REFERRAL_STATUSES:
+            raise BadInput("referral_status", f"{status!r} is not one of {', '.join(REFERRAL_STATUSES)}")
+        offered = _moment(row, "offered_at", required=True)
+        accepted = _moment(row, "accepted_at", required=status in ("accepted", "completed", "failed"))
+        closed = _moment(row, "closed_at", required=status in ("declined", "completed", "failed", "voided"))
+        if offered < occurred:
+            raise BadInput("offered_at", "is before the incident")
+        if accepted and accepted < offered:
+            raise BadInput("accepted_at", "is before the offer")
+        if closed and closed < (accepted or offered):
+            raise BadInput("closed_at", "is before the offer or acceptance")
+        if status in ("offered", "declined"):
+            accepted = None
+        return {"scheme": scheme, "status": status, "offered": offered, "accepted": accepted,
+                "closed": closed if status not in ("offered", "accepted") else None,
+                "reason": values.clean_text(row.get("outcome_reason"), "outcome_reason")}
+
+    def _check_one_shot(self, ref: dict, history: list[rules.PriorReferral]) -> None:
+        """The same rules the database enforces, checked here to name the line."""
+        scheme = ref["scheme"]
+        open_ = next((p for p in history if p.status in rules.OPEN), None)
+        if open_:
+            raise BadInput("scheme", f"the person still has open referral {open_.id} from an earlier row")
+        used = rules.one_shot_used(scheme, history, ref["offered"])
+        if used:
+            raise BadInput("scheme", f"the person was already diverted ({used.id}, {used.scheme}): one shot")
+
+    def _add_referral(self, ref: dict, person_id: int, incident_id: int, recorder: str,
+                      history: list[rules.PriorReferral]) -> None:
+        scheme, status, offered, closed = ref["scheme"], ref["status"], ref["offered"], ref["closed"]
+        if scheme.pathway == "contract":
+            deadline = _end_of_day(_add_months(offered, scheme.contract_months))
+            conditions = [(c.key, c.text, _end_of_day(offered + timedelta(days=c.due_days))
+                           if c.due_days else deadline) for c in scheme.conditions]
+        else:
+            deadline, conditions = _end_of_day(offered + timedelta(days=scheme.deadline_days)), []
+        year = offered.year
+        if year not in self.next_ref:
+            self.next_ref[year] = int(self.store.next_referral_id(year).rsplit("-", 1)[1])
+        referral_id = f"R-{year}-{self.next_ref[year]:06d}"
+        self.next_ref[year] += 1
+        code = {"completed": scheme.completion_outcome, "failed": scheme.failure_outcome}.get(status)
+        iso = _iso
+        last = closed or ref["accepted"] or offered
+        self.batch["referrals"].append((
+            referral_id, person_id, incident_id, scheme.key, scheme.pathway, scheme.one_shot_group,
+            rules.lookback_since(scheme, offered), status, scheme.provider, iso(deadline), iso(offered), recorder,
+            iso(ref["accepted"]), iso(closed), code, ref["reason"], iso(last), recorder))
+        met = status == "completed"
+        self.batch["referral_conditions"].extend(
+            (referral_id, i, key, text, iso(due), "met" if met else "pending", iso(closed) if met else None,
+             recorder if met else None) for i, (key, text, due) in enumerate(conditions))
+        history.append(rules.PriorReferral(referral_id, scheme.key, scheme.one_shot_group, status, iso(offered),
+                                           iso(ref["accepted"])))
+        self.summary.referrals += 1
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
 def import_file(ws: Workspace, path: Path, dry_run: bool = False, progress=None) -> ImportSummary:
     """Validate every row and write them all in one transaction (or none)."""
-    config = ws.config
-    officer = ws.officer()
-    now = ws.clock()
+    config, officer, now = ws.config, ws.officer(), ws.clock()
     store = ws.writer()
-    summary = ImportSummary(dry_run=dry_run)
     problems: list[str] = []
-    people: dict[tuple, int] = {}        # identity key -> person id, for people met in this file
-    next_ref: dict[int, int] = {}
-    schemes = list(config.schemes.values())
     with store.transaction():
+        loader = _Loader(store, config, officer, now)
+        loader.summary.dry_run = dry_run
         for line, row in read_rows(path):
-            summary.rows += 1
+            loader.summary.rows += 1
             if progress:
-                progress(summary.rows)
+                progress(loader.summary.rows)
             try:
-                _import_row(store, config, schemes, row, officer, now, people, next_ref, summary)
+                loader.row(row)
             except DiversionError as exc:
                 problems.append(f"line {line}: {exc.message}")
+        if not problems:
+            try:
+                loader.flush()
+            except DiversionError as exc:
+                problems.append(exc.message)
         if problems:
-            raise ImportFailed(problems, summary.rows)
+            raise ImportFailed(problems, loader.summary.rows)
         if dry_run:
-            raise _DryRunDone(summary)
-    return summary
+            raise _DryRunDone(loader.summary)
+    return loader.summary
 
 
 class _DryRunDone(Exception):
@@ -152,72 +318,6 @@ def dry_run(ws: Workspace, path: Path, progress=None) -> ImportSummary:
     raise AssertionError("unreachable")
 
 
-def _import_row(store, config, schemes, row: dict, officer: str, now: datetime, people: dict, next_ref: dict,
-                summary: ImportSummary) -> None:
-    req = RecordRequest(surname=row.get("surname"), forename=row.get("forenames"), dob=row.get("dob") or None,
-                        pnc=row.get("pnc") or None, gender=row.get("gender"), ethnicity=row.get("ethnicity"),
-                        when=row.get("occurred_at") or "", substances=_split(row.get("substances")),
-                        quantity=row.get("quantity"), location=row.get("location"),
-                        co_offences=_split(row.get("co_offences")))
-    if not req.when:
-        raise BadInput("occurred_at", "is empty")
-    rec = validate_record(config, req, now)
-    rec.supply_suspected = _flag(row.get("supply_suspected"), "supply_suspected")
-    recorder = values.parse_officer(row["recorded_by"]) if row.get("recorded_by") else officer
-    if rec.surname is None:
-        raise BadInput("surname", "is required in an import")
-    person_id = _person(store, rec, recorder, people, summary)
-    age = values.check_age(rec.dob, rec.when)
-    case = rules.CaseFacts(rec.when, age, tuple(c for _, c, _ in rec.substances), rec.supply_suspected,
-                           tuple(rec.co_offences))
-    history = _history(store, person_id)
-    verdict = rules.decide(schemes, history, rec.when, case=case)
-    incident_id = store.insert_incident(
-        person_id=person_id, occurred_at=rec.when, age=age, location=rec.location, quantity=rec.quantity,
-        supply_suspected=rec.supply_suspected, substances=rec.substances, co_offences=rec.co_offences,
-        at=rec.when, officer=recorder)
-    store.insert_decision(person_id=person_id, incident_id=incident_id, stage="record", eligible=verdict.eligible,
-                          scheme=verdict.scheme, reasons=verdict.reasons_as_dicts(),
-                          fingerprint=config.fingerprint, at=rec.when, officer=recorder)
-    summary.incidents += 1
-    if (row.get("scheme") or "").strip():
-        _referral(store, config, row, rec.when, person_id, incident_id, recorder, now, next_ref)
-        summary.referrals += 1
-
-
-def _person(store, rec, recorder: str, people: dict, summary: ImportSummary) -> int:
-    surname_norm, forenames_norm = identity.normalise(rec.surname), identity.normalise(rec.forenames)
-    keys = [("pnc", rec.pnc)] if rec.pnc else []
-    keys.append(("name", surname_norm, forenames_norm, rec.dob.isoformat()))
-    for key in keys:
-        if key in people:
-            return people[key]
-    found = store.person_by_pnc(rec.pnc) if rec.pnc else None
-    if found is None:
-        same = [p for p in store.people_named(surname_norm, forenames_norm, rec.dob.isoformat())
-                if p["pnc"] is None or rec.pnc is None or p["pnc"] == rec.pnc]
-        found = same[0] if same else None
-    if found is not None:
-        person_id = found["id"]
-        store.fill_person_gaps(person_id, rec.pnc, rec.gender, rec.ethnicity)
-    else:
-        person_id = store.insert_person(
-            surname=rec.surname, forenames=rec.forenames, dob=rec.dob.isoformat(), pnc=rec.pnc, gender=rec.gender,
-            ethnicity=rec.ethnicity, surname_norm=surname_norm, forenames_norm=forenames_norm,
-            surname_sound=identity.sound_key(surname_norm),
-            forename_sound=identity.sound_key(identity.first_forename(forenames_norm)), at=rec.when,
-            officer=recorder)
-        summary.people_created += 1
-    for key in keys:
-        people[key] = person_id
-    return person_id
-
-
-def _history(store, person_id: int) -> list[rules.PriorReferral]:
-    return [rules.PriorReferral(r["id"], r["scheme"], r["one_shot_group"], r["status"], r["offered_at"],
-                                r["diverted_at"]) for r in store.referrals_of(person_id)]
-
-
 def _moment(row: dict, field: str, required: bool = False) -> datetime | None:
     text = (row.get(field) or "").strip()
     if not text:
@@ -225,51 +325,3 @@ def _moment(row: dict, field: str, required: bool = False) -> datetime | None:
             raise BadInput(field, "is required for a referral")
         return None
     return values.parse_datetime(text, field)
-
-
-def _referral(store, config, row: dict, occurred: datetime, person_id: int, incident_id: int, recorder: str,
-              now: datetime, next_ref: dict) -> None:
-    scheme = config.scheme(row["scheme"].strip())
-    status = (row.get("referral_status") or "offered").strip().lower()
-    if status not in REFERRAL_STATUSES:
-        raise BadInput("referral_status", f"{status!r} is not one of {', '.join(REFERRAL_STATUSES)}")
-    offered = _moment(row, "offered_at", required=True)
-    accepted = _moment(row, "accepted_at", required=status in ("accepted", "completed", "failed"))
-    closed = _moment(row, "closed_at", required=status in ("declined", "completed", "failed", "voided"))
-    if offered < occurred:
-        raise BadInput("offered_at", "is before the incident")
-    if accepted and accepted < offered:
-        raise BadInput("accepted_at", "is before the offer")
-    if closed and closed < (accepted or offered):
-        raise BadInput("closed_at", "is before the offer or acceptance")
-    if scheme.pathway == "contract":
-        deadline = _end_of_day(_add_months(offered, scheme.contract_months))
-        conditions = [(c.key, c.text, _end_of_day(offered + timedelta(days=c.due_days)) if c.due_days else deadline)
-                      for c in scheme.conditions]
-    else:
-        deadline, conditions = _end_of_day(offered + timedelta(days=scheme.deadline_days)), []
-    year = offered.year
-    if year not in next_ref:
-        next_ref[year] = int(store.next_referral_id(year).rsplit("-", 1)[1])
-    referral_id = f"R-{year}-{next_ref[year]:06d}"
-    next_ref[year] += 1
-    reason = values.clean_text(row.get("outcome_reason"), "outcome_reason")
-    try:
-        store.insert_referral(referral_id=referral_id, person_id=person_id, incident_id=incident_id,
-                              scheme=scheme.key, pathway=scheme.pathway, one_shot_group=scheme.one_shot_group,
-                              lookback_since=rules.lookback_since(scheme, offered), provider=scheme.provider,
-                              appointment=None, deadline=deadline, at=offered, officer=recorder,
-                              conditions=conditions)
-        steps = {"offered": [], "accepted": [("accepted", accepted)], "declined": [("declined", closed)],
-                 "voided": [("voided", closed)], "completed": [("accepted", accepted), ("completed", closed)],
-                 "failed": [("accepted", accepted), ("failed", closed)]}[status]
-        for step, at in steps:
-            code = scheme.completion_outcome if step == "completed" else scheme.failure_outcome \
-                if step == "failed" else None
-            store.set_referral_status(referral_id, step, at=at, officer=recorder, outcome_code=code,
-                                      reason=reason if step in ("declined", "failed", "voided") else None)
-        if status == "completed" and conditions:
-            for position in range(len(conditions)):
-                store.set_condition(referral_id, position, "met", at=closed, officer=recorder, note=None)
-    except sqlite3.IntegrityError as exc:  # the database's one-shot constraints, against this row
-        raise BadInput("scheme", refusal_for(exc).message) from None

@@ -50,7 +50,9 @@ def parse_pnc(text: str, today: date | None = None) -> str:
 
 
 def _reject_control(field: str, text: str) -> None:
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text):
+    # isprintable() is False for control, format, surrogate, private-use and
+    # unassigned characters (and separators other than the space we keep).
+    if not text.isprintable():
         raise BadInput(field, "contains control or unprintable characters")
 
 

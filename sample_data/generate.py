@@ -125,7 +125,7 @@ def referral_for(rng: random.Random, scheme: str, when: datetime, as_of: datetim
     return {"referral_status": "completed", "offered_at": offered, "accepted_at": accepted, "closed_at": finish}
 
 
-def generate(people: int, seed: int, start: date, end: date, out) -> int:
+def generate(people: int, seed: int, start: date, end: date, out, caught_again: float = 0.14) -> int:
     rng = random.Random(seed)
     as_of = datetime.combine(end, datetime.min.time())
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
@@ -135,7 +135,7 @@ def generate(people: int, seed: int, start: date, end: date, out) -> int:
         when = moment(rng, start, end)
         person = make_person(rng, when)
         incidents = [when]
-        if rng.random() < 0.14:  # caught again later
+        if rng.random() < caught_again:  # caught again later
             later = when + timedelta(days=rng.randint(20, 200))
             if later.date() < end:
                 incidents.append(later)
@@ -177,14 +177,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--start", default="2026-03-01")
     parser.add_argument("--end", default="2026-11-01")
+    parser.add_argument("--caught-again", type=float, default=0.14,
+                        help="share of people with a later incident (the benchmark uses more)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("incidents.csv")))
     args = parser.parse_args()
     start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
     if args.out == "-":
-        n = generate(args.people, args.seed, start, end, sys.stdout)
+        n = generate(args.people, args.seed, start, end, sys.stdout, args.caught_again)
     else:
         with open(args.out, "w", encoding="utf-8", newline="") as out:
-            n = generate(args.people, args.seed, start, end, out)
+            n = generate(args.people, args.seed, start, end, out, args.caught_again)
     print(f"wrote {n} incidents for {args.people} people to {args.out}", file=sys.stderr)
 
 

@@ -300,6 +300,19 @@ class Store:
             "WHERE referral_id = ? AND position = ?",
             (status, _iso(at), officer, note, referral_id, position))
 
+    def next_row_ids(self) -> tuple[int, int]:
+        """The next free person and incident ids (inside a write transaction)."""
+        row = self.conn.execute("SELECT (SELECT coalesce(max(id), 0) FROM people), "
+                                "(SELECT coalesce(max(id), 0) FROM incidents)").fetchone()
+        return row[0] + 1, row[1] + 1
+
+    def insert_batch(self, batch: dict[str, list[tuple]]) -> None:
+        for table, sql in BATCH_SQL.items():
+            rows = batch.get(table)
+            if rows:
+                self.conn.executemany(sql, rows)
+                rows.clear()
+
     def referral_queue(self, statuses: tuple[str, ...], due_before: str | None) -> list[dict]:
         """Referrals in the given states, joined with the person, most urgent first."""
         marks = ",".join("?" * len(statuses))
@@ -312,6 +325,31 @@ class Store:
             f"SELECT r.*, p.surname, p.forenames, i.occurred_at FROM referrals r "
             f"JOIN people p ON p.id = r.person_id JOIN incidents i ON i.id = r.incident_id "
             f"WHERE {where} ORDER BY r.deadline, r.id", params)
+
+
+# Bulk loading (import): rows arrive as tuples in these column orders and are
+# written with executemany, parents before children.
+BATCH_SQL = {
+    "people": "INSERT INTO people (id, surname, forenames, dob, pnc, gender, ethnicity, surname_norm, "
+              "forenames_norm, surname_sound, forename_sound, created_at, created_by) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "person_gaps": "UPDATE people SET pnc = coalesce(pnc, ?), gender = coalesce(gender, ?), "
+                   "ethnicity = coalesce(ethnicity, ?) WHERE id = ?",
+    "incidents": "INSERT INTO incidents (id, person_id, occurred_at, age, location, quantity, supply_suspected, "
+                 "recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "incident_substances": "INSERT INTO incident_substances (incident_id, position, substance, drug_class, "
+                           "entered_as) VALUES (?, ?, ?, ?, ?)",
+    "incident_co_offences": "INSERT INTO incident_co_offences (incident_id, position, description) "
+                            "VALUES (?, ?, ?)",
+    "decisions": "INSERT INTO decisions (person_id, incident_id, stage, eligible, scheme, reasons, "
+                 "config_fingerprint, taken_at, taken_by) VALUES (?, ?, 'record', ?, ?, ?, ?, ?, ?)",
+    "referrals": "INSERT INTO referrals (id, person_id, incident_id, scheme, pathway, one_shot_group, "
+                 "lookback_since, status, provider, appointment, deadline, offered_at, offered_by, diverted_at, "
+                 "closed_at, outcome_code, reason, updated_at, updated_by) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "referral_conditions": "INSERT INTO referral_conditions (referral_id, position, key, description, due, "
+                           "status, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+}
 
 
 def refusal_for(exc: sqlite3.IntegrityError) -> Refused:
