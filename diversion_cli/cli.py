@@ -455,5 +455,29 @@ def db_path(ctx: typer.Context):
     typer.echo(str(ctx.obj.db_path))
 
 
+_GLOBAL_OPTIONS_WITH_VALUE = ("--db", "--officer", "--config")
+
+
+def _keep_only_invoked_command(argv: list[str]) -> None:
+    """Typer builds every command's parameters at start-up (~1 ms per command
+    here); the custody desk runs one command, so register only that one.
+    Anything unusual (help, a typo, no command) keeps the full app."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token in _GLOBAL_OPTIONS_WITH_VALUE:
+            next(tokens, None)
+        elif token.startswith("-"):
+            if token in ("--help", "--version"):
+                return
+        else:
+            commands = [c for c in app.registered_commands if (c.name or c.callback.__name__) == token]
+            groups = [g for g in app.registered_groups if g.name == token]
+            if commands or groups:
+                app.registered_commands[:] = commands
+                app.registered_groups[:] = groups
+            return
+
+
 def main() -> None:
+    _keep_only_invoked_command(sys.argv[1:])
     app(prog_name="diversion")

@@ -10,13 +10,11 @@ because a force runs its own set of schemes, not ours plus theirs.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from diversion_cli.errors import BadInput, DiversionError
 
@@ -35,8 +33,7 @@ class ConfigError(DiversionError):
     exit_code = 2
 
 
-@dataclass(frozen=True)
-class Substance:
+class Substance(NamedTuple):
     key: str
     label: str
     drug_class: str | None  # None: psychoactive but not a controlled drug
@@ -47,15 +44,13 @@ class Substance:
         return self.drug_class is not None
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(NamedTuple):
     key: str
     text: str
     due_days: int | None  # None: due at the end of the contract
 
 
-@dataclass(frozen=True)
-class Scheme:
+class Scheme(NamedTuple):
     key: str
     name: str
     programme: str
@@ -78,7 +73,7 @@ class Scheme:
     deadline_days: int | None = None
     contract_months: int | None = None
     conditions: tuple[Condition, ...] = ()
-    letters: dict[str, str] = field(default_factory=dict)
+    letters: dict[str, str] | None = None
 
     @property
     def one_shot_group(self) -> str:
@@ -103,19 +98,28 @@ class Scheme:
         return f"{self.contract_months}-month contract with {len(self.conditions)} conditions"
 
 
-@dataclass(frozen=True)
 class Config:
-    force_name: str
-    substances: dict[str, Substance]
-    outcome_codes: dict[int, str]
-    ethnicity: dict[str, str]
-    ethnicity_groups: dict[str, str]
-    schemes: dict[str, Scheme]
-    costs: dict[str, float | str]
-    letters: dict[str, str]
-    fingerprint: str
-    sources: tuple[str, ...]
-    _lookup: dict[str, Substance] = field(default_factory=dict, repr=False)
+    """The configuration in force (plain class: the custody desk imports this on every run)."""
+
+    def __init__(self, *, raw: dict, force_name: str, substances: dict[str, Substance], outcome_codes: dict[int, str],
+                 ethnicity: dict[str, str], ethnicity_groups: dict[str, str], schemes: dict[str, Scheme],
+                 costs: dict, letters: dict[str, str], sources: tuple[str, ...], lookup: dict[str, Substance]):
+        self.raw, self.force_name, self.substances = raw, force_name, substances
+        self.outcome_codes, self.ethnicity, self.ethnicity_groups = outcome_codes, ethnicity, ethnicity_groups
+        self.schemes, self.costs, self.letters, self.sources = schemes, costs, letters, sources
+        self._lookup = lookup
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the effective configuration, stored with every decision."""
+        if self._fingerprint is None:
+            import hashlib
+            import json
+
+            canonical = json.dumps(self.raw, sort_keys=True, default=str).encode()
+            self._fingerprint = hashlib.sha256(canonical).hexdigest()[:16]
+        return self._fingerprint
 
     def substance(self, text: str) -> Substance:
         """The substance an officer means by `text` ("weed" is cannabis)."""
@@ -267,12 +271,11 @@ def _build(raw: dict, sources: tuple[str, ...]) -> Config:
     schemes = {key: _scheme(key, spec, outcome_codes, letters) for key, spec in _table(raw, "schemes").items()}
     if not schemes:
         raise _Problem("schemes", None, "no schemes are configured")
-    fingerprint = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Config(
-        force_name=str(_table(raw, "force").get("name", "the police")),
+        raw=raw, force_name=str(_table(raw, "force").get("name", "the police")),
         substances=substances, outcome_codes=outcome_codes, ethnicity=ethnicity,
         ethnicity_groups=groups, schemes=schemes, costs=costs, letters=letters,
-        fingerprint=fingerprint, sources=sources, _lookup=lookup,
+        sources=sources, lookup=lookup,
     )
 
 

@@ -8,8 +8,8 @@ Near matches are surfaced, never merged: the officer decides (domain.md).
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 import jellyfish
 
@@ -69,8 +69,7 @@ def similar(a: str, b: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class NameAndBirth:
+class NameAndBirth(NamedTuple):
     surname: str
     forenames: str
     dob: date

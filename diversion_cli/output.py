@@ -7,7 +7,6 @@ User-entered text is never passed through Rich markup, so a name like
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -31,6 +30,8 @@ def paint(text: str, color: str, bold: bool = True) -> str:
 
 
 def emit_json(data) -> None:
+    import json
+
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 

@@ -5,8 +5,8 @@ the configured schemes, a verdict with every reason. Pure: no I/O, no clock
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
 from diversion_cli.config import Scheme
 from diversion_cli.values import age_on
@@ -15,8 +15,7 @@ DIVERTED = ("accepted", "completed", "failed")  # the one shot has been used
 OPEN = ("offered", "accepted")
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
     code: str
     message: str
     scheme: str | None = None
@@ -25,8 +24,7 @@ class Reason:
         return {"code": self.code, "message": self.message, "scheme": self.scheme}
 
 
-@dataclass(frozen=True)
-class CaseFacts:
+class CaseFacts(NamedTuple):
     """What was recorded about one possession incident."""
 
     occurred_at: datetime
@@ -36,8 +34,7 @@ class CaseFacts:
     co_offences: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class PriorReferral:
+class PriorReferral(NamedTuple):
     id: str
     scheme: str
     one_shot_group: str
@@ -46,11 +43,10 @@ class PriorReferral:
     diverted_at: str | None
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     eligible: bool
     scheme: str | None
-    reasons: tuple[Reason, ...] = field(default_factory=tuple)
+    reasons: tuple[Reason, ...] = ()
 
     def reasons_as_dicts(self) -> list[dict]:
         return [r.as_dict() for r in self.reasons]

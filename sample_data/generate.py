@@ -130,10 +130,18 @@ def generate(people: int, seed: int, start: date, end: date, out, caught_again: 
     as_of = datetime.combine(end, datetime.min.time())
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    rows = []
+    rows, seen = [], set()
     for _ in range(people):
         when = moment(rng, start, end)
         person = make_person(rng, when)
+        while (person["surname"], person["forenames"], person["dob"]) in seen:
+            person["dob"] -= timedelta(days=rng.randint(1, 900))  # two real people, not one
+            if (when.date() - person["dob"]).days > 75 * 365:
+                person["dob"] = when.date() - timedelta(days=18 * 365 + rng.randrange(365))
+        seen.add((person["surname"], person["forenames"], person["dob"]))
+        while person["pnc"] and person["pnc"] in seen:
+            person["pnc"] = pnc_for(rng, person["dob"].year)
+        seen.add(person["pnc"])
         incidents = [when]
         if rng.random() < caught_again:  # caught again later
             later = when + timedelta(days=rng.randint(20, 200))

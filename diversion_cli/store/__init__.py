@@ -8,7 +8,6 @@ journal are created owner-only.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from contextlib import contextmanager
@@ -85,6 +84,8 @@ class Store:
         try:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = FULL")
+            # a bulk import's transaction must not spill dirty pages mid-way (a ceiling, not an allocation)
+            conn.execute("PRAGMA cache_size = -65536")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             store._migrate()
@@ -232,12 +233,13 @@ class Store:
                            f"ORDER BY incident_id, position", ids):
             by_id[c["incident_id"]]["co_offences"].append(c["description"])
         for d in self._all(f"SELECT * FROM decisions WHERE incident_id IN ({marks}) ORDER BY id", ids):
-            d["reasons"] = json.loads(d["reasons"])
-            by_id[d["incident_id"]]["decision"] = d  # the latest decision wins
+            by_id[d["incident_id"]]["decision"] = d  # the latest decision wins; reasons stay JSON text
 
     def insert_decision(self, *, person_id: int, incident_id: int | None, stage: str, eligible: bool,
                         scheme: str | None, reasons: list[dict], fingerprint: str, at: datetime,
                         officer: str) -> int:
+        import json
+
         cur = self.conn.execute(
             "INSERT INTO decisions (person_id, incident_id, stage, eligible, scheme, reasons, "
             "config_fingerprint, taken_at, taken_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

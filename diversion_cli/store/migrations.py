@@ -109,7 +109,7 @@ CREATE INDEX referrals_offered ON referrals (offered_at);
 -- diverted in the same scope within the look-back window.
 CREATE TRIGGER referrals_one_shot BEFORE INSERT ON referrals
 WHEN EXISTS (
-    SELECT 1 FROM referrals AS earlier
+    SELECT 1 FROM referrals AS earlier INDEXED BY referrals_person  -- never a scan of all referrals
     WHERE earlier.person_id = NEW.person_id
       AND earlier.status IN ('accepted', 'completed', 'failed')
       AND (NEW.one_shot_group = '*' OR earlier.one_shot_group = NEW.one_shot_group)
