@@ -325,3 +325,72 @@ def _moment(row: dict, field: str, required: bool = False) -> datetime | None:
             raise BadInput(field, "is required for a referral")
         return None
     return values.parse_datetime(text, field)
+
+
+# ---- export -------------------------------------------------------------------
+
+EXPORTS = ("incidents", "referrals")
+IDENTIFYING = ("surname", "forenames", "dob", "pnc")       # removed when pseudonymised
+KEYED = ("person_ref", "incident_ref", "referral_id")  # replaced by a keyed hash
+PSEUDONYM_KEY_ENV = "DIVERSION_PSEUDONYM_KEY"
+
+
+def export(ws: Workspace, what: str, out, fmt: str = "csv", start: str | None = None, end: str | None = None,
+           pseudonymise: bool = False) -> int:
+    """Write incidents or referrals as CSV or JSON Lines to `out`; returns the row count.
+
+    Pseudonymised: names, dates of birth and PNC IDs removed; ids replaced by
+    an HMAC of the id under a key only the force holds (so a researcher can
+    link rows of one person, and nobody without the key can go back); times
+    cut to dates. Age at the incident stays.
+    """
+    import hashlib
+    import hmac
+    import os
+
+    if what not in EXPORTS:
+        raise BadInput("what", f"{what!r} is not one of {', '.join(EXPORTS)}")
+    if fmt not in ("csv", "json"):
+        raise BadInput("format", f"{fmt!r} is not csv or json")
+    key = None
+    if pseudonymise:
+        secret = os.environ.get(PSEUDONYM_KEY_ENV, "")
+        if len(secret) < 16:
+            raise BadInput(PSEUDONYM_KEY_ENV, "set it to a secret of at least 16 characters to pseudonymise")
+        key = secret.encode()
+    since = values.parse_date(start, "from").isoformat() if start else None
+    until = (values.parse_date(end, "to") + timedelta(days=1)).isoformat() if end else None
+    store = ws.reader()
+    if store is None:
+        columns, rows = [], iter(())
+    else:
+        columns, rows = store.export_rows(what, since, until)
+    if key:
+        kept = [c for c in columns if c not in IDENTIFYING]
+    else:
+        kept = columns
+    index = [columns.index(c) for c in kept]
+
+    def transform(row):
+        record = {c: row[i] for c, i in zip(kept, index)}
+        if key:
+            for c in KEYED:
+                if c in record and record[c] is not None:
+                    record[c] = hmac.new(key, str(record[c]).encode(), hashlib.sha256).hexdigest()[:16]
+            for c, v in record.items():
+                if c.endswith("_at") and isinstance(v, str):
+                    record[c] = v[:10]
+        return record
+
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=kept, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(transform(row))
+            count += 1
+    else:
+        for row in rows:
+            out.write(json.dumps(transform(row), ensure_ascii=False) + "\n")
+            count += 1
+    return count

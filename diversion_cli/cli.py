@@ -38,6 +38,9 @@ class _Group(TyperGroup):
         except sqlite3.Error as exc:
             typer.echo(f"error: the database failed ({exc.__class__.__name__}); nothing was written", err=True)
             raise typer.Exit(4) from None
+        except BrokenPipeError:  # `diversion export | head`: the reader has gone; not an error of ours
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except KeyboardInterrupt:
             typer.echo("interrupted: nothing was written", err=True)
             raise typer.Exit(130) from None
@@ -406,6 +409,39 @@ def schemes(
             output.emit(f"{s.key:<26} {cls:<15} {', '.join(s.aliases)}")
 
 
+@app.command()
+def report(
+    ctx: typer.Context,
+    month: Annotated[Optional[str], typer.Option("--month", help="2026-10, 'Oct 2026' or 'last' "
+                                                 "(default: the last complete month).")] = None,
+    start: Annotated[Optional[str], typer.Option("--from", help="First day of a date range.")] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="Last day of a date range (inclusive).")] = None,
+    scheme: Annotated[Optional[str], typer.Option("--scheme", help="Only this scheme.")] = None,
+    by: Annotated[Optional[str], typer.Option("--by", help="Break down by substance, drug_class, scheme, "
+                                              "age_band, gender, ethnicity, location or officer.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or markdown.")] = "table",
+    output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this file.")] = None,
+    suppress: Annotated[Optional[int], typer.Option("--suppress", metavar="N", min=1,
+                                                    help="Show counts below N (and rates built on them) "
+                                                         "as <N, for publication.")] = None,
+):
+    """Figures for the Home Office: take-up, completion, re-offending, equity, trend and cost.
+
+    Example: diversion report --month "Oct 2026" --by substance --format markdown --suppress 5
+    """
+    from diversion_cli import report_format, reports
+
+    if fmt not in report_format.FORMATS:
+        raise BadInput("format", f"{fmt!r} is not one of {', '.join(report_format.FORMATS)}")
+    tables, meta = reports.make_report(ctx.obj, month=month, start=start, end=end, scheme=scheme, by=by)
+    text = report_format.render(tables, fmt, meta, suppress)
+    if output_file:
+        _write_private(output_file, text)
+        output.warn(f"wrote {output_file}")
+    else:
+        typer.echo(text, nl=False)
+
+
 @app.command("import")
 def import_(
     ctx: typer.Context,
@@ -424,6 +460,37 @@ def import_(
     verb = "Checked (dry run, nothing written)" if dry_run else "Imported"
     output.emit(f"{verb}: {summary.rows} rows, {summary.incidents} incidents, {summary.referrals} referrals, "
                 f"{summary.people_created} new people.")
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    what: Annotated[str, typer.Argument(metavar="WHAT", help="incidents or referrals.")] = "incidents",
+    fmt: Annotated[str, typer.Option("--format", help="csv or json (one object per line).")] = "csv",
+    output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this file (owner-only).")] = None,
+    start: Annotated[Optional[str], typer.Option("--from", help="First day (incident date or offer date).")] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="Last day, inclusive.")] = None,
+    pseudonymise: Annotated[bool, typer.Option("--pseudonymise", help="Remove names, dates of birth and PNC IDs; "
+                                               "replace ids with a keyed hash (key: DIVERSION_PSEUDONYM_KEY).")] = False,
+):
+    """Export incidents or referrals for analysis; --pseudonymise for a researcher.
+
+    Example: DIVERSION_PSEUDONYM_KEY=... diversion export incidents --pseudonymise --output extract.csv
+    """
+    from diversion_cli import bulk
+
+    if output_file is None:
+        count = bulk.export(ctx.obj, what, sys.stdout, fmt, start, end, pseudonymise)
+    else:
+        try:
+            fd = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise BadInput("output", f"cannot write {output_file}: {exc.strerror}") from None
+        with handle:
+            count = bulk.export(ctx.obj, what, handle, fmt, start, end, pseudonymise)
+        os.chmod(output_file, 0o600)
+    output.warn(f"exported {count} {what}" + (" (pseudonymised)" if pseudonymise else ""))
 
 
 def _progress(label: str):

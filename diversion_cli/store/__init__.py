@@ -302,6 +302,84 @@ class Store:
             "WHERE referral_id = ? AND position = ?",
             (status, _iso(at), officer, note, referral_id, position))
 
+    # ---- analytics (reports.py aggregates these rows) -----------------------
+
+    def incident_facts(self, start: str, end: str) -> list[tuple]:
+        """One row per incident that occurred in [start, end): the person's
+        gender and ethnicity, the record-time verdict, the latest live referral
+        and the substances as 'key:class;key:class'."""
+        return self.conn.execute("""
+            SELECT i.id, i.occurred_at, i.age, i.location, i.recorded_by, p.gender, p.ethnicity,
+                   (SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
+                    ORDER BY d.id DESC LIMIT 1) AS eligible,
+                   (SELECT d.scheme FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
+                    ORDER BY d.id DESC LIMIT 1) AS decided_scheme,
+                   r.status, r.scheme, r.outcome_code, r.deadline, r.diverted_at,
+                   (SELECT group_concat(s.substance || ':' || s.drug_class, ';') FROM incident_substances s
+                    WHERE s.incident_id = i.id) AS substances
+            FROM incidents i
+            JOIN people p ON p.id = i.person_id
+            LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id
+                                             AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1)
+            WHERE i.occurred_at >= ? AND i.occurred_at < ?""", (start, end)).fetchall()
+
+    def monthly_activity(self, start: str, end: str) -> dict[str, dict[str, int]]:
+        """Incidents recorded, referrals offered and diversions completed per month."""
+        months: dict[str, dict[str, int]] = {}
+        queries = {
+            "incidents": "SELECT substr(occurred_at, 1, 7), count(*) FROM incidents "
+                         "WHERE occurred_at >= ? AND occurred_at < ? GROUP BY 1",
+            "offered": "SELECT substr(offered_at, 1, 7), count(*) FROM referrals "
+                       "WHERE offered_at >= ? AND offered_at < ? AND status != 'voided' GROUP BY 1",
+            "completed": "SELECT substr(closed_at, 1, 7), count(*) FROM referrals "
+                         "WHERE closed_at >= ? AND closed_at < ? AND status = 'completed' GROUP BY 1",
+        }
+        for measure, sql in queries.items():
+            for month, count in self.conn.execute(sql, (start, end)):
+                months.setdefault(month, {})[measure] = count
+        return months
+
+    def reoffending(self, start: str, end: str) -> dict[str, tuple[int, int, int]]:
+        """For people diverted in [start, end), and for people eligible then but
+        not diverted: (cohort size, with a new incident within 6 months, within 12)."""
+        new_incident = """EXISTS (SELECT 1 FROM incidents j WHERE j.person_id = c.person_id
+                   AND j.occurred_at > c.since
+                   AND j.occurred_at <= strftime('%Y-%m-%dT%H:%M:%S', c.since, '+{} months'))"""
+        tail = f"SELECT count(*), coalesce(sum({new_incident.format(6)}), 0), " \
+               f"coalesce(sum({new_incident.format(12)}), 0) FROM cohort c"
+        diverted = self.conn.execute(f"""
+            WITH cohort AS (SELECT person_id, min(diverted_at) AS since FROM referrals
+                            WHERE diverted_at >= ? AND diverted_at < ?
+                              AND status IN ('accepted', 'completed', 'failed') GROUP BY person_id)
+            {tail}""", (start, end)).fetchone()
+        not_diverted = self.conn.execute(f"""
+            WITH cohort AS (
+                SELECT i.person_id, min(i.occurred_at) AS since FROM incidents i
+                WHERE i.occurred_at >= ? AND i.occurred_at < ?
+                  AND (SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
+                       ORDER BY d.id DESC LIMIT 1) = 1
+                  AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = i.person_id
+                                  AND r.status IN ('accepted', 'completed', 'failed'))
+                GROUP BY i.person_id)
+            {tail}""", (start, end)).fetchone()
+        return {"diverted": tuple(diverted), "eligible, not diverted": tuple(not_diverted)}
+
+    EXPORT_VIEWS = {"incidents": ("incidents_view", "occurred_at"), "referrals": ("referrals_view", "offered_at")}
+
+    def export_rows(self, what: str, start: str | None, end: str | None):
+        """(column names, row iterator) over an analyst view, streamed."""
+        view, column = self.EXPORT_VIEWS[what]
+        where, params = [], []
+        if start:
+            where.append(f"{column} >= ?")
+            params.append(start)
+        if end:
+            where.append(f"{column} < ?")
+            params.append(end)
+        sql = f"SELECT * FROM {view}" + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {column}"
+        cursor = self.conn.execute(sql, params)
+        return [d[0] for d in cursor.description], cursor
+
     def next_row_ids(self) -> tuple[int, int]:
         """The next free person and incident ids (inside a write transaction)."""
         row = self.conn.execute("SELECT (SELECT coalesce(max(id), 0) FROM people), "

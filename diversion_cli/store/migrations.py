@@ -104,6 +104,8 @@ CREATE UNIQUE INDEX referrals_one_per_incident ON referrals (incident_id) WHERE 
 CREATE INDEX referrals_person ON referrals (person_id, status);
 CREATE INDEX referrals_queue ON referrals (status, deadline);
 CREATE INDEX referrals_offered ON referrals (offered_at);
+CREATE INDEX referrals_incident ON referrals (incident_id);
+CREATE INDEX referrals_diverted ON referrals (diverted_at);
 
 -- The one-shot rule in the database: no new referral for a person already
 -- diverted in the same scope within the look-back window.
@@ -143,5 +145,47 @@ CREATE TABLE referral_conditions (
 ) WITHOUT ROWID;
 """),
 ]
+
+MIGRATIONS.append((2, "analyst views: readable joins for sqlite-utils and Datasette", """
+CREATE VIEW incidents_view AS
+SELECT 'I-' || printf('%06d', i.id) AS incident_ref,
+       'P-' || printf('%06d', p.id) AS person_ref, p.surname, p.forenames, p.dob, p.pnc, p.gender, p.ethnicity,
+       i.occurred_at, i.age, CASE WHEN i.age < 18 THEN 'youth' ELSE 'adult' END AS age_group,
+       (SELECT group_concat(s.substance, '; ') FROM incident_substances s WHERE s.incident_id = i.id) AS substances,
+       (SELECT group_concat(DISTINCT s.drug_class) FROM incident_substances s WHERE s.incident_id = i.id)
+           AS drug_classes,
+       i.quantity, i.location,
+       (SELECT group_concat(c.description, '; ') FROM incident_co_offences c WHERE c.incident_id = i.id)
+           AS co_offences,
+       i.supply_suspected, i.recorded_by, i.recorded_at,
+       (SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
+        ORDER BY d.id DESC LIMIT 1) AS eligible_at_record,
+       r.id AS referral_id, r.scheme, r.status AS referral_status, r.offered_at, r.diverted_at, r.closed_at,
+       r.deadline, r.outcome_code
+FROM incidents i
+JOIN people p ON p.id = i.person_id
+LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id
+                                 AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1);
+
+CREATE VIEW referrals_view AS
+SELECT r.id AS referral_id, r.scheme, r.pathway, r.status, r.provider, r.offered_at, r.offered_by,
+       r.appointment, r.deadline, r.diverted_at, r.closed_at, r.outcome_code, r.reason,
+       'P-' || printf('%06d', p.id) AS person_ref, p.surname, p.forenames, p.dob, p.pnc,
+       'I-' || printf('%06d', i.id) AS incident_ref, i.occurred_at, i.age,
+       (SELECT count(*) FROM referral_conditions c WHERE c.referral_id = r.id) AS conditions,
+       (SELECT count(*) FROM referral_conditions c WHERE c.referral_id = r.id AND c.status = 'met') AS conditions_met
+FROM referrals r
+JOIN people p ON p.id = r.person_id
+JOIN incidents i ON i.id = r.incident_id;
+
+CREATE VIEW people_view AS
+SELECT 'P-' || printf('%06d', p.id) AS person_ref, p.surname, p.forenames, p.dob, p.pnc, p.gender, p.ethnicity,
+       (SELECT count(*) FROM incidents i WHERE i.person_id = p.id) AS incidents,
+       (SELECT count(*) FROM referrals r WHERE r.person_id = p.id AND r.status IN ('accepted', 'completed', 'failed'))
+           AS diversions,
+       EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = p.id AND r.status IN ('offered', 'accepted'))
+           AS has_open_referral
+FROM people p;
+"""))
 
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,172 @@
+"""Rendering a report as a Rich table, JSON, CSV or Markdown, with small-count
+suppression applied the same way in every format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from diversion_cli.reports import Money, Rate, RelativeRate, Table
+
+FORMATS = ("table", "json", "csv", "markdown")
+CURRENCY_SIGNS = {"GBP": "£", "EUR": "€", "USD": "$"}
+
+
+class Suppressor:
+    """Counts below `threshold` (and any rate or figure built on one) become '<N'."""
+
+    def __init__(self, threshold: int | None):
+        self.threshold = threshold or 0
+        self.mark = f"<{self.threshold}"
+
+    def hides(self, *counts: int) -> bool:
+        return bool(self.threshold) and any(c < self.threshold for c in counts)
+
+    def cell(self, value) -> str:
+        if isinstance(value, bool) or value is None:
+            return "" if value is None else str(value)
+        if isinstance(value, int):
+            return self.mark if self.hides(value) else f"{value:,}"
+        if isinstance(value, Rate):
+            if self.hides(value.numerator, value.denominator):
+                return self.mark
+            return "—" if value.value is None else f"{value.value:.0%} ({value.numerator:,}/{value.denominator:,})"
+        if isinstance(value, RelativeRate):
+            if self.hides(*value.group, *value.reference):
+                return self.mark
+            return "—" if value.value is None else f"{value.value:.2f}"
+        if isinstance(value, Money):
+            if self.hides(value.basis):
+                return self.mark
+            sign = CURRENCY_SIGNS.get(value.currency, value.currency + " ")
+            return f"-{sign}{-value.amount:,.0f}" if value.amount < 0 else f"{sign}{value.amount:,.0f}"
+        return str(value)
+
+    def data(self, value):
+        """The JSON form: numbers stay numbers unless suppressed."""
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, int):
+            return self.mark if self.hides(value) else value
+        if isinstance(value, Rate):
+            if self.hides(value.numerator, value.denominator):
+                return {"numerator": self.mark, "denominator": self.mark, "rate": self.mark}
+            return {"numerator": value.numerator, "denominator": value.denominator,
+                    "rate": None if value.value is None else round(value.value, 4)}
+        if isinstance(value, RelativeRate):
+            if self.hides(*value.group, *value.reference):
+                return self.mark
+            return None if value.value is None else round(value.value, 4)
+        if isinstance(value, Money):
+            if self.hides(value.basis):
+                return {"amount": self.mark, "currency": value.currency}
+            return {"amount": round(value.amount, 2), "currency": value.currency}
+        return value
+
+
+def render(tables: list[Table], fmt: str, meta: dict, suppress: int | None) -> str:
+    s = Suppressor(suppress)
+    if fmt == "json":
+        return json.dumps({**meta, "suppress_below": suppress,
+                           "tables": [{"key": t.key, "title": t.title,
+                                       "columns": [{"key": c.key, "label": c.label} for c in t.columns],
+                                       "rows": [{c.key: s.data(row.get(c.key)) for c in t.columns} for row in t.rows],
+                                       "notes": list(t.notes)} for t in tables]},
+                          ensure_ascii=False, indent=2) + "\n"
+    if fmt == "csv":
+        return _csv(tables, s)
+    if fmt == "markdown":
+        return _markdown(tables, meta, s)
+    return _rich(tables, meta, s)
+
+
+def _heading(meta: dict, suppress_mark: str | None) -> list[str]:
+    lines = [f"Diversion report — {meta['period']['label']} ({meta['period']['from']} to {meta['period']['to']})"]
+    detail = [f"scheme: {meta['scheme'] or 'all'}", f"generated {meta['generated_at']}",
+              f"config {meta['config_fingerprint']}"]
+    if suppress_mark:
+        detail.append(f"counts below {suppress_mark[1:]} shown as {suppress_mark}")
+    lines.append("; ".join(detail))
+    return lines
+
+
+def _label_columns(table: Table) -> list[str]:
+    return [c.key for c in table.columns if all(isinstance(r.get(c.key), str) for r in table.rows)][:2]
+
+
+def _csv(tables: list[Table], s: Suppressor) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["table", "row", "column", "value", "numerator", "denominator"])
+    for t in tables:
+        labels = _label_columns(t)
+        for row in t.rows:
+            name = " / ".join(str(row.get(k, "")) for k in labels)
+            for c in t.columns:
+                if c.key in labels:
+                    continue
+                value = row.get(c.key)
+                num = den = ""
+                if isinstance(value, Rate) and not s.hides(*value):
+                    num, den = value.numerator, value.denominator
+                cell = s.data(value)
+                if isinstance(cell, dict):
+                    cell = cell.get("rate", cell.get("amount"))
+                writer.writerow([t.key, name, c.label, "" if cell is None else cell, num, den])
+    return out.getvalue()
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _markdown(tables: list[Table], meta: dict, s: Suppressor) -> str:
+    heading = _heading(meta, s.mark if s.threshold else None)
+    lines = [f"# {heading[0]}", "", f"_{heading[1]}_", ""]
+    for t in tables:
+        lines += [f"## {t.title}", "", "| " + " | ".join(_md_escape(c.label) for c in t.columns) + " |",
+                  "|" + "|".join("---" for _ in t.columns) + "|"]
+        for row in t.rows:
+            lines.append("| " + " | ".join(_md_escape(s.cell(row.get(c.key))) for c in t.columns) + " |")
+        if not t.rows:
+            lines.append("| " + " | ".join("—" for _ in t.columns) + " |")
+        lines.append("")
+        lines += [f"_{_md_escape(n)}_" for n in t.notes]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _rich(tables: list[Table], meta: dict, s: Suppressor) -> str:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    import os
+    import sys
+
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    # a terminal gets its own width; a file or pipe gets room for every column unwrapped
+    width = _terminal_width() if sys.stdout.isatty() else 200
+    console = Console(file=io.StringIO(), width=width, force_terminal=color, no_color=not color, highlight=False)
+    heading = _heading(meta, s.mark if s.threshold else None)
+    console.print(escape(heading[0]), style="bold")
+    console.print(escape(heading[1]))
+    for t in tables:
+        rich_table = RichTable(title=escape(t.title), title_justify="left", title_style="bold")
+        labels = set(_label_columns(t))
+        for c in t.columns:
+            rich_table.add_column(escape(c.label), justify="left" if c.key in labels else "right")
+        for row in t.rows:
+            rich_table.add_row(*(escape(s.cell(row.get(c.key))) for c in t.columns))
+        console.print()
+        console.print(rich_table)
+        for note in t.notes:
+            console.print(escape(note), style="dim")
+    return console.file.getvalue()
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((120, 40)).columns

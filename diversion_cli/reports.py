@@ -1,0 +1,419 @@
+"""Analyst reports: take-up, completion, breakdowns, re-offending, equity,
+trend and cost, as tables that can be published.
+
+A report is a list of Tables. Cells are plain counts, `Rate`s (which carry
+their numerator and denominator, so a reader can check them) or text.
+Suppression and formatting happen in report_format.py, never here.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
+
+from diversion_cli.errors import BadInput
+
+DIMENSIONS = ("substance", "drug_class", "scheme", "age_band", "gender", "ethnicity", "location", "officer")
+AGE_BANDS = ((10, 17, "10–17"), (18, 24, "18–24"), (25, 34, "25–34"), (35, 44, "35–44"), (45, 54, "45–54"),
+             (55, 110, "55+"))
+GENDER_NAMES = {"M": "Male", "F": "Female", "X": "Other", "U": "Not stated", None: "Not recorded"}
+OPEN = ("offered", "accepted")
+DIVERTED = ("accepted", "completed", "failed")
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+class Rate(NamedTuple):
+    numerator: int
+    denominator: int
+
+    @property
+    def value(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator else None
+
+
+class RelativeRate(NamedTuple):
+    """A group's rate over the reference group's rate (the relative rate index)."""
+
+    group: Rate
+    reference: Rate
+
+    @property
+    def value(self) -> float | None:
+        g, r = self.group.value, self.reference.value
+        return g / r if g is not None and r else None
+
+
+class Money(NamedTuple):
+    amount: float
+    currency: str
+    basis: int  # the count it was built from, for suppression
+
+
+class Column(NamedTuple):
+    key: str
+    label: str
+
+
+class Table(NamedTuple):
+    key: str
+    title: str
+    columns: tuple[Column, ...]
+    rows: list[dict]
+    notes: tuple[str, ...] = ()
+
+
+class Period(NamedTuple):
+    start: date
+    end: date  # inclusive
+    label: str
+
+    @property
+    def start_iso(self) -> str:
+        return self.start.isoformat()
+
+    @property
+    def end_iso_exclusive(self) -> str:
+        return (self.end + timedelta(days=1)).isoformat()
+
+
+# ---- periods ------------------------------------------------------------------
+
+def month_period(year: int, month: int) -> Period:
+    last = calendar.monthrange(year, month)[1]
+    return Period(date(year, month, 1), date(year, month, last), f"{calendar.month_name[month]} {year}")
+
+
+def last_complete_month(today: date) -> Period:
+    first = today.replace(day=1) - timedelta(days=1)
+    return month_period(first.year, first.month)
+
+
+def parse_month(text: str, today: date) -> Period:
+    """'2026-10', 'Oct 2026', 'October 2026', 'last' (the last complete month), 'this'."""
+    value = " ".join((text or "").split()).lower()
+    if value in ("", "last"):
+        return last_complete_month(today)
+    if value == "this":
+        return month_period(today.year, today.month)
+    import re
+
+    m = re.fullmatch(r"(\d{4})-(\d{1,2})", value) or re.fullmatch(r"(\d{1,2})/(\d{4})", value)
+    if m:
+        a, b = m.groups()
+        year, month = (int(a), int(b)) if len(a) == 4 else (int(b), int(a))
+    else:
+        m = re.fullmatch(r"([a-z]+)\.? (\d{4})", value)
+        names = {n.lower(): i for i, n in enumerate(calendar.month_name) if n}
+        names.update({n.lower(): i for i, n in enumerate(calendar.month_abbr) if n})
+        names["sept"] = 9
+        if not m or m.group(1) not in names:
+            raise BadInput("month", f"{text!r} is not a month (use YYYY-MM, 'Oct 2026' or 'last')")
+        year, month = int(m.group(2)), names[m.group(1)]
+    if not 1 <= month <= 12 or not 1900 <= year <= 2999:
+        raise BadInput("month", f"{text!r} is not a month")
+    if date(year, month, 1) > today:
+        raise BadInput("month", f"{text!r} is in the future")
+    return month_period(year, month)
+
+
+def range_period(start: date, end: date) -> Period:
+    if end < start:
+        raise BadInput("to", f"{end} is before --from {start}")
+    return Period(start, end, f"{start} to {end}")
+
+
+# ---- the report ----------------------------------------------------------------
+
+class Fact(NamedTuple):
+    """One incident in the period, as reports.py needs it."""
+
+    occurred_at: str
+    age: int
+    location: str | None
+    officer: str
+    gender: str | None
+    ethnicity: str | None
+    eligible: bool
+    scheme: str | None
+    status: str | None
+    outcome_code: int | None
+    deadline: str | None
+    substances: tuple[tuple[str, str], ...]
+
+
+def _facts(rows: list[tuple], scheme: str | None) -> list[Fact]:
+    facts = []
+    for (_id, occurred, age, location, officer, gender, ethnicity, eligible, decided, status, ref_scheme,
+         code, deadline, _diverted, substances) in rows:
+        chosen = ref_scheme or decided
+        if scheme and chosen != scheme:
+            continue
+        pairs = tuple(tuple(p.split(":", 1)) for p in substances.split(";")) if substances else ()
+        facts.append(Fact(occurred, age, location, officer, gender, ethnicity, bool(eligible), chosen, status,
+                          code, deadline, pairs))
+    return facts
+
+
+def _measures(facts: list[Fact], now_iso: str) -> dict:
+    offered = [f for f in facts if f.status]
+    accepted = [f for f in offered if f.status in DIVERTED]
+    completed = sum(f.status == "completed" for f in offered)
+    failed = sum(f.status == "failed" for f in offered)
+    return {
+        "incidents": len(facts),
+        "eligible": sum(f.eligible for f in facts),
+        "offered": len(offered),
+        "accepted": len(accepted),
+        "take_up": Rate(len(accepted), len(offered)),
+        "completed": completed,
+        "failed": failed,
+        "completion": Rate(completed, completed + failed),
+        "declined": sum(f.status == "declined" for f in offered),
+        "open": sum(f.status in OPEN for f in offered),
+        "overdue": sum(f.status in OPEN and f.deadline < now_iso for f in offered),
+    }
+
+
+MEASURE_COLUMNS = (
+    Column("incidents", "Incidents"), Column("eligible", "Eligible"), Column("offered", "Offered"),
+    Column("accepted", "Accepted"), Column("take_up", "Take-up"), Column("completed", "Completed"),
+    Column("failed", "Failed"), Column("completion", "Completion"), Column("declined", "Declined"),
+    Column("open", "Open"), Column("overdue", "Overdue"),
+)
+
+
+def age_band(age: int) -> str:
+    return next(label for low, high, label in AGE_BANDS if low <= age <= high)
+
+
+def _groups(fact: Fact, by: str, config) -> list[str]:
+    if by == "substance":
+        return [config.substances[k].label if k in config.substances else k for k, _ in fact.substances] or ["—"]
+    if by == "drug_class":
+        return sorted({f"Class {c}" for _, c in fact.substances}) or ["—"]
+    if by == "scheme":
+        return [fact.scheme or "none"]
+    if by == "age_band":
+        return [age_band(fact.age)]
+    if by == "gender":
+        return [GENDER_NAMES.get(fact.gender, fact.gender)]
+    if by == "ethnicity":
+        return [config.ethnicity_group(fact.ethnicity) if fact.ethnicity else "Not recorded"]
+    if by == "location":
+        return [fact.location or "Not recorded"]
+    return [fact.officer]
+
+
+def build_report(store, config, period: Period, now: datetime, scheme: str | None = None,
+                 by: str | None = None) -> list[Table]:
+    if by is not None and by not in DIMENSIONS:
+        raise BadInput("by", f"{by!r} is not one of {', '.join(DIMENSIONS)}")
+    if scheme is not None:
+        config.scheme(scheme)
+    now_iso = now.isoformat(timespec="seconds")
+    rows = store.incident_facts(period.start_iso, period.end_iso_exclusive) if store else []
+    facts = _facts(rows, scheme)
+    tables = [_summary(facts, now_iso, period), _adult_youth(facts, now_iso)]
+    if by:
+        tables.append(_breakdown(facts, by, config, now_iso))
+    tables.append(_outcome_codes(facts, config))
+    tables.append(_equity(facts, config))
+    tables.append(_reoffending(store, period, now))
+    tables.append(_trend(store, period))
+    tables.append(_cost(facts, config))
+    return tables
+
+
+def _summary(facts: list[Fact], now_iso: str, period: Period) -> Table:
+    m = _measures(facts, now_iso)
+    rows = [
+        {"measure": "Incidents recorded", "value": m["incidents"]},
+        {"measure": "Eligible at record", "value": m["eligible"]},
+        {"measure": "Offered a diversion", "value": m["offered"]},
+        {"measure": "Accepted", "value": m["accepted"]},
+        {"measure": "Take-up rate (accepted / offered)", "value": m["take_up"]},
+        {"measure": "Completed", "value": m["completed"]},
+        {"measure": "Failed", "value": m["failed"]},
+        {"measure": "Completion rate (completed / closed)", "value": m["completion"]},
+        {"measure": "Declined", "value": m["declined"]},
+        {"measure": "Still open", "value": m["open"]},
+        {"measure": "Overdue (open past deadline)", "value": m["overdue"]},
+    ]
+    return Table("summary", f"Summary: incidents from {period.label}",
+                 (Column("measure", "Measure"), Column("value", "Value")), rows,
+                 ("Cohort: incidents that occurred in the period, followed to their referral's current state.",))
+
+
+def _adult_youth(facts: list[Fact], now_iso: str) -> Table:
+    rows = []
+    for label, test in (("Youth (10–17)", lambda f: f.age < 18), ("Adult (18+)", lambda f: f.age >= 18)):
+        rows.append({"group": label, **_measures([f for f in facts if test(f)], now_iso)})
+    return Table("adult_youth", "Adult and youth", (Column("group", "Group"), *MEASURE_COLUMNS), rows)
+
+
+def _breakdown(facts: list[Fact], by: str, config, now_iso: str) -> Table:
+    grouped: dict[str, list[Fact]] = {}
+    for fact in facts:
+        for group in _groups(fact, by, config):
+            grouped.setdefault(group, []).append(fact)
+    rows = [{"group": g, **_measures(fs, now_iso)} for g, fs in
+            sorted(grouped.items(), key=lambda item: (-len(item[1]), item[0]))]
+    notes = []
+    if by in ("substance", "drug_class"):
+        notes.append(f"An incident with more than one {by.replace('_', ' ')} counts once under each, "
+                     f"so the rows add up to more than the incidents.")
+    return Table("breakdown", f"By {by.replace('_', ' ')}", (Column("group", by.replace("_", " ").title()),
+                                                             *MEASURE_COLUMNS), rows, tuple(notes))
+
+
+def _outcome_codes(facts: list[Fact], config) -> Table:
+    counts: dict[int, int] = {}
+    for f in facts:
+        if f.outcome_code is not None:
+            counts[f.outcome_code] = counts.get(f.outcome_code, 0) + 1
+    rows = [{"code": str(code), "meaning": config.outcome_codes.get(code, "?"), "count": n}
+            for code, n in sorted(counts.items())]
+    return Table("outcome_codes", "Home Office outcome codes of closed diversions",
+                 (Column("code", "Code"), Column("meaning", "Meaning"), Column("count", "Count")), rows)
+
+
+def _equity(facts: list[Fact], config) -> Table:
+    groups: dict[tuple[str, str], list[Fact]] = {}
+    for f in facts:
+        groups.setdefault(("Ethnicity", config.ethnicity_group(f.ethnicity) if f.ethnicity else "Not recorded"),
+                          []).append(f)
+    for f in facts:
+        groups.setdefault(("Gender", GENDER_NAMES.get(f.gender, f.gender)), []).append(f)
+
+    def rates(fs):
+        return (Rate(sum(bool(f.status) for f in fs), len(fs)), Rate(sum(f.status in DIVERTED for f in fs), len(fs)))
+
+    white = config.ethnicity_groups.get("W", "White")
+    ref_offer, ref_divert = rates(groups.get(("Ethnicity", white), []))
+    rows = []
+    for (kind, name), fs in sorted(groups.items(), key=lambda item: (item[0][0] != "Ethnicity", -len(item[1]))):
+        offer, divert = rates(fs)
+        row = {"dimension": kind, "group": name, "incidents": len(fs), "offer_rate": offer, "divert_rate": divert,
+               "offer_rri": RelativeRate(offer, ref_offer) if kind == "Ethnicity" else "",
+               "divert_rri": RelativeRate(divert, ref_divert) if kind == "Ethnicity" else ""}
+        rows.append(row)
+    return Table("equity", "Equity: who is offered and diverted",
+                 (Column("dimension", "Dimension"), Column("group", "Group"), Column("incidents", "Incidents"),
+                  Column("offer_rate", "Offered"), Column("divert_rate", "Diverted"),
+                  Column("offer_rri", "Offer RRI"), Column("divert_rri", "Diversion RRI")), rows,
+                 ("RRI: relative rate index, the group's rate divided by the White group's rate "
+                  "(1.00 = same rate; the standard disproportionality measure).",))
+
+
+def _add_months(day: date, months: int) -> date:
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _reoffending(store, period: Period, now: datetime) -> Table:
+    """Monthly diversion cohorts over the 12 months to the period's end."""
+    rows, not_observed = [], []
+    first = _add_months(period.end.replace(day=1), -11)
+    for k in range(12):
+        cohort = month_period(*(lambda d: (d.year, d.month))(_add_months(first, k)))
+        end_excl = cohort.end + timedelta(days=1)
+        results = store.reoffending(cohort.start_iso, end_excl.isoformat()) if store else {}
+        observed6 = _add_months(end_excl, 6) <= now.date()
+        observed12 = _add_months(end_excl, 12) <= now.date()
+        if not observed12:
+            not_observed.append(cohort.label)
+        for group in ("diverted", "eligible, not diverted"):
+            size, within6, within12 = results.get(group, (0, 0, 0))
+            rows.append({"cohort": cohort.label, "group": group, "people": size,
+                         "within_6": Rate(within6, size) if observed6 else "not yet",
+                         "within_12": Rate(within12, size) if observed12 else "not yet"})
+    notes = ["Share of each monthly cohort with a new recorded incident within 6 and 12 months of "
+             "the diversion (or, for the comparison group, of the eligible incident)."]
+    if not_observed:
+        notes.append("Not yet observable for 12 months: " + ", ".join(not_observed) + ".")
+    return Table("reoffending", "Re-offending",
+                 (Column("cohort", "Cohort"), Column("group", "Group"), Column("people", "People"),
+                  Column("within_6", "Within 6 months"), Column("within_12", "Within 12 months")), rows,
+                 tuple(notes))
+
+
+def sparkline(values: list[int]) -> str:
+    top = max(values) if values else 0
+    if not top:
+        return SPARK[0] * len(values)
+    return "".join(SPARK[min(len(SPARK) - 1, round(v / top * (len(SPARK) - 1)))] for v in values)
+
+
+def _trend(store, period: Period) -> Table:
+    first = _add_months(period.end.replace(day=1), -11)
+    end_excl = period.end + timedelta(days=1)
+    activity = store.monthly_activity(first.isoformat(), end_excl.isoformat()) if store else {}
+    months = [_add_months(first, k) for k in range(12)]
+    rows, previous = [], None
+    for m in months:
+        key = f"{m:%Y-%m}"
+        counts = activity.get(key, {})
+        row = {"month": key, "incidents": counts.get("incidents", 0), "offered": counts.get("offered", 0),
+               "completed": counts.get("completed", 0)}
+        row["change"] = "" if previous is None else _change(previous["incidents"], row["incidents"])
+        rows.append(row)
+        previous = row
+    notes = tuple(f"{label}: {sparkline([r[key] for r in rows])}"
+                  for key, label in (("incidents", "Incidents"), ("offered", "Offered"), ("completed", "Completed")))
+    return Table("trend", "Last 12 months",
+                 (Column("month", "Month"), Column("incidents", "Incidents"), Column("change", "Change"),
+                  Column("offered", "Offered"), Column("completed", "Completed")), rows,
+                 notes + ("Offered and completed are counted in the month they happened; change is incidents "
+                          "month on month.",))
+
+
+def _change(before: int, after: int) -> str:
+    if not before:
+        return "—" if not after else "new"
+    return f"{(after - before) / before:+.0%}"
+
+
+def _cost(facts: list[Fact], config) -> Table:
+    costs = config.costs
+    currency = str(costs.get("currency", "GBP"))
+    prosecution = float(costs.get("prosecution", 0))
+    completed = [f for f in facts if f.status == "completed"]
+    places = [f for f in facts if f.status in DIVERTED]
+    place_cost = sum(config.schemes[f.scheme].cost_per_place for f in places if f.scheme in config.schemes)
+    avoided = prosecution * len(completed)
+    rows = [
+        {"item": "Prosecutions avoided (completed diversions)", "value": len(completed)},
+        {"item": f"× cost of a prosecution (config)", "value": Money(prosecution, currency, len(completed))},
+        {"item": "= court cost avoided", "value": Money(avoided, currency, len(completed))},
+        {"item": "Diversion places used (accepted, completed or failed)", "value": len(places)},
+        {"item": "− cost of those places (config, per scheme)", "value": Money(place_cost, currency, len(places))},
+        {"item": "= estimated net cost kept out of court", "value": Money(avoided - place_cost, currency,
+                                                                           min(len(completed), len(places)))},
+    ]
+    return Table("cost", "Cost kept out of court (ESTIMATE)", (Column("item", "Item"), Column("value", "Value")),
+                 rows, ("An estimate from the unit costs in the configuration, not an accounting figure. "
+                        "Failed diversions still go to court and are counted as places used.",))
+
+
+def make_report(ws, month: str | None = None, start: str | None = None, end: str | None = None,
+                scheme: str | None = None, by: str | None = None) -> tuple[list[Table], dict]:
+    """The analysts' report for a month (default: the last complete one) or a date range."""
+    from diversion_cli import values
+
+    now = ws.clock()
+    if month and (start or end):
+        raise BadInput("month", "give --month or --from/--to, not both")
+    if start or end:
+        if not (start and end):
+            raise BadInput("from" if not start else "to", "--from and --to go together")
+        period = range_period(values.parse_date(start, "from"), values.parse_date(end, "to"))
+    else:
+        period = parse_month(month or "last", now.date())
+    store = ws.reader()
+    tables = build_report(store, ws.config, period, now, scheme=scheme, by=by)
+    meta = {"period": {"from": period.start.isoformat(), "to": period.end.isoformat(), "label": period.label},
+            "scheme": scheme, "by": by, "generated_at": now.isoformat(timespec="minutes"),
+            "config_fingerprint": ws.config.fingerprint}
+    return tables, meta
