@@ -135,6 +135,7 @@ class _Loader:
     def flush(self) -> None:
         try:
             self.store.insert_batch(self.batch)
+            self.store.seal_audit()  # keep the pending trail small on long imports
         except sqlite3.IntegrityError as exc:
             raise BadInput("", f"the database refused a row: {refusal_for(exc).message}") from None
 
@@ -280,7 +281,7 @@ def import_file(ws: Workspace, path: Path, dry_run: bool = False, progress=None)
     config, officer, now = ws.config, ws.officer(), ws.clock()
     store = ws.writer()
     problems: list[str] = []
-    with store.transaction():
+    with store.transaction("import", officer, f"import of {path.name}"):
         loader = _Loader(store, config, officer, now)
         loader.summary.dry_run = dry_run
         for line, row in read_rows(path):

@@ -60,6 +60,11 @@ app = typer.Typer(cls=_Group, no_args_is_help=True, pretty_exceptions_show_local
                        "refer, track outcomes, write letters and report.")
 db_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Where the data lives, its health and backups.")
 app.add_typer(db_app, name="db")
+audit_app = typer.Typer(cls=_Group, no_args_is_help=True, help="The tamper-evident history of every change.")
+app.add_typer(audit_app, name="audit")
+amend_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Correct a record, with a reason; the original "
+                        "stays in its history.")
+app.add_typer(amend_app, name="amend")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text.")]
 WhenOpt = Annotated[Optional[str], typer.Option("--when", help="Date and time (default now), e.g. "
@@ -520,6 +525,197 @@ def _progress(label: str):
 def db_path(ctx: typer.Context):
     """Print where the database file is (it may not exist yet)."""
     typer.echo(str(ctx.obj.db_path))
+
+
+@db_app.command("status")
+def db_status(ctx: typer.Context, json_out: JsonOpt = False):
+    """Schema version, counts, size and the last write.
+
+    Example: diversion db status
+    """
+    from diversion_cli import admin
+
+    info = admin.status(ctx.obj)
+    if json_out:
+        output.emit_json(info)
+        return
+    output.emit(f"database:       {info['path']} ({info['size_bytes'] / 1e6:.1f} MB, mode {info['mode']})")
+    output.emit(f"schema version: {info['schema_version']}")
+    for table, n in info["counts"].items():
+        output.emit(f"{table + ':':<15} {n:,}")
+    output.emit(f"open referrals: {info['open_referrals']:,}")
+    last = info["last_write"]
+    output.emit(f"last write:     {last['at']} by {last['officer']} ({last['operation']})" if last else
+                "last write:     none")
+
+
+@db_app.command("check")
+def db_check(ctx: typer.Context):
+    """Run SQLite's integrity check and verify the audit trail (exit 0 only if both pass).
+
+    Example: diversion db check
+    """
+    from diversion_cli import admin
+
+    result = admin.check(ctx.obj)
+    output.emit(f"integrity ok; audit trail ok: {result['entries']:,} entries chain, "
+                f"{result['rows_checked']:,} rows match their last audited state")
+
+
+@db_app.command("backup")
+def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(metavar="FILE", help="A new file.")]):
+    """Copy the database to FILE, consistently, while other desks keep working.
+
+    Restore with `diversion db restore FILE`. Example: diversion db backup /secure/diversion-2026-11-28.db
+    """
+    from diversion_cli import admin
+
+    result = admin.backup(ctx.obj, file)
+    output.emit(f"backed up to {result['path']} ({result['counts']['incidents']:,} incidents, "
+                f"{result['counts']['referrals']:,} referrals); integrity ok")
+
+
+@db_app.command("restore")
+def db_restore(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A backup made by `db backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: the live data is replaced by the backup.")] = False,
+):
+    """Replace the live database with a backup, after checking the backup's integrity and audit trail.
+
+    Example: diversion db restore /secure/diversion-2026-11-28.db --yes
+    """
+    from diversion_cli import admin
+
+    if not yes:
+        raise BadInput("yes", "restoring replaces every record with the backup's; add --yes to confirm")
+    result = admin.restore(ctx.obj, file)
+    output.emit(f"restored {result['path']} from {result['from']} ({result['counts']['incidents']:,} incidents)")
+
+
+@db_app.command("erase-person")
+def db_erase_person(
+    ctx: typer.Context,
+    person: Annotated[str, typer.Argument(metavar="PERSON_ID")],
+    reason: Annotated[Optional[str], typer.Option("--reason", help="The data-protection request reference.")] = None,
+    confirm: Annotated[Optional[str], typer.Option("--confirm", help="The same person id again.")] = None,
+    override_retention: Annotated[bool, typer.Option("--override-retention", help="Erase even a person with a "
+                                                     "diversion on record (needs a documented legal decision).")]
+    = False,
+):
+    """Erase a person and everything recorded about them, for a data-protection request.
+
+    Example: diversion db erase-person P-000123 --confirm P-000123 --reason "SAR-2026-0042"
+    """
+    from diversion_cli import admin
+
+    result = admin.erase_person(ctx.obj, person, reason, confirm, override_retention)
+    removed = ", ".join(f"{n} {what}" for what, n in result["removed"].items() if n)
+    output.emit(f"erased {result['person_id']}: {removed}. The audit trail keeps only ids and digests.")
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context):
+    """Prove nobody changed the record behind diversion's back (exit 1 names the first bad entry).
+
+    Example: diversion audit verify
+    """
+    from diversion_cli import admin
+
+    result = admin.verify_audit(ctx.obj)
+    output.emit(f"audit trail ok: {result['entries']:,} entries chain unbroken; "
+                f"{result['rows_checked']:,} rows match their last audited state")
+
+
+@audit_app.command("log")
+def audit_log(
+    ctx: typer.Context,
+    person: Annotated[Optional[str], typer.Option("--person", help="Only this person's history.")] = None,
+    referral: Annotated[Optional[str], typer.Option("--referral", help="Only this referral's history.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="The most recent N entries.")] = 200,
+    json_out: JsonOpt = False,
+):
+    """Show who changed what, when, and why.
+
+    Example: diversion audit log --referral R-2026-000123
+    """
+    from diversion_cli import admin
+
+    entries = admin.audit_log(ctx.obj, person, referral, limit)
+    if json_out:
+        output.emit_json(entries)
+        return
+    for e in entries:
+        why = f" — {e['reason']}" if e["reason"] else ""
+        output.emit(f"#{e['seq']}  {e['at'][:16].replace('T', ' ')}  {e['officer']:<8} {e['operation']:<22} "
+                    f"{e['action']:<8} {e['entity']} {e['entity_id']}{why}")
+        if e["action"] == "update" and e["old"] and e["new"]:
+            import json
+
+            old, new = json.loads(e["old"]), json.loads(e["new"])
+            for key in new:
+                if old.get(key) != new[key]:
+                    output.emit(f"      {key}: {old.get(key)!r} -> {new[key]!r}")
+    if not entries:
+        output.emit("No audit entries match.")
+
+
+@app.command("void")
+def void(
+    ctx: typer.Context,
+    incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID")],
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why the record was wrong.")] = None,
+):
+    """Void a wrongly recorded incident: it stays in its history but leaves the figures.
+
+    (A referral is voided with `diversion outcome R-… voided --reason …`.) Example: diversion void I-000123 --reason "duplicate"
+    """
+    from diversion_cli import admin
+
+    result = admin.void_incident(ctx.obj, incident, reason)
+    output.emit(f"{result['incident_id']} voided: {result['reason']}")
+
+
+@amend_app.command("incident")
+def amend_incident(
+    ctx: typer.Context,
+    incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID")],
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required).")] = None,
+    when: WhenOpt = None,
+    location: Annotated[Optional[str], typer.Option("--location")] = None,
+    quantity: Annotated[Optional[str], typer.Option("--quantity")] = None,
+):
+    """Correct when or where an incident happened, or the quantity, with a reason.
+
+    Example: diversion amend incident I-000123 --location "Cabot Circus" --reason "wrong street"
+    """
+    from diversion_cli import admin
+
+    result = admin.amend_incident(ctx.obj, incident, reason, when=when, location=location, quantity=quantity)
+    output.emit(f"{result['incident_id']} amended ({', '.join(result['changed'])}): {result['reason']}")
+
+
+@amend_app.command("person")
+def amend_person(
+    ctx: typer.Context,
+    person: Annotated[str, typer.Argument(metavar="PERSON_ID")],
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required).")] = None,
+    surname: Annotated[Optional[str], typer.Option("--surname")] = None,
+    forename: Annotated[Optional[str], typer.Option("--forename")] = None,
+    dob: Annotated[Optional[str], typer.Option("--dob")] = None,
+    pnc: Annotated[Optional[str], typer.Option("--pnc")] = None,
+    gender: Annotated[Optional[str], typer.Option("--gender")] = None,
+    ethnicity: Annotated[Optional[str], typer.Option("--ethnicity")] = None,
+):
+    """Correct a person's details, with a reason; the old values stay in the audit log.
+
+    Example: diversion amend person P-000123 --surname Smyth --reason "spelling confirmed from passport"
+    """
+    from diversion_cli import admin
+
+    result = admin.amend_person(ctx.obj, person, reason, surname=surname, forename=forename, dob=dob, pnc=pnc,
+                                gender=gender, ethnicity=ethnicity)
+    output.emit(f"{result['person_id']} amended ({', '.join(result['changed'])}): {result['reason']}")
 
 
 _GLOBAL_OPTIONS_WITH_VALUE = ("--db", "--officer", "--config")

@@ -25,6 +25,7 @@ PATHWAYS = ("workshop", "contract")
 CO_OFFENCE_POLICIES = ("exclude", "supervisor", "allow")
 ONE_SHOT_SCOPES = ("scheme", "programme", "all")
 LETTER_KINDS = ("offer", "completion", "failure")
+TOP_LEVEL = {"force", "costs", "schemes", "letters", "substances", "outcome_codes", "ethnicity", "ethnicity_groups"}
 
 
 class ConfigError(DiversionError):
@@ -176,7 +177,10 @@ def _read(path: Path) -> tuple[dict, str]:
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config: {path}: {exc}") from None
+        where = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ConfigError(f"config: {path}:{where.group(1)}: {problem}" if where
+                          else f"config: {path}: {problem}") from None
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -185,6 +189,11 @@ def load_config(path: Path | None = None) -> Config:
     for source in (*SHIPPED, *([path] if path else [])):
         data, text = _read(source)
         texts.append((source, text, data))
+        unknown = sorted(set(data) - TOP_LEVEL)
+        if unknown:
+            line = _find_line(text, unknown[0], None)
+            where = f"{source}:{line}" if line else str(source)
+            raise ConfigError(f"config: {where}: unknown table [{unknown[0]}] (known: {', '.join(sorted(TOP_LEVEL))})")
         _merge(raw, data, replace_schemes=source == path)
     try:
         return _build(raw, tuple(str(p) for p, _, _ in texts))
@@ -253,8 +262,11 @@ def _build(raw: dict, sources: tuple[str, ...]) -> Config:
             raise _Problem(where, "aliases", f"{where}.aliases must be a list of names")
         substance = Substance(key, str(spec.get("label", key)), cls if controlled else None, tuple(aliases))
         substances[key] = substance
-        for name in (key, substance.label, *aliases):
-            lookup[_norm(name)] = substance
+        # "Synthetic cannabinoids (spice)" is also found as "synthetic cannabinoids" and "spice"
+        plain, _, inner = substance.label.partition(" (")
+        for name in (key, key.replace("-", " "), substance.label, plain, inner.rstrip(")"), *aliases):
+            if name:
+                lookup[_norm(name)] = substance
 
     try:
         outcome_codes = {int(k): str(v) for k, v in _table(raw, "outcome_codes").items()}
@@ -322,7 +334,8 @@ def _scheme(key: str, spec: dict, outcome_codes: dict[int, str], letters: dict[s
     pathway = need("pathway", str, lambda v: v in PATHWAYS, "must be workshop or contract")
     ages = need("ages", list, lambda v: len(v) == 2 and all(isinstance(a, int) for a in v)
                 and 10 <= v[0] <= v[1] <= 110, "must be [min, max] with 10 ≤ min ≤ max ≤ 110")
-    classes = need("drug_classes", list, lambda v: v and set(v) <= set(DRUG_CLASSES), "must list classes A, B, C")
+    classes = need("drug_classes", list, lambda v: v and all(isinstance(c, str) and c in DRUG_CLASSES for c in v),
+                   "must list classes A, B, C")
     code_ok = (lambda v: v in outcome_codes)
     conditions = ()
     if pathway == "contract":

@@ -19,15 +19,20 @@ SIMILAR_SPELLING = 0.88
 
 
 def normalise(name: str) -> str:
-    """Case-folded, accent-free, punctuation-free form used for matching only."""
+    """Case-folded, punctuation-free form used for matching only. Accents are
+    dropped from Latin letters (Zoë -> zoe); marks in other scripts are letters
+    in their own right (Devanagari vowel signs, Cyrillic й) and are kept."""
     decomposed = unicodedata.normalize("NFKD", name)
-    kept = []
+    kept, base_is_latin = [], False
     for ch in decomposed:
         category = unicodedata.category(ch)
         if category.startswith("M"):
-            continue  # combining accent: Zoë -> Zoe
+            if not base_is_latin:
+                kept.append(ch)
+            continue
+        base_is_latin = ch.isascii() and ch.isalpha()
         kept.append(ch if category.startswith("L") else " ")
-    return " ".join("".join(kept).casefold().split())
+    return unicodedata.normalize("NFC", " ".join("".join(kept).casefold().split()))
 
 
 def sound_key(normalised: str) -> str:

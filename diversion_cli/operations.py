@@ -276,7 +276,7 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
     officer = ws.officer()
     rec = validate_record(config, req, now)
     store = ws.writer()
-    with store.transaction():
+    with store.transaction("record" + (" and refer" if rec.refer else ""), officer):
         person, created, matches = _resolve_person(store, rec, now, officer)
         dob = date.fromisoformat(person["dob"])
         age = values.check_age(dob, rec.when)
@@ -411,7 +411,7 @@ def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: 
     store = ws.reader()
     if store is None:
         raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
-    with store.transaction():
+    with store.transaction("refer", officer):
         row = store.incident(incident_id)
         if row is None:
             raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
@@ -475,7 +475,7 @@ def record_outcome(ws: Workspace, referral: str, status: str, when: str | None =
     if status == "voided" and not reason:
         raise BadInput("reason", "is required to void a referral (say why it was wrong)")
     store = ws.reader()
-    with (store.transaction() if store else _nothing()):
+    with (store.transaction(f"outcome {status}", officer, reason) if store else _nothing()):
         row = _referral_or_404(store, referral_id)
         allowed = TRANSITIONS.get(row["status"], ())
         if status not in allowed:
@@ -525,7 +525,7 @@ def record_condition(ws: Workspace, referral: str, condition: str, result: str, 
     at = values.parse_datetime(when, "when") if when else now
     note = values.clean_text(note, "note")
     store = ws.reader()
-    with (store.transaction() if store else _nothing()):
+    with (store.transaction(f"condition {result}", officer, note) if store else _nothing()):
         row = _referral_or_404(store, referral_id)
         if row["pathway"] != "contract":
             raise Refused(f"{referral_id} is a {row['pathway']} referral: it has no conditions")

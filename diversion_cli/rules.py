@@ -143,11 +143,12 @@ def decide(schemes: list[Scheme], history: list[PriorReferral], now: datetime, *
             return Verdict(True, scheme.key, (Reason(
                 "ELIGIBLE", f"Eligible for {scheme.name}: {'; '.join(why)}.", scheme.key),))
         refusals.extend(reasons)
-    # Age mismatches only matter if no scheme takes this age at all.
-    age_fits = any(s.min_age <= age <= s.max_age for s in candidates)
+    # Schemes that cannot take this age at all are not the reason for a refusal,
+    # unless no scheme takes it.
+    fitting = {s.key for s in candidates if s.min_age <= age <= s.max_age}
     shown, seen = [], set()
     for r in refusals:
-        if (age_fits and r.code == "AGE_OUT_OF_RANGE") or (r.code, r.message) in seen:
+        if (fitting and r.scheme not in fitting) or (r.code, r.message) in seen:
             continue  # one earlier diversion can bar several schemes: say it once
         seen.add((r.code, r.message))
         shown.append(r)

@@ -10,9 +10,13 @@ from datetime import date, datetime, timedelta
 from diversion_cli.errors import BadInput
 
 PNC_CHECK_LETTERS = "ZABCDEFGHJKLMNPQRTUVWXY"  # domain.md: no I, O or S
-_PNC = re.compile(r"^(\d{2}|\d{4})/(\d{1,7})([A-Z])$")
-_OFFICER = re.compile(r"^[A-Z]{0,4}\d{1,8}$")
-_HAS_YEAR = re.compile(r"\d{4}")
+# [0-9], not \d: other scripts' digits must not make an ID that matches no record
+_PNC = re.compile(r"^([0-9]{2}|[0-9]{4})/([0-9]{1,7})([A-Z])$")
+_OFFICER = re.compile(r"^[A-Z]{0,4}[0-9]{1,8}$")
+_HAS_YEAR = re.compile(r"[0-9]{4}")
+_NUMERIC_DATE = re.compile(r"^([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})(?:[ T]+(.*))?$")
+# Joiners are part of standard spelling in some scripts (Persian ZWNJ, Indic ZWJ).
+_JOINERS = str.maketrans("", "", "\u200c\u200d")
 # Clock skew allowed between desks before a time counts as "in the future".
 FUTURE_TOLERANCE = timedelta(minutes=5)
 MAX_TEXT = 500
@@ -52,7 +56,7 @@ def parse_pnc(text: str, today: date | None = None) -> str:
 def _reject_control(field: str, text: str) -> None:
     # isprintable() is False for control, format, surrogate, private-use and
     # unassigned characters (and separators other than the space we keep).
-    if not text.isprintable():
+    if not text.translate(_JOINERS).isprintable():
         raise BadInput(field, "contains control or unprintable characters")
 
 
@@ -126,13 +130,32 @@ def _parse_moment(text: str, field: str, dayfirst: bool = True) -> datetime:
     # that decides prosecution, and dateutil would guess silently.
     if not _HAS_YEAR.search(value):
         raise BadInput(field, f"{value!r} is not a date (use YYYY-MM-DD or DD/MM/YYYY)")
-    from dateutil import parser as dateutil_parser  # slow import: only for non-ISO input
+    numeric = _NUMERIC_DATE.match(value)
+    if numeric:  # DD/MM/YYYY strictly: never fall back to month first
+        day, month, year, rest = numeric.groups()
+        try:
+            moment = datetime(int(year), int(month), int(day))
+        except ValueError:
+            raise BadInput(field, f"{value!r} is not a valid date (DD/MM/YYYY)") from None
+        if rest:
+            try:
+                clock = datetime.strptime(rest.strip(), "%H:%M" if rest.count(":") == 1 else "%H:%M:%S")
+            except ValueError:
+                raise BadInput(field, f"{value!r} has an unreadable time (use HH:MM)") from None
+            moment = moment.replace(hour=clock.hour, minute=clock.minute, second=clock.second)
+        return moment
+    from dateutil import parser as dateutil_parser  # slow import: only for worded dates
 
     try:
-        parsed = dateutil_parser.parse(value, dayfirst=dayfirst)
+        # Parsed against two different defaults: any part the text left out shows
+        # up as a difference, and a date with a part missing is refused.
+        first = dateutil_parser.parse(value, dayfirst=dayfirst, default=datetime(2000, 1, 1))
+        second = dateutil_parser.parse(value, dayfirst=dayfirst, default=datetime(2001, 2, 2))
     except (ValueError, OverflowError):
         raise BadInput(field, f"{value!r} is not a valid date") from None
-    return parsed.replace(tzinfo=None)
+    if first.date() != second.date():
+        raise BadInput(field, f"{value!r} is not a whole date (give day, month and year)")
+    return first.replace(tzinfo=None)
 
 
 def parse_datetime(text: str, field: str = "when", allow_future: bool = False) -> datetime:
@@ -184,7 +207,7 @@ def format_incident_id(n: int) -> str:
 
 def _parse_numbered(text: str, prefix: str, field: str) -> int:
     raw = (text or "").strip().upper()
-    m = re.fullmatch(rf"(?:{prefix}-?)?0*(\d{{1,12}})", raw)
+    m = re.fullmatch(rf"(?:{prefix}-?)?0*([0-9]{{1,12}})", raw)
     if not m:
         raise BadInput(field, f"{text!r} is not a {field.replace('_', ' ')} (like {prefix}-000123)")
     return int(m.group(1))
@@ -200,7 +223,7 @@ def parse_incident_id(text: str) -> int:
 
 def parse_referral_id(text: str) -> str:
     raw = (text or "").strip().upper()
-    m = re.fullmatch(r"R-?(\d{4})-?(\d{1,9})", raw)
+    m = re.fullmatch(r"R-?([0-9]{4})-?([0-9]{1,9})", raw)
     if not m:
         raise BadInput("referral_id", f"{text!r} is not a referral id (like R-2026-000123)")
     return f"R-{m.group(1)}-{int(m.group(2)):06d}"

@@ -15,7 +15,10 @@ from datetime import datetime
 from pathlib import Path
 
 from diversion_cli.errors import BadInput, Refused, StoreUnusable
+from diversion_cli.store import audit
 from diversion_cli.store.migrations import LATEST, MIGRATIONS
+
+AUDIT_FROM = 3  # the migration that created the audit trail
 
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a desk waits for another desk's write
 
@@ -64,6 +67,8 @@ class Store:
     def __init__(self, path: Path, conn: sqlite3.Connection):
         self.path = path
         self.conn = conn
+        self._audit_context: tuple | None = None
+        self._audited = False  # the audit tables exist (migration 3 on)
 
     # ---- opening -------------------------------------------------------
 
@@ -110,27 +115,35 @@ class Store:
         if current > LATEST:
             raise StoreUnusable(f"the database {self.path} has schema version {current}, newer than this "
                                 f"diversion understands ({LATEST}); upgrade diversion before using it")
+        self._audited = current >= AUDIT_FROM
         for version, name, sql in MIGRATIONS:
             if version <= current:
                 continue
-            with self.transaction():
+            with self.transaction(f"migration {version}", "system"):
+                if self.schema_version() >= version:
+                    continue  # another desk applied it while we waited for the lock
                 # executescript would commit; run the statements one by one instead
                 for statement in _statements(sql):
                     self.conn.execute(statement)
                 self.conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
                                   (version, name, _iso(datetime.now())))
+                self._audited = version >= AUDIT_FROM
 
     # ---- transactions --------------------------------------------------
 
     @contextmanager
-    def transaction(self):
-        """A write transaction holding the database write lock from the start."""
+    def transaction(self, operation: str, officer: str, reason: str | None = None):
+        """A write transaction holding the database write lock from the start.
+        Every change in it is sealed into the audit trail, stamped with the
+        operation, the officer and the reason, before it commits."""
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise _unusable(exc, self.path) from None
+        self._audit_context = (_iso(datetime.now()), officer, operation, reason)
         try:
             yield self
+            self.seal_audit()
             self.conn.execute("COMMIT")
         except BaseException as exc:
             if self.conn.in_transaction:
@@ -140,6 +153,14 @@ class Store:
             if isinstance(exc, sqlite3.Error):
                 raise _unusable(exc, self.path) from None
             raise
+        finally:
+            self._audit_context = None
+
+    def seal_audit(self) -> None:
+        """Seal the changes made so far in this transaction (bulk loads call it per batch)."""
+        if self._audited:
+            at, officer, operation, reason = self._audit_context
+            audit.seal(self.conn, at, officer, operation, reason)
 
     def _all(self, sql: str, params=()) -> list[dict]:
         try:
@@ -301,6 +322,89 @@ class Store:
             "UPDATE referral_conditions SET status = ?, recorded_at = ?, recorded_by = ?, note = ? "
             "WHERE referral_id = ? AND position = ?",
             (status, _iso(at), officer, note, referral_id, position))
+
+    # ---- audit and administration ------------------------------------------
+
+    def verify_audit(self) -> dict:
+        """Raises audit.Problem naming the first bad entry or row."""
+        return audit.verify(self.conn)
+
+    def audit_entries(self, person_id: int | None = None, referral_id: str | None = None,
+                      limit: int = 200) -> list[dict]:
+        where, params = [], []
+        if person_id is not None:
+            where.append("person_id = ?")
+            params.append(person_id)
+        if referral_id is not None:
+            where.append("referral_id = ?")
+            params.append(referral_id)
+        sql = ("SELECT seq, at, officer, operation, reason, action, entity, entity_id, person_id, referral_id, "
+               "old, new FROM audit_log" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY seq DESC LIMIT ?")
+        return list(reversed(self._all(sql, (*params, limit))))
+
+    def void_incident(self, incident_id: int, at: datetime, reason: str) -> None:
+        self.conn.execute("UPDATE incidents SET voided_at = ?, void_reason = ? WHERE id = ?",
+                          (_iso(at), reason, incident_id))
+
+    def amend_incident(self, incident_id: int, changes: dict) -> None:
+        allowed = {"occurred_at", "age", "location", "quantity", "supply_suspected"}
+        assert set(changes) <= allowed, changes
+        sets = ", ".join(f"{column} = ?" for column in changes)
+        self.conn.execute(f"UPDATE incidents SET {sets} WHERE id = ?", (*changes.values(), incident_id))
+
+    def amend_person(self, person_id: int, changes: dict) -> None:
+        allowed = {"surname", "forenames", "dob", "pnc", "gender", "ethnicity", "surname_norm", "forenames_norm",
+                   "surname_sound", "forename_sound"}
+        assert set(changes) <= allowed, changes
+        sets = ", ".join(f"{column} = ?" for column in changes)
+        self.conn.execute(f"UPDATE people SET {sets} WHERE id = ?", (*changes.values(), person_id))
+
+    def erase_person(self, person_id: int, at: datetime, officer: str, reason: str) -> dict:
+        """Delete everything about one person and blank their audit snapshots.
+        The trail keeps the digests and the ids, so it still verifies."""
+        c = self.conn
+        c.execute("INSERT INTO erasures (person_id, erased_at, erased_by, reason) VALUES (?, ?, ?, ?)",
+                  (person_id, _iso(at), officer, reason))
+        referrals = "SELECT id FROM referrals WHERE person_id = ?"
+        incidents = "SELECT id FROM incidents WHERE person_id = ?"
+        removed = {
+            "conditions": c.execute(f"DELETE FROM referral_conditions WHERE referral_id IN ({referrals})",
+                                    (person_id,)).rowcount,
+            "referrals": c.execute("DELETE FROM referrals WHERE person_id = ?", (person_id,)).rowcount,
+            "decisions": c.execute("DELETE FROM decisions WHERE person_id = ?", (person_id,)).rowcount,
+            "substances": c.execute(f"DELETE FROM incident_substances WHERE incident_id IN ({incidents})",
+                                    (person_id,)).rowcount,
+            "co_offences": c.execute(f"DELETE FROM incident_co_offences WHERE incident_id IN ({incidents})",
+                                     (person_id,)).rowcount,
+            "incidents": c.execute("DELETE FROM incidents WHERE person_id = ?", (person_id,)).rowcount,
+            "people": c.execute("DELETE FROM people WHERE id = ?", (person_id,)).rowcount,
+        }
+        self.seal_audit()
+        c.execute("UPDATE audit_log SET old = NULL, new = NULL WHERE person_id = ? "
+                  "AND (old IS NOT NULL OR new IS NOT NULL)", (person_id,))
+        return removed
+
+    def integrity_check(self) -> list[str]:
+        return [row[0] for row in self.conn.execute("PRAGMA integrity_check")]
+
+    def status(self) -> dict:
+        counts = {}
+        for table in ("people", "incidents", "referrals", "decisions", "audit_log"):
+            counts[table] = self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        last = self.conn.execute("SELECT at, officer, operation FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        open_referrals = self.conn.execute(
+            "SELECT count(*) FROM referrals WHERE status IN ('offered', 'accepted')").fetchone()[0]
+        return {"schema_version": self.schema_version(), "counts": counts, "open_referrals": open_referrals,
+                "last_write": {"at": last[0], "officer": last[1], "operation": last[2]} if last else None}
+
+    def backup_to(self, target: Path) -> None:
+        """An online, consistent copy (SQLite's backup API) while other desks keep writing."""
+        destination = sqlite3.connect(target)
+        try:
+            self.conn.backup(destination, pages=4096)
+        finally:
+            destination.close()
 
     # ---- analytics (reports.py aggregates these rows) -----------------------
 

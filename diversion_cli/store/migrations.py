@@ -188,4 +188,151 @@ SELECT 'P-' || printf('%06d', p.id) AS person_ref, p.surname, p.forenames, p.dob
 FROM people p;
 """))
 
+# ---- the audit trail --------------------------------------------------------
+# Triggers copy every change of an audited table into audit_pending (so even an
+# edit made with the sqlite3 shell leaves a trace); diversion seals pending
+# changes into the hash-chained, append-only audit_log in the same transaction,
+# stamped with the officer and the operation. SNAPSHOTS are frozen with the
+# migration: `audit verify` compares each row's current snapshot with the last
+# one sealed for it.
+
+SNAPSHOTS = {
+    # table: (entity, entity id, person id, referral id, snapshot), in terms of a row alias X
+    "people": ("person", "CAST(X.id AS TEXT)", "X.id", "NULL",
+               "json_object('surname', X.surname, 'forenames', X.forenames, 'dob', X.dob, 'pnc', X.pnc, "
+               "'gender', X.gender, 'ethnicity', X.ethnicity, 'created_at', X.created_at, "
+               "'created_by', X.created_by)"),
+    "incidents": ("incident", "CAST(X.id AS TEXT)", "X.person_id", "NULL",
+                  "json_object('person_id', X.person_id, 'occurred_at', X.occurred_at, 'age', X.age, "
+                  "'location', X.location, 'quantity', X.quantity, 'supply_suspected', X.supply_suspected, "
+                  "'recorded_at', X.recorded_at, 'recorded_by', X.recorded_by, 'voided_at', X.voided_at, "
+                  "'void_reason', X.void_reason)"),
+    "incident_substances": ("substance", "X.incident_id || '/' || X.position",
+                            "(SELECT person_id FROM incidents WHERE id = X.incident_id)", "NULL",
+                            "json_object('substance', X.substance, 'drug_class', X.drug_class, "
+                            "'entered_as', X.entered_as)"),
+    "incident_co_offences": ("co_offence", "X.incident_id || '/' || X.position",
+                             "(SELECT person_id FROM incidents WHERE id = X.incident_id)", "NULL",
+                             "json_object('description', X.description)"),
+    "decisions": ("decision", "CAST(X.id AS TEXT)", "X.person_id", "NULL",
+                  "json_object('incident_id', X.incident_id, 'stage', X.stage, 'eligible', X.eligible, "
+                  "'scheme', X.scheme, 'reasons', X.reasons, 'config_fingerprint', X.config_fingerprint, "
+                  "'taken_at', X.taken_at, 'taken_by', X.taken_by)"),
+    "referrals": ("referral", "X.id", "X.person_id", "X.id",
+                  "json_object('person_id', X.person_id, 'incident_id', X.incident_id, 'scheme', X.scheme, "
+                  "'pathway', X.pathway, 'one_shot_group', X.one_shot_group, 'lookback_since', X.lookback_since, "
+                  "'status', X.status, 'provider', X.provider, 'appointment', X.appointment, "
+                  "'deadline', X.deadline, 'offered_at', X.offered_at, 'offered_by', X.offered_by, "
+                  "'diverted_at', X.diverted_at, 'closed_at', X.closed_at, 'outcome_code', X.outcome_code, "
+                  "'reason', X.reason, 'updated_at', X.updated_at, 'updated_by', X.updated_by)"),
+    "referral_conditions": ("condition", "X.referral_id || '/' || X.position",
+                            "(SELECT person_id FROM referrals WHERE id = X.referral_id)", "X.referral_id",
+                            "json_object('key', X.key, 'description', X.description, 'due', X.due, "
+                            "'status', X.status, 'recorded_at', X.recorded_at, 'recorded_by', X.recorded_by, "
+                            "'note', X.note)"),
+}
+
+
+def _audit_triggers() -> str:
+    parts = []
+    for table, (entity, ident, person, referral, snap) in SNAPSHOTS.items():
+        for action, row, old, new in (("insert", "NEW", "NULL", snap), ("update", "NEW", snap, snap),
+                                      ("delete", "OLD", snap, "NULL")):
+            def sub(expr, alias):
+                return expr.replace("X.", f"{alias}.")
+            parts.append(
+                f"CREATE TRIGGER audit_{table}_{action} AFTER {action.upper()} ON {table}\n"
+                f"BEGIN\n    INSERT INTO audit_pending (action, entity, entity_id, person_id, referral_id, old, new)\n"
+                f"    VALUES ('{action}', '{entity}', {sub(ident, row)}, {sub(person, row)}, {sub(referral, row)}, "
+                f"{sub(old, 'OLD')}, {sub(new, 'NEW')});\nEND;\n")
+    return "\n".join(parts)
+
+
+MIGRATIONS.append((3, "audit trail, corrections (void) and immutable decisions", """
+ALTER TABLE incidents ADD COLUMN voided_at TEXT;
+ALTER TABLE incidents ADD COLUMN void_reason TEXT;
+
+CREATE TABLE audit_pending (
+    id INTEGER PRIMARY KEY,
+    action TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    person_id INTEGER,
+    referral_id TEXT,
+    old TEXT,
+    new TEXT
+);
+
+-- Append-only. Each entry's hash covers the one before it, so an edited,
+-- deleted or re-ordered entry breaks the chain. old/new hold the row
+-- snapshots; their digests are what the chain covers, so a data-protection
+-- erasure can blank the snapshots of an erased person without breaking it.
+CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    officer TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    reason TEXT,
+    action TEXT NOT NULL CHECK (action IN ('insert', 'update', 'delete', 'baseline')),
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    person_id INTEGER,
+    referral_id TEXT,
+    old TEXT,
+    new TEXT,
+    old_digest TEXT,
+    new_digest TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX audit_log_person ON audit_log (person_id);
+CREATE INDEX audit_log_referral ON audit_log (referral_id);
+CREATE INDEX audit_log_entity ON audit_log (entity, entity_id);
+
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log_is_append_only');
+END;
+
+-- The one permitted change: blanking an erased person's snapshots (digests stay).
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+WHEN NOT (NEW.old IS NULL AND NEW.new IS NULL AND NEW.seq = OLD.seq AND NEW.hash = OLD.hash
+          AND NEW.prev_hash = OLD.prev_hash AND NEW.old_digest IS OLD.old_digest
+          AND NEW.new_digest IS OLD.new_digest AND NEW.entity = OLD.entity AND NEW.entity_id = OLD.entity_id
+          AND NEW.person_id IS OLD.person_id AND NEW.at = OLD.at AND NEW.officer = OLD.officer
+          AND NEW.operation = OLD.operation AND NEW.action = OLD.action AND NEW.reason IS OLD.reason
+          AND NEW.referral_id IS OLD.referral_id
+          AND EXISTS (SELECT 1 FROM erasures e WHERE e.person_id = OLD.person_id))
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log_is_append_only');
+END;
+
+-- Data-protection erasures: which person id was erased, when, by whom, why.
+CREATE TABLE erasures (
+    person_id INTEGER PRIMARY KEY,
+    erased_at TEXT NOT NULL,
+    erased_by TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+
+-- A decision is a record of what was decided at the time: never changed, and
+-- removed only with the person in a data-protection erasure.
+CREATE TRIGGER decisions_immutable BEFORE UPDATE ON decisions
+BEGIN
+    SELECT RAISE(ABORT, 'decisions_are_immutable');
+END;
+CREATE TRIGGER decisions_kept BEFORE DELETE ON decisions
+WHEN NOT EXISTS (SELECT 1 FROM erasures e WHERE e.person_id = OLD.person_id)
+BEGIN
+    SELECT RAISE(ABORT, 'decisions_are_immutable');
+END;
+
+-- Existing rows enter the trail as a baseline, sealed when the migration commits.
+""" + "\n".join(
+    f"INSERT INTO audit_pending (action, entity, entity_id, person_id, referral_id, old, new) "
+    f"SELECT 'baseline', '{entity}', {ident}, {person}, {referral}, NULL, {snap} "
+    f"FROM {table} AS X;"
+    for table, (entity, ident, person, referral, snap) in SNAPSHOTS.items()
+) + "\n" + _audit_triggers()))
+
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,229 @@
+"""Keeping the record trustworthy: status, integrity and audit checks, online
+backups and restores, corrections (void and amend, never overwrite), and the
+one permitted deletion: a confirmed, audited data-protection erasure."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+from diversion_cli import identity, values
+from diversion_cli.errors import BadInput, NotFound, Refused, StoreUnusable
+from diversion_cli.operations import Workspace
+from diversion_cli.store import Store, audit
+
+
+def _existing(ws: Workspace) -> Store:
+    store = ws.reader()
+    if store is None:
+        raise NotFound(f"no database at {ws.db_path} yet")
+    return store
+
+
+def status(ws: Workspace) -> dict:
+    store = _existing(ws)
+    info = store.status()
+    size = sum(p.stat().st_size for p in (ws.db_path, Path(f"{ws.db_path}-wal")) if p.exists())
+    info.update({"path": str(ws.db_path), "size_bytes": size,
+                 "mode": oct(ws.db_path.stat().st_mode & 0o777)})
+    return info
+
+
+def verify_audit(ws: Workspace) -> dict:
+    """Raises Refused (exit 1) naming the first bad entry if the trail or the data was tampered with."""
+    store = _existing(ws)
+    try:
+        return store.verify_audit()
+    except audit.Problem as problem:
+        raise Refused(f"audit trail broken: {problem}") from None
+
+
+def check(ws: Workspace) -> dict:
+    store = _existing(ws)
+    problems = [line for line in store.integrity_check() if line != "ok"]
+    if problems:
+        raise StoreUnusable(f"integrity check failed: {problems[0]}")
+    result = verify_audit(ws)
+    result["integrity"] = "ok"
+    return result
+
+
+def _private_new_file(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        raise BadInput("file", f"{path} already exists; choose a new name") from None
+    except OSError as exc:
+        raise BadInput("file", f"cannot create {path}: {exc.strerror}") from None
+
+
+def backup(ws: Workspace, target: Path) -> dict:
+    """A consistent copy taken while other desks write; owner-only."""
+    store = _existing(ws)
+    _private_new_file(target)
+    try:
+        store.backup_to(target)
+    except sqlite3.Error as exc:
+        target.unlink(missing_ok=True)
+        raise StoreUnusable(f"backup failed: {exc}") from None
+    os.chmod(target, 0o600)
+    copy = Store.open(target, create=False)
+    try:
+        problems = [line for line in copy.integrity_check() if line != "ok"]
+        counts = copy.status()["counts"]
+    finally:
+        copy.close()
+    if problems:
+        raise StoreUnusable(f"the backup at {target} failed its integrity check: {problems[0]}")
+    return {"path": str(target), "counts": counts}
+
+
+def restore(ws: Workspace, source: Path) -> dict:
+    """Replace the live database with a checked backup, through SQLite's backup
+    API so desks with the file open see either the old or the new whole."""
+    if not source.is_file():
+        raise NotFound(f"no backup file {source}")
+    backup_store = Store.open(source, create=False)
+    try:
+        problems = [line for line in backup_store.integrity_check() if line != "ok"]
+        if problems:
+            raise StoreUnusable(f"the backup {source} is damaged: {problems[0]}")
+        try:
+            backup_store.verify_audit()
+        except audit.Problem as problem:
+            raise Refused(f"the backup's audit trail is broken, not restoring it: {problem}") from None
+        live = ws.writer()
+        try:
+            backup_store.conn.backup(live.conn)
+        except sqlite3.Error as exc:
+            raise StoreUnusable(f"restore failed: {exc}") from None
+        return {"path": str(ws.db_path), "from": str(source), "counts": live.status()["counts"]}
+    finally:
+        backup_store.close()
+
+
+def audit_log(ws: Workspace, person: str | None = None, referral: str | None = None, limit: int = 200) -> list[dict]:
+    person_id = values.parse_person_id(person) if person else None
+    referral_id = values.parse_referral_id(referral) if referral else None
+    store = ws.reader()
+    if store is None:
+        return []
+    return store.audit_entries(person_id=person_id, referral_id=referral_id, limit=limit)
+
+
+def _reason(reason: str | None) -> str:
+    text = values.clean_text(reason, "reason")
+    if not text:
+        raise BadInput("reason", "is required: say why the record is being corrected")
+    return text
+
+
+def void_incident(ws: Workspace, incident: str, reason: str | None) -> dict:
+    """Mark a wrongly recorded incident void. It stays on record, out of reports."""
+    officer, now = ws.officer(), ws.clock()
+    incident_id = values.parse_incident_id(incident)
+    why = _reason(reason)
+    store = _existing(ws)
+    with store.transaction("void incident", officer, why):
+        row = store.incident(incident_id)
+        if row is None:
+            raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
+        if row["voided_at"]:
+            raise Refused(f"{values.format_incident_id(incident_id)} is already void")
+        live = store.live_referral_for_incident(incident_id)
+        if live:
+            raise Refused(f"{values.format_incident_id(incident_id)} has referral {live['id']} ({live['status']}); "
+                          f"void the referral first with `diversion outcome {live['id']} voided`")
+        store.void_incident(incident_id, now, why)
+    return {"incident_id": values.format_incident_id(incident_id), "voided_at": now.isoformat(timespec="seconds"),
+            "reason": why}
+
+
+def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str | None = None,
+                   location: str | None = None, quantity: str | None = None) -> dict:
+    officer = ws.officer()
+    incident_id = values.parse_incident_id(incident)
+    why = _reason(reason)
+    changes = {}
+    if location is not None:
+        changes["location"] = values.clean_text(location, "location")
+    if quantity is not None:
+        changes["quantity"] = values.clean_text(quantity, "quantity")
+    occurred = values.parse_datetime(when, "when") if when else None
+    if occurred is None and not changes:
+        raise BadInput("amend", "nothing to change: give --when, --location or --quantity")
+    store = _existing(ws)
+    with store.transaction("amend incident", officer, why):
+        row = store.incident(incident_id)
+        if row is None:
+            raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
+        if occurred:
+            person = store.person(row["person_id"])
+            changes["occurred_at"] = occurred.isoformat(timespec="seconds")
+            changes["age"] = values.check_age(date.fromisoformat(person["dob"]), occurred)
+        store.amend_incident(incident_id, changes)
+    return {"incident_id": values.format_incident_id(incident_id), "changed": sorted(changes), "reason": why}
+
+
+def amend_person(ws: Workspace, person: str, reason: str | None, surname: str | None = None,
+                 forename: str | None = None, dob: str | None = None, pnc: str | None = None,
+                 gender: str | None = None, ethnicity: str | None = None) -> dict:
+    officer = ws.officer()
+    person_id = values.parse_person_id(person)
+    why = _reason(reason)
+    changes = {}
+    if surname is not None:
+        changes["surname"] = values.clean_name(surname, "surname")
+        changes["surname_norm"] = identity.normalise(changes["surname"])
+        changes["surname_sound"] = identity.sound_key(changes["surname_norm"])
+    if forename is not None:
+        changes["forenames"] = values.clean_name(forename, "forename")
+        changes["forenames_norm"] = identity.normalise(changes["forenames"])
+        changes["forename_sound"] = identity.sound_key(identity.first_forename(changes["forenames_norm"]))
+    if dob is not None:
+        changes["dob"] = values.parse_date(dob, "dob").isoformat()
+    if pnc is not None:
+        changes["pnc"] = values.parse_pnc(pnc)
+    if gender is not None:
+        changes["gender"] = values.parse_gender(gender)
+    if ethnicity is not None:
+        changes["ethnicity"] = values.parse_ethnicity(ethnicity, ws.config.ethnicity)
+    if not changes:
+        raise BadInput("amend", "nothing to change")
+    store = _existing(ws)
+    with store.transaction("amend person", officer, why):
+        if store.person(person_id) is None:
+            raise NotFound(f"no person {values.format_person_id(person_id)}")
+        if "dob" in changes:
+            for incident in store.incidents_of(person_id):
+                from datetime import datetime
+
+                values.check_age(date.fromisoformat(changes["dob"]), datetime.fromisoformat(incident["occurred_at"]))
+        store.amend_person(person_id, changes)
+    return {"person_id": values.format_person_id(person_id),
+            "changed": sorted(k for k in changes if not k.endswith(("_norm", "_sound"))), "reason": why}
+
+
+def erase_person(ws: Workspace, person: str, reason: str | None, confirm: str | None,
+                 override_retention: bool = False) -> dict:
+    """Data-protection erasure: remove a person and everything recorded about them."""
+    officer, now = ws.officer(), ws.clock()
+    person_id = values.parse_person_id(person)
+    why = _reason(reason)
+    if confirm is None or values.parse_person_id(confirm) != person_id:
+        raise BadInput("confirm", f"repeat the person id with --confirm {values.format_person_id(person_id)} "
+                                  f"to erase them")
+    store = _existing(ws)
+    with store.transaction("erase person", officer, why):
+        if store.person(person_id) is None:
+            raise NotFound(f"no person {values.format_person_id(person_id)}")
+        diverted = [r for r in store.referrals_of(person_id) if r["status"] in ("accepted", "completed", "failed")]
+        if diverted and not override_retention:
+            raise Refused(f"{values.format_person_id(person_id)} has a diversion on record ({diverted[0]['id']}); "
+                          f"the one-shot rule needs it kept (MoPI). Use --override-retention only on a "
+                          f"documented legal decision")
+        removed = store.erase_person(person_id, now, officer, why)
+    return {"person_id": values.format_person_id(person_id), "removed": removed, "reason": why}
