@@ -36,6 +36,7 @@ REQUIRED = ("occurred_at", "substances")
 REFERRAL_STATUSES = ("offered", "accepted", "declined", "completed", "failed", "voided")
 TRUE, FALSE = ("1", "true", "yes", "y"), ("", "0", "false", "no", "n")
 MAX_ERRORS_SHOWN = 20
+MAX_PROBLEMS = 1000  # past this the file is not worth reading on
 
 
 class ImportFailed(BadInput):
@@ -123,7 +124,8 @@ class _Loader:
         self.store, self.config, self.officer, self.now = store, config, officer, now
         self.schemes = list(config.schemes.values())
         self.next_person, self.next_incident = store.next_row_ids()
-        self.existing_people = self.next_person > 1    # only then ask the database who is who
+        # Caches cover only the batch not yet written, so memory stays flat however
+        # long the file: earlier rows are found through the database's indexes.
         self.people: dict[tuple, int] = {}              # identity key -> person id
         self.history: dict[int, list[rules.PriorReferral]] = {}
         self.next_ref: dict[int, int] = {}
@@ -138,6 +140,8 @@ class _Loader:
             self.store.seal_audit()  # keep the pending trail small on long imports
         except sqlite3.IntegrityError as exc:
             raise BadInput("", f"the database refused a row: {refusal_for(exc).message}") from None
+        self.people.clear()
+        self.history.clear()
 
     def row(self, row: dict) -> None:
         req = RecordRequest(surname=row.get("surname"), forename=row.get("forenames"),
@@ -185,7 +189,7 @@ class _Loader:
         keys = [("pnc", rec.pnc)] if rec.pnc else []
         keys.append(("name", surname_norm, forenames_norm, dob))
         person_id = next((self.people[k] for k in keys if k in self.people), None)
-        if person_id is None and self.existing_people:
+        if person_id is None:
             found = self.store.person_by_pnc(rec.pnc) if rec.pnc else None
             if found is None:
                 found = next((p for p in self.store.people_named(surname_norm, forenames_norm, dob)
@@ -208,7 +212,7 @@ class _Loader:
         return person_id
 
     def _history(self, person_id: int) -> list[rules.PriorReferral]:
-        if person_id not in self.history:  # someone already in the database before this import
+        if person_id not in self.history:  # someone written in an earlier batch or before this import
             self.history[person_id] = prior_referrals(self.store.referrals_of(person_id))
         return self.history[person_id]
 
@@ -292,6 +296,9 @@ def import_file(ws: Workspace, path: Path, dry_run: bool = False, progress=None)
                 loader.row(row)
             except DiversionError as exc:
                 problems.append(f"line {line}: {exc.message}")
+                if len(problems) >= MAX_PROBLEMS:
+                    problems.append(f"stopped after {MAX_PROBLEMS} bad rows")
+                    break
         if not problems:
             try:
                 loader.flush()

@@ -150,6 +150,11 @@ def generate(people: int, seed: int, start: date, end: date, out, caught_again: 
         diverted = False
         for n, at in enumerate(incidents):
             who = misspell(rng, person) if n and rng.random() < 0.25 else person
+            if who is not person:
+                if (who["surname"], who["forenames"], who["dob"]) in seen:
+                    who = person  # the misspelling would be someone else's exact identity
+                else:
+                    seen.add((who["surname"], who["forenames"], who["dob"]))
             age = (at.date() - person["dob"]).days // 365
             substance = weighted(rng, SUBSTANCES)
             entered = rng.choice(STREET.get(substance, [substance]))

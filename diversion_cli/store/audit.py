@@ -10,7 +10,6 @@ diversion, e.g. with the sqlite3 shell).
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 
 from diversion_cli.store.migrations import SNAPSHOTS
@@ -25,8 +24,10 @@ def digest(text: str | None) -> str | None:
 
 def chain_hash(prev: str, seq: int, at: str, officer: str, operation: str, reason: str | None, action: str,
                entity: str, entity_id: str, person_id, referral_id, old_digest, new_digest) -> str:
-    body = json.dumps([prev, seq, at, officer, operation, reason, action, entity, entity_id, person_id,
-                       referral_id, old_digest, new_digest], ensure_ascii=False, separators=(",", ":"))
+    # Unit-separated fields; None is "\x00" so it never equals an empty string.
+    fields = (prev, seq, at, officer, operation, reason, action, entity, entity_id, person_id, referral_id,
+              old_digest, new_digest)
+    body = "\x1f".join("\x00" if f is None else str(f) for f in fields)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
