@@ -5,8 +5,10 @@ One row is one incident, optionally with the referral it led to. Columns:
   surname, forenames, dob, pnc, gender, ethnicity      the person
   occurred_at, substances, quantity, location,          the incident;
   co_offences, supply_suspected, recorded_by            lists are ';'-separated
-  scheme, referral_status, offered_at, accepted_at,     the referral, if any
-  closed_at, outcome_reason
+  scheme, referral_status, offered_at, accepted_at,     the referral, if any (checked
+  closed_at, outcome_reason, approved_by                against the scheme's rules as of the
+                                                        offer; approved_by: a supervisor's
+                                                        collar number for a co-offence)
 
 Every row is checked by the same rules as `diversion record` (dates, ages,
 PNC check letter, substances) and the one-shot constraints in the database.
@@ -25,18 +27,20 @@ from pathlib import Path
 
 from diversion_cli import identity, rules, values
 from diversion_cli.errors import BadInput, DiversionError
-from diversion_cli.store import refusal_for
+from diversion_cli.store import Store, refusal_for
 from diversion_cli.operations import (RecordRequest, Workspace, _add_months, _end_of_day, prior_referrals,
                                       validate_record)
 
 COLUMNS = ("surname", "forenames", "dob", "pnc", "gender", "ethnicity", "occurred_at", "substances", "quantity",
            "location", "co_offences", "supply_suspected", "recorded_by", "scheme", "referral_status",
-           "offered_at", "accepted_at", "closed_at", "outcome_reason")
+           "offered_at", "accepted_at", "closed_at", "outcome_reason", "approved_by")
 REQUIRED = ("occurred_at", "substances")
 REFERRAL_STATUSES = ("offered", "accepted", "declined", "completed", "failed", "voided")
 TRUE, FALSE = ("1", "true", "yes", "y"), ("", "0", "false", "no", "n")
 MAX_ERRORS_SHOWN = 20
 MAX_PROBLEMS = 1000  # past this the file is not worth reading on
+FILE_FIELDS = {"when": "occurred_at", "forename": "forenames", "substance": "substances",
+               "co-offence": "co_offences"}
 
 
 class ImportFailed(BadInput):
@@ -126,7 +130,7 @@ class _Loader:
         self.next_person, self.next_incident = store.next_row_ids()
         # Caches cover only the batch not yet written, so memory stays flat however
         # long the file: earlier rows are found through the database's indexes.
-        self.people: dict[tuple, int] = {}              # identity key -> person id
+        self.people: dict[tuple, tuple] = {}            # identity key -> (person id, PNC)
         self.history: dict[int, list[rules.PriorReferral]] = {}
         self.next_ref: dict[int, int] = {}
         self.batch: dict[str, list[tuple]] = {table: [] for table in (
@@ -144,6 +148,14 @@ class _Loader:
         self.history.clear()
 
     def row(self, row: dict) -> None:
+        try:
+            self._row(row)
+        except BadInput as exc:
+            if exc.field in FILE_FIELDS:  # name the file's column, not `record`'s flag
+                raise BadInput(FILE_FIELDS[exc.field], exc.problem) from None
+            raise
+
+    def _row(self, row: dict) -> None:
         req = RecordRequest(surname=row.get("surname"), forename=row.get("forenames"),
                             dob=row.get("dob") or None, pnc=row.get("pnc") or None, gender=row.get("gender"),
                             ethnicity=row.get("ethnicity"), when=row.get("occurred_at") or "",
@@ -154,6 +166,8 @@ class _Loader:
         rec = validate_record(self.config, req, self.now)
         rec.supply_suspected = _flag(row.get("supply_suspected"), "supply_suspected")
         recorder = values.parse_officer(row["recorded_by"]) if row.get("recorded_by") else self.officer
+        if (row.get("approved_by") or "").strip():
+            values.parse_officer(row["approved_by"])
         if rec.surname is None:
             raise BadInput("surname", "is required in an import")
         referral = self._referral_fields(row, rec.when) if (row.get("scheme") or "").strip() else None
@@ -163,8 +177,13 @@ class _Loader:
         case = rules.CaseFacts(rec.when, age, tuple(c for _, c, _ in rec.substances), rec.supply_suspected,
                                tuple(rec.co_offences))
         verdict = rules.decide(self.schemes, history, rec.when, case=case)
-        if referral:
-            self._check_one_shot(referral, history)
+        if referral:  # the same rules `refer` applies, as of the offer
+            at_offer = rules.decide(self.schemes, history, referral["offered"], case=case,
+                                    requested=referral["scheme"].key,
+                                    supervisor_approved=bool((row.get("approved_by") or "").strip()))
+            if not at_offer.eligible:
+                raise BadInput("scheme", "the rules would not allow this referral: "
+                               + " ".join(r.message for r in at_offer.reasons))
         incident_id = self.next_incident
         self.next_incident += 1
         at = rec.when.isoformat(timespec="seconds")
@@ -188,13 +207,19 @@ class _Loader:
         dob = rec.dob.isoformat()
         keys = [("pnc", rec.pnc)] if rec.pnc else []
         keys.append(("name", surname_norm, forenames_norm, dob))
-        person_id = next((self.people[k] for k in keys if k in self.people), None)
+        person_id, known_pnc = None, None
+        for key in keys:
+            cached = self.people.get(key)
+            if cached and not (rec.pnc and cached[1] and cached[1] != rec.pnc):  # two PNCs: two people
+                person_id, known_pnc = cached
+                break
         if person_id is None:
             found = self.store.person_by_pnc(rec.pnc) if rec.pnc else None
             if found is None:
                 found = next((p for p in self.store.people_named(surname_norm, forenames_norm, dob)
                               if p["pnc"] is None or rec.pnc is None or p["pnc"] == rec.pnc), None)
-            person_id = found["id"] if found else None
+            if found:
+                person_id, known_pnc = found["id"], found["pnc"]
         if person_id is not None:
             self.batch["person_gaps"].append((rec.pnc, rec.gender, rec.ethnicity, person_id))
         else:
@@ -208,7 +233,7 @@ class _Loader:
             self.history[person_id] = []
             self.summary.people_created += 1
         for key in keys:
-            self.people[key] = person_id
+            self.people[key] = (person_id, known_pnc or rec.pnc)
         return person_id
 
     def _history(self, person_id: int) -> list[rules.PriorReferral]:
@@ -235,16 +260,6 @@ class _Loader:
         return {"scheme": scheme, "status": status, "offered": offered, "accepted": accepted,
                 "closed": closed if status not in ("offered", "accepted") else None,
                 "reason": values.clean_text(row.get("outcome_reason"), "outcome_reason")}
-
-    def _check_one_shot(self, ref: dict, history: list[rules.PriorReferral]) -> None:
-        """The same rules the database enforces, checked here to name the line."""
-        scheme = ref["scheme"]
-        open_ = next((p for p in history if p.status in rules.OPEN), None)
-        if open_:
-            raise BadInput("scheme", f"the person still has open referral {open_.id} from an earlier row")
-        used = rules.one_shot_used(scheme, history, ref["offered"])
-        if used:
-            raise BadInput("scheme", f"the person was already diverted ({used.id}, {used.scheme}): one shot")
 
     def _add_referral(self, ref: dict, person_id: int, incident_id: int, recorder: str,
                       history: list[rules.PriorReferral]) -> None:
@@ -283,7 +298,17 @@ def _iso(moment: datetime | None) -> str | None:
 def import_file(ws: Workspace, path: Path, dry_run: bool = False, progress=None) -> ImportSummary:
     """Validate every row and write them all in one transaction (or none)."""
     config, officer, now = ws.config, ws.officer(), ws.clock()
-    store = ws.writer()
+    fresh = not ws.db_path.exists()
+    if dry_run and fresh:  # nothing to check against: validate in memory, create no file
+        store = Store.in_memory()
+    else:
+        store = ws.writer()
+    # (a refused first import leaves an empty, migrated database: deleting it could
+    # pull the file from under a desk that opened it meanwhile)
+    return _import(store, config, officer, now, path, dry_run, progress)
+
+
+def _import(store, config, officer: str, now: datetime, path: Path, dry_run: bool, progress) -> ImportSummary:
     problems: list[str] = []
     with store.transaction("import", officer, f"import of {path.name}"):
         loader = _Loader(store, config, officer, now)
@@ -338,8 +363,10 @@ def _moment(row: dict, field: str, required: bool = False) -> datetime | None:
 # ---- export -------------------------------------------------------------------
 
 EXPORTS = ("incidents", "referrals")
-IDENTIFYING = ("surname", "forenames", "dob", "pnc")       # removed when pseudonymised
-KEYED = ("person_ref", "incident_ref", "referral_id")  # replaced by a keyed hash
+# Removed when pseudonymised: identifiers, and free text that may name people.
+IDENTIFYING = ("surname", "forenames", "dob", "pnc", "co_offences", "reason", "void_reason", "quantity")
+# Replaced by a keyed hash: links rows without saying who (officers included).
+KEYED = ("person_ref", "incident_ref", "referral_id", "recorded_by", "offered_by")
 PSEUDONYM_KEY_ENV = "DIVERSION_PSEUDONYM_KEY"
 
 

@@ -23,7 +23,7 @@ class BadInput(DiversionError):
 
     def __init__(self, field: str, problem: str):
         super().__init__(f"{field}: {problem}" if field else problem)
-        self.field = field
+        self.field, self.problem = field, problem
 
 
 class NotFound(DiversionError):

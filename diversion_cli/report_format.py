@@ -7,7 +7,7 @@ import csv
 import io
 import json
 
-from diversion_cli.reports import Money, Rate, RelativeRate, Table
+from diversion_cli.reports import Change, Money, Rate, RelativeRate, Table, sparkline
 
 FORMATS = ("table", "json", "csv", "markdown")
 CURRENCY_SIGNS = {"GBP": "£", "EUR": "€", "USD": "$"}
@@ -36,12 +36,22 @@ class Suppressor:
             if self.hides(*value.group, *value.reference):
                 return self.mark
             return "—" if value.value is None else f"{value.value:.2f}"
+        if isinstance(value, Change):
+            return self.mark if self.hides(*value) else value.text()
         if isinstance(value, Money):
             if self.hides(value.basis):
                 return self.mark
             sign = CURRENCY_SIGNS.get(value.currency, value.currency + " ")
             return f"-{sign}{-value.amount:,.0f}" if value.amount < 0 else f"{sign}{value.amount:,.0f}"
         return str(value)
+
+    def notes(self, table: Table) -> list[str]:
+        """The table's notes, with its charts drawn unless counts are being suppressed."""
+        lines = list(table.notes)
+        for label, counts in table.charts:
+            lines.append(f"{label}: counts suppressed, chart omitted" if self.hides(*counts)
+                         else f"{label}: {sparkline(list(counts))}")
+        return lines
 
     def data(self, value):
         """The JSON form: numbers stay numbers unless suppressed."""
@@ -58,6 +68,8 @@ class Suppressor:
             if self.hides(*value.group, *value.reference):
                 return self.mark
             return None if value.value is None else round(value.value, 4)
+        if isinstance(value, Change):
+            return self.mark if self.hides(*value) else value.text()
         if isinstance(value, Money):
             if self.hides(value.basis):
                 return {"amount": self.mark, "currency": value.currency}
@@ -72,7 +84,7 @@ def render(tables: list[Table], fmt: str, meta: dict, suppress: int | None) -> s
                            "tables": [{"key": t.key, "title": t.title,
                                        "columns": [{"key": c.key, "label": c.label} for c in t.columns],
                                        "rows": [{c.key: s.data(row.get(c.key)) for c in t.columns} for row in t.rows],
-                                       "notes": list(t.notes)} for t in tables]},
+                                       "notes": s.notes(t)} for t in tables]},
                           ensure_ascii=False, indent=2) + "\n"
     if fmt == "csv":
         return _csv(tables, s)
@@ -91,16 +103,12 @@ def _heading(meta: dict, suppress_mark: str | None) -> list[str]:
     return lines
 
 
-def _label_columns(table: Table) -> list[str]:
-    return [c.key for c in table.columns if all(isinstance(r.get(c.key), str) for r in table.rows)][:2]
-
-
 def _csv(tables: list[Table], s: Suppressor) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["table", "row", "column", "value", "numerator", "denominator"])
     for t in tables:
-        labels = _label_columns(t)
+        labels = t.labels
         for row in t.rows:
             name = " / ".join(str(row.get(k, "")) for k in labels)
             for c in t.columns:
@@ -132,7 +140,7 @@ def _markdown(tables: list[Table], meta: dict, s: Suppressor) -> str:
         if not t.rows:
             lines.append("| " + " | ".join("—" for _ in t.columns) + " |")
         lines.append("")
-        lines += [f"_{_md_escape(n)}_" for n in t.notes]
+        lines += [f"_{_md_escape(n)}_" for n in s.notes(t)]
         lines.append("")
     return "\n".join(lines)
 
@@ -154,14 +162,14 @@ def _rich(tables: list[Table], meta: dict, s: Suppressor) -> str:
     console.print(escape(heading[1]))
     for t in tables:
         rich_table = RichTable(title=escape(t.title), title_justify="left", title_style="bold")
-        labels = set(_label_columns(t))
+        labels = set(t.labels)
         for c in t.columns:
             rich_table.add_column(escape(c.label), justify="left" if c.key in labels else "right")
         for row in t.rows:
             rich_table.add_row(*(escape(s.cell(row.get(c.key))) for c in t.columns))
         console.print()
         console.print(rich_table)
-        for note in t.notes:
+        for note in s.notes(t):
             console.print(escape(note), style="dim")
     return console.file.getvalue()
 

@@ -50,6 +50,18 @@ class Money(NamedTuple):
     basis: int  # the count it was built from, for suppression
 
 
+class Change(NamedTuple):
+    """Month-on-month change of a count; hidden when either count is suppressed."""
+
+    before: int
+    after: int
+
+    def text(self) -> str:
+        if not self.before:
+            return "—" if not self.after else "new"
+        return f"{(self.after - self.before) / self.before:+.0%}"
+
+
 class Column(NamedTuple):
     key: str
     label: str
@@ -61,6 +73,8 @@ class Table(NamedTuple):
     columns: tuple[Column, ...]
     rows: list[dict]
     notes: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()                      # the columns that name a row
+    charts: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (label, counts) drawn as sparklines
 
 
 class Period(NamedTuple):
@@ -242,14 +256,16 @@ def _summary(facts: list[Fact], now_iso: str, period: Period) -> Table:
     ]
     return Table("summary", f"Summary: incidents from {period.label}",
                  (Column("measure", "Measure"), Column("value", "Value")), rows,
-                 ("Cohort: incidents that occurred in the period, followed to their referral's current state.",))
+                 ("Cohort: incidents that occurred in the period, followed to their referral's current state. "
+                  "Voided incidents are left out.",), labels=("measure",))
 
 
 def _adult_youth(facts: list[Fact], now_iso: str) -> Table:
     rows = []
     for label, test in (("Youth (10–17)", lambda f: f.age < 18), ("Adult (18+)", lambda f: f.age >= 18)):
         rows.append({"group": label, **_measures([f for f in facts if test(f)], now_iso)})
-    return Table("adult_youth", "Adult and youth", (Column("group", "Group"), *MEASURE_COLUMNS), rows)
+    return Table("adult_youth", "Adult and youth", (Column("group", "Group"), *MEASURE_COLUMNS), rows,
+                 labels=("group",))
 
 
 def _breakdown(facts: list[Fact], by: str, config, now_iso: str) -> Table:
@@ -264,7 +280,8 @@ def _breakdown(facts: list[Fact], by: str, config, now_iso: str) -> Table:
         notes.append(f"An incident with more than one {by.replace('_', ' ')} counts once under each, "
                      f"so the rows add up to more than the incidents.")
     return Table("breakdown", f"By {by.replace('_', ' ')}", (Column("group", by.replace("_", " ").title()),
-                                                             *MEASURE_COLUMNS), rows, tuple(notes))
+                                                             *MEASURE_COLUMNS), rows, tuple(notes),
+                 labels=("group",))
 
 
 def _outcome_codes(facts: list[Fact], config) -> Table:
@@ -275,7 +292,8 @@ def _outcome_codes(facts: list[Fact], config) -> Table:
     rows = [{"code": str(code), "meaning": config.outcome_codes.get(code, "?"), "count": n}
             for code, n in sorted(counts.items())]
     return Table("outcome_codes", "Home Office outcome codes of closed diversions",
-                 (Column("code", "Code"), Column("meaning", "Meaning"), Column("count", "Count")), rows)
+                 (Column("code", "Code"), Column("meaning", "Meaning"), Column("count", "Count")), rows,
+                 labels=("code", "meaning"))
 
 
 def _equity(facts: list[Fact], config) -> Table:
@@ -303,7 +321,7 @@ def _equity(facts: list[Fact], config) -> Table:
                   Column("offer_rate", "Offered"), Column("divert_rate", "Diverted"),
                   Column("offer_rri", "Offer RRI"), Column("divert_rri", "Diversion RRI")), rows,
                  ("RRI: relative rate index, the group's rate divided by the White group's rate "
-                  "(1.00 = same rate; the standard disproportionality measure).",))
+                  "(1.00 = same rate; the standard disproportionality measure).",), labels=("dimension", "group"))
 
 
 def _add_months(day: date, months: int) -> date:
@@ -336,7 +354,7 @@ def _reoffending(store, period: Period, now: datetime) -> Table:
     return Table("reoffending", "Re-offending",
                  (Column("cohort", "Cohort"), Column("group", "Group"), Column("people", "People"),
                   Column("within_6", "Within 6 months"), Column("within_12", "Within 12 months")), rows,
-                 tuple(notes))
+                 tuple(notes), labels=("cohort", "group"))
 
 
 def sparkline(values: list[int]) -> str:
@@ -357,22 +375,16 @@ def _trend(store, period: Period) -> Table:
         counts = activity.get(key, {})
         row = {"month": key, "incidents": counts.get("incidents", 0), "offered": counts.get("offered", 0),
                "completed": counts.get("completed", 0)}
-        row["change"] = "" if previous is None else _change(previous["incidents"], row["incidents"])
+        row["change"] = "" if previous is None else Change(previous["incidents"], row["incidents"])
         rows.append(row)
         previous = row
-    notes = tuple(f"{label}: {sparkline([r[key] for r in rows])}"
-                  for key, label in (("incidents", "Incidents"), ("offered", "Offered"), ("completed", "Completed")))
+    charts = tuple((label, tuple(r[key] for r in rows))
+                   for key, label in (("incidents", "Incidents"), ("offered", "Offered"), ("completed", "Completed")))
     return Table("trend", "Last 12 months",
                  (Column("month", "Month"), Column("incidents", "Incidents"), Column("change", "Change"),
                   Column("offered", "Offered"), Column("completed", "Completed")), rows,
-                 notes + ("Offered and completed are counted in the month they happened; change is incidents "
-                          "month on month.",))
-
-
-def _change(before: int, after: int) -> str:
-    if not before:
-        return "—" if not after else "new"
-    return f"{(after - before) / before:+.0%}"
+                 ("Offered and completed are counted in the month they happened; change is incidents "
+                  "month on month.",), labels=("month",), charts=charts)
 
 
 def _cost(facts: list[Fact], config) -> Table:
@@ -394,7 +406,7 @@ def _cost(facts: list[Fact], config) -> Table:
     ]
     return Table("cost", "Cost kept out of court (ESTIMATE)", (Column("item", "Item"), Column("value", "Value")),
                  rows, ("An estimate from the unit costs in the configuration, not an accounting figure. "
-                        "Failed diversions still go to court and are counted as places used.",))
+                        "Failed diversions still go to court and are counted as places used.",), labels=("item",))
 
 
 def make_report(ws, month: str | None = None, start: str | None = None, end: str | None = None,

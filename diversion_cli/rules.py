@@ -55,9 +55,10 @@ class Verdict(NamedTuple):
 def one_shot_used(scheme: Scheme, history: list[PriorReferral], now: datetime) -> PriorReferral | None:
     """The earlier diversion that uses up this scheme's one shot, if any."""
     since = lookback_since(scheme, now)
+    as_of = now.isoformat(timespec="seconds")
     for prior in history:
-        if prior.status not in DIVERTED:
-            continue
+        if prior.status not in DIVERTED or prior.offered_at > as_of:
+            continue  # not a diversion, or one that came after the case (back-filled history)
         if scheme.one_shot_group != "*" and prior.one_shot_group != scheme.one_shot_group:
             continue
         if since is not None and (prior.diverted_at or prior.offered_at) < since:
@@ -90,7 +91,7 @@ def _scheme_reasons(scheme: Scheme, case: CaseFacts | None, age: int, history: l
         span = "" if not scheme.lookback_years else f" within the last {scheme.lookback_years} years"
         reasons.append(Reason("ONE_SHOT_USED",
                               f"Already diverted{span} ({used.id}, {used.scheme}, {used.status}, "
-                              f"{(used.diverted_at or used.offered_at)[:10]}): dealt with as normal.", key))
+                              f"{(used.diverted_at or used.offered_at)[:10]}): the one shot is used; dealt with as normal.", key))
     if case is None:
         return reasons
     uncovered = sorted(set(case.drug_classes) - set(scheme.drug_classes))
@@ -124,7 +125,8 @@ def decide(schemes: list[Scheme], history: list[PriorReferral], now: datetime, *
     Schemes are tried in configured order; the first that takes the case is
     the one offered. With `requested`, only that scheme is considered.
     """
-    open_referral = next((p for p in history if p.status in OPEN), None)
+    as_of = now.isoformat(timespec="seconds")
+    open_referral = next((p for p in history if p.status in OPEN and p.offered_at <= as_of), None)
     if open_referral:
         return Verdict(False, None, (Reason(
             "OPEN_REFERRAL",

@@ -330,12 +330,13 @@ def test_decide_never_raises_and_verdicts_are_well_formed(age, classes, supply, 
         assert not supply  # every shipped scheme excludes supply
         assert days_ago <= chosen.max_days_since_offence
         assert not co_offences or (chosen.co_offence == "supervisor" and approved)
-        assert not any(p.status in ("offered", "accepted") for p in history)
+        # referrals made after `now` (history back-filled later) do not count against the case
+        assert not any(p.status in ("offered", "accepted") and p.offered_at <= now.isoformat() for p in history)
         assert one_shot_used(with_lookback(chosen, lookback), history, now) is None
     else:
         assert verdict.scheme is None
         assert "ELIGIBLE" not in codes(verdict)
-        if any(p.status in ("offered", "accepted") for p in history):
+        if any(p.status in ("offered", "accepted") and p.offered_at <= now.isoformat() for p in history):
             assert codes(verdict) == ["OPEN_REFERRAL"]
 
 

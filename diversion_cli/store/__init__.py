@@ -102,6 +102,15 @@ class Store:
             raise
         return store
 
+    @classmethod
+    def in_memory(cls) -> Store:
+        """A throwaway migrated database (for validating without touching any file)."""
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        store = cls(Path(":memory:"), conn)
+        store._migrate()
+        return store
+
     def close(self) -> None:
         self.conn.close()
 
@@ -425,14 +434,14 @@ class Store:
             JOIN people p ON p.id = i.person_id
             LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id
                                              AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1)
-            WHERE i.occurred_at >= ? AND i.occurred_at < ?""", (start, end)).fetchall()
+            WHERE i.occurred_at >= ? AND i.occurred_at < ? AND i.voided_at IS NULL""", (start, end)).fetchall()
 
     def monthly_activity(self, start: str, end: str) -> dict[str, dict[str, int]]:
         """Incidents recorded, referrals offered and diversions completed per month."""
         months: dict[str, dict[str, int]] = {}
         queries = {
             "incidents": "SELECT substr(occurred_at, 1, 7), count(*) FROM incidents "
-                         "WHERE occurred_at >= ? AND occurred_at < ? GROUP BY 1",
+                         "WHERE occurred_at >= ? AND occurred_at < ? AND voided_at IS NULL GROUP BY 1",
             "offered": "SELECT substr(offered_at, 1, 7), count(*) FROM referrals "
                        "WHERE offered_at >= ? AND offered_at < ? AND status != 'voided' GROUP BY 1",
             "completed": "SELECT substr(closed_at, 1, 7), count(*) FROM referrals "
@@ -447,7 +456,7 @@ class Store:
         """For people diverted in [start, end), and for people eligible then but
         not diverted: (cohort size, with a new incident within 6 months, within 12)."""
         new_incident = """EXISTS (SELECT 1 FROM incidents j WHERE j.person_id = c.person_id
-                   AND j.occurred_at > c.since
+                   AND j.voided_at IS NULL AND j.occurred_at > c.since
                    AND j.occurred_at <= strftime('%Y-%m-%dT%H:%M:%S', c.since, '+{} months'))"""
         tail = f"SELECT count(*), coalesce(sum({new_incident.format(6)}), 0), " \
                f"coalesce(sum({new_incident.format(12)}), 0) FROM cohort c"
@@ -459,7 +468,7 @@ class Store:
         not_diverted = self.conn.execute(f"""
             WITH cohort AS (
                 SELECT i.person_id, min(i.occurred_at) AS since FROM incidents i
-                WHERE i.occurred_at >= ? AND i.occurred_at < ?
+                WHERE i.occurred_at >= ? AND i.occurred_at < ? AND i.voided_at IS NULL
                   AND (SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
                        ORDER BY d.id DESC LIMIT 1) = 1
                   AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = i.person_id

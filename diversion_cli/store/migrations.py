@@ -252,6 +252,28 @@ MIGRATIONS.append((3, "audit trail, corrections (void) and immutable decisions",
 ALTER TABLE incidents ADD COLUMN voided_at TEXT;
 ALTER TABLE incidents ADD COLUMN void_reason TEXT;
 
+DROP VIEW incidents_view;
+CREATE VIEW incidents_view AS
+SELECT 'I-' || printf('%06d', i.id) AS incident_ref,
+       'P-' || printf('%06d', p.id) AS person_ref, p.surname, p.forenames, p.dob, p.pnc, p.gender, p.ethnicity,
+       i.occurred_at, i.age, CASE WHEN i.age < 18 THEN 'youth' ELSE 'adult' END AS age_group,
+       (SELECT group_concat(s.substance, '; ') FROM incident_substances s WHERE s.incident_id = i.id) AS substances,
+       (SELECT group_concat(DISTINCT s.drug_class) FROM incident_substances s WHERE s.incident_id = i.id)
+           AS drug_classes,
+       i.quantity, i.location,
+       (SELECT group_concat(c.description, '; ') FROM incident_co_offences c WHERE c.incident_id = i.id)
+           AS co_offences,
+       (SELECT count(*) FROM incident_co_offences c WHERE c.incident_id = i.id) AS co_offence_count,
+       i.supply_suspected, i.recorded_by, i.recorded_at, i.voided_at, i.void_reason,
+       (SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
+        ORDER BY d.id DESC LIMIT 1) AS eligible_at_record,
+       r.id AS referral_id, r.scheme, r.status AS referral_status, r.offered_at, r.diverted_at, r.closed_at,
+       r.deadline, r.outcome_code
+FROM incidents i
+JOIN people p ON p.id = i.person_id
+LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id
+                                 AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1);
+
 CREATE TABLE audit_pending (
     id INTEGER PRIMARY KEY,
     action TEXT NOT NULL,

@@ -1,0 +1,103 @@
+"""Small helpers shared by the CLI tests: run the app in-process, run the
+installed command as a real process, and look at the database directly."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from diversion_cli.cli import app
+
+# The console script pip installed next to this interpreter (.venv/bin/diversion).
+SCRIPT = Path(sys.executable).parent / ("diversion.exe" if os.name == "nt" else "diversion")
+SUBPROCESS_TIMEOUT = 60
+
+
+def run(*args: str, input: str | None = None, env: dict | None = None):
+    """Invoke `diversion ARGS` in-process; stdout and stderr stay separate."""
+    return CliRunner().invoke(app, [str(a) for a in args], input=input, env=env, catch_exceptions=False)
+
+
+def sub(*args: str, script: bool = False, env: dict | None = None, input: str | None = None,
+        timeout: float = SUBPROCESS_TIMEOUT) -> subprocess.CompletedProcess:
+    """Run diversion as a real OS process (`python -m diversion_cli`, or the console script)."""
+    command = [str(SCRIPT)] if script else [sys.executable, "-m", "diversion_cli"]
+    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True, input=input,
+                          env=os.environ.copy() if env is None else env, timeout=timeout)
+
+
+def db_file() -> Path:
+    """The database the autouse fixture points DIVERSION_DB at."""
+    return Path(os.environ["DIVERSION_DB"])
+
+
+def connect(db: Path | str | None = None) -> sqlite3.Connection:
+    conn = sqlite3.connect(db or db_file(), timeout=10, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def count_rows(db: Path | str | None, table: str) -> int:
+    """Rows in `table`; 0 if the database file does not exist (without creating it)."""
+    path = Path(db) if db else db_file()
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return 0
+        raise
+    finally:
+        conn.close()
+
+
+def counts(db: Path | str | None = None, tables=("people", "incidents", "referrals", "decisions")) -> dict:
+    return {t: count_rows(db, t) for t in tables}
+
+
+def as_json(result) -> dict | list:
+    """stdout of a --json command, parsed (whatever the runner type)."""
+    return json.loads(result.stdout)
+
+
+def assert_one_line_error(result, field: str) -> None:
+    """The error boundary's promise: one line `error: FIELD...` on stderr, no traceback."""
+    err = result.stderr
+    assert "Traceback" not in err and "Traceback" not in result.stdout
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one error line, got: {err!r}"
+    assert lines[0].startswith(f"error: {field}"), lines[0]
+
+
+def record(*extra: str, surname: str = "Smith", forename: str = "John", dob: str = "14/02/1990",
+           substance: str = "weed") -> dict:
+    """Record an incident through the CLI and return its --json output (must succeed)."""
+    args = ["record", "--json", "--substance", substance, *extra]
+    if "--person" not in extra:
+        args += ["--surname", surname, "--forename", forename, "--dob", dob]
+    result = run(*args)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return as_json(result)
+
+
+def refer(incident_id: str, *extra: str) -> dict:
+    result = run("refer", incident_id, "--json", *extra)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return as_json(result)
+
+
+def referral_row(referral_id: str, db: Path | None = None) -> dict:
+    conn = connect(db)
+    try:
+        row = conn.execute("SELECT * FROM referrals WHERE id = ?", (referral_id,)).fetchone()
+        return dict(row) if row else None
+    finally:
+        conn.close()
