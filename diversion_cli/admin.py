@@ -5,14 +5,13 @@ one permitted deletion: a confirmed, audited data-protection erasure."""
 from __future__ import annotations
 
 import os
-import sqlite3
 from datetime import date
 from pathlib import Path
 
 from diversion_cli import identity, values
 from diversion_cli.errors import BadInput, NotFound, Refused, StoreUnusable
 from diversion_cli.operations import Workspace
-from diversion_cli.store import Store, audit
+from diversion_cli.store import Store, audit, database_errors
 
 
 def _existing(ws: Workspace) -> Store:
@@ -66,7 +65,7 @@ def backup(ws: Workspace, target: Path) -> dict:
     _private_new_file(target)
     try:
         store.backup_to(target)
-    except sqlite3.Error as exc:
+    except database_errors() as exc:
         target.unlink(missing_ok=True)
         raise StoreUnusable(f"backup failed: {exc}") from None
     os.chmod(target, 0o600)
@@ -98,7 +97,7 @@ def restore(ws: Workspace, source: Path) -> dict:
         live = ws.writer()
         try:
             backup_store.conn.backup(live.conn)
-        except sqlite3.Error as exc:
+        except database_errors() as exc:
             raise StoreUnusable(f"restore failed: {exc}") from None
         return {"path": str(ws.db_path), "from": str(source), "counts": live.status()["counts"]}
     finally:

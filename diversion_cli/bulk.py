@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from diversion_cli import identity, rules, values
-from diversion_cli.errors import BadInput, DiversionError
-from diversion_cli.store import Store, refusal_for
+from diversion_cli.errors import BadInput, DiversionError, Refused
+from diversion_cli.store import Store
 from diversion_cli.operations import (RecordRequest, Workspace, _add_months, _end_of_day, prior_referrals,
                                       validate_record)
 
@@ -141,9 +140,9 @@ class _Loader:
     def flush(self) -> None:
         try:
             self.store.insert_batch(self.batch)
-            self.store.seal_audit()  # keep the pending trail small on long imports
-        except sqlite3.IntegrityError as exc:
-            raise BadInput("", f"the database refused a row: {refusal_for(exc).message}") from None
+        except Refused as refusal:
+            raise BadInput("", f"the database refused a row: {refusal.message}") from None
+        self.store.seal_audit()  # keep the pending trail small on long imports
         self.people.clear()
         self.history.clear()
 

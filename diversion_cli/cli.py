@@ -5,7 +5,6 @@ No SQL and no rules here; domain errors are turned into exit codes once, in
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -35,7 +34,7 @@ class _Group(TyperGroup):
         except DiversionError as exc:
             typer.echo(f"error: {exc.message}", err=True)
             raise typer.Exit(exc.exit_code) from None
-        except sqlite3.Error as exc:
+        except _database_errors() as exc:
             typer.echo(f"error: the database failed ({exc.__class__.__name__}); nothing was written", err=True)
             raise typer.Exit(4) from None
         except BrokenPipeError:  # `diversion export | head`: the reader has gone; not an error of ours
@@ -52,6 +51,12 @@ class _Group(TyperGroup):
             typer.echo(f"internal error ({exc.__class__.__name__}); nothing more was written. "
                        f"Please report it (set DIVERSION_DEBUG=1 for details).", err=True)
             raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _database_errors() -> tuple:
+    from diversion_cli.store import database_errors
+
+    return database_errors()
 
 
 app = typer.Typer(cls=_Group, no_args_is_help=True, pretty_exceptions_show_locals=False,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -37,10 +36,14 @@ def db_file() -> Path:
     return Path(os.environ["DIVERSION_DB"])
 
 
-def connect(db: Path | str | None = None) -> sqlite3.Connection:
-    conn = sqlite3.connect(db or db_file(), timeout=10, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    return conn
+ENCRYPTED = bool(os.environ.get("DIVERSION_DB_KEY"))  # the suite is also run on SQLCipher files
+
+
+def connect(db: Path | str | None = None):
+    """A direct connection to the database file (unlocked with DIVERSION_DB_KEY when set)."""
+    from diversion_cli.store import connect as store_connect
+
+    return store_connect(db or db_file(), timeout=10)
 
 
 def count_rows(db: Path | str | None, table: str) -> int:
@@ -48,10 +51,10 @@ def count_rows(db: Path | str | None, table: str) -> int:
     path = Path(db) if db else db_file()
     if not path.exists():
         return 0
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = connect(path)
     try:
         return conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
-    except sqlite3.OperationalError as exc:
+    except Exception as exc:
         if "no such table" in str(exc):
             return 0
         raise

@@ -4,7 +4,6 @@ and the database's own guarantees tested directly with sqlite3."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+
+from diversion_cli.store import integrity_errors
 
 from helpers import SCRIPT, connect, count_rows, counts, db_file, record
 
@@ -109,7 +110,7 @@ def test_simultaneous_record_and_refer_for_one_person_makes_one_referral(tmp_pat
 
 # ---- (2) the database itself refuses what the rules refuse -------------------
 
-def _insert_referral(conn: sqlite3.Connection, ref_id: str, person: int, incident: int, status: str = "offered",
+def _insert_referral(conn, ref_id: str, person: int, incident: int, status: str = "offered",
                      group: str = "adult", lookback_since: str | None = None, at: datetime | None = None) -> None:
     at = at or datetime.now().replace(microsecond=0)
     diverted = at.isoformat() if status in ("accepted", "completed", "failed") else None
@@ -136,10 +137,10 @@ def person_with_incidents():
 def test_database_refuses_a_second_open_referral(person_with_incidents):
     conn = person_with_incidents
     _insert_referral(conn, "R-2026-000001", 1, 1, "offered")
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE|referrals"):
+    with pytest.raises(integrity_errors(), match="UNIQUE|referrals"):
         _insert_referral(conn, "R-2026-000002", 1, 2, "offered")
     conn.execute("UPDATE referrals SET status = 'accepted', diverted_at = offered_at WHERE id = 'R-2026-000001'")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(integrity_errors()):
         _insert_referral(conn, "R-2026-000002", 1, 2, "offered", group="youth")
     assert count_rows(None, "referrals") == 1
 
@@ -158,9 +159,9 @@ def test_database_one_shot_trigger(person_with_incidents):
     three_years_ago = datetime.now().replace(microsecond=0) - timedelta(days=3 * 365)
     _insert_referral(conn, "R-2023-000001", 1, 1, "completed", group="adult", at=three_years_ago)
 
-    with pytest.raises(sqlite3.IntegrityError, match="one_shot_used"):
+    with pytest.raises(integrity_errors(), match="one_shot_used"):
         _insert_referral(conn, "R-2026-000001", 1, 2, "offered", group="adult")
-    with pytest.raises(sqlite3.IntegrityError, match="one_shot_used"):
+    with pytest.raises(integrity_errors(), match="one_shot_used"):
         _insert_referral(conn, "R-2026-000001", 1, 2, "offered", group="*")
     # a look-back window that starts after the old diversion lets a new one in
     since = (three_years_ago + timedelta(days=365)).isoformat()
@@ -173,7 +174,7 @@ def test_database_one_shot_window_that_covers_the_old_diversion_still_refuses(pe
     one_year_ago = datetime.now().replace(microsecond=0) - timedelta(days=365)
     _insert_referral(conn, "R-2025-000001", 1, 1, "failed", group="adult", at=one_year_ago)
     since = (one_year_ago - timedelta(days=365)).isoformat()
-    with pytest.raises(sqlite3.IntegrityError, match="one_shot_used"):
+    with pytest.raises(integrity_errors(), match="one_shot_used"):
         _insert_referral(conn, "R-2026-000001", 1, 2, "offered", group="adult", lookback_since=since)
     # another programme's shot is a separate one; a declined offer never counts
     _insert_referral(conn, "R-2026-000001", 1, 2, "offered", group="youth")
@@ -183,10 +184,10 @@ def test_database_one_shot_window_that_covers_the_old_diversion_still_refuses(pe
 def test_database_refuses_illegal_transitions(person_with_incidents):
     conn = person_with_incidents
     _insert_referral(conn, "R-2026-000001", 1, 1, "completed")
-    with pytest.raises(sqlite3.IntegrityError, match="illegal_transition"):
+    with pytest.raises(integrity_errors(), match="illegal_transition"):
         conn.execute("UPDATE referrals SET status = 'accepted' WHERE id = 'R-2026-000001'")
     _insert_referral(conn, "R-2026-000002", 1, 2, "offered", group="youth")
-    with pytest.raises(sqlite3.IntegrityError, match="illegal_transition"):
+    with pytest.raises(integrity_errors(), match="illegal_transition"):
         conn.execute("UPDATE referrals SET status = 'completed', diverted_at = offered_at, "
                      "closed_at = offered_at WHERE id = 'R-2026-000002'")
 
@@ -230,7 +231,7 @@ def test_desks_opening_a_new_database_at_once_all_succeed(tmp_path):
     path = db_file()
     fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
     os.close(fd)
-    holder = sqlite3.connect(path, isolation_level=None)
+    holder = connect(path)
     holder.execute("PRAGMA journal_mode = WAL")
     holder.execute("CREATE TABLE IF NOT EXISTS migrations "
                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
@@ -283,7 +284,7 @@ def _has_open(pid: int, path: Path) -> bool:
 def test_locked_database_gives_exit_4_and_writes_nothing():
     record(surname="Seed", forename="Row", dob="1960-01-01")
     before = counts()
-    holder = sqlite3.connect(db_file(), isolation_level=None)
+    holder = connect(db_file())
     holder.execute("BEGIN IMMEDIATE")
     try:
         env = {**os.environ, "DIVERSION_BUSY_TIMEOUT": "0.5"}
@@ -307,7 +308,7 @@ def test_locked_database_gives_exit_4_and_writes_nothing():
 
 def test_locked_database_refer_gives_exit_4_too():
     out = record(surname="Seed", forename="Row", dob="1960-01-01")
-    holder = sqlite3.connect(db_file(), isolation_level=None)
+    holder = connect(db_file())
     holder.execute("BEGIN IMMEDIATE")
     try:
         env = {**os.environ, "DIVERSION_BUSY_TIMEOUT": "0.5"}

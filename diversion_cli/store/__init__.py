@@ -50,11 +50,59 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") if moment else None
 
 
-def _unusable(exc: sqlite3.Error, path: Path) -> StoreUnusable:
+KEY_ENV = "DIVERSION_DB_KEY"  # set: the file is a SQLCipher-encrypted database
+
+
+def driver():
+    """The DB-API module: the standard sqlite3, or SQLCipher when a key is given."""
+    if not os.environ.get(KEY_ENV):
+        return sqlite3
+    try:
+        from sqlcipher3 import dbapi2
+    except ImportError:
+        raise StoreUnusable(f"{KEY_ENV} is set but encryption is not installed: "
+                            f"pip install 'diversion[encryption]'") from None
+    return dbapi2
+
+
+def database_errors() -> tuple[type, ...]:
+    """The exception classes of every database driver in use (for except clauses)."""
+    import sys
+
+    cipher = sys.modules.get("sqlcipher3.dbapi2")
+    return (sqlite3.Error, cipher.Error) if cipher else (sqlite3.Error,)
+
+
+def integrity_errors() -> tuple[type, ...]:
+    import sys
+
+    cipher = sys.modules.get("sqlcipher3.dbapi2")
+    return (sqlite3.IntegrityError, cipher.IntegrityError) if cipher else (sqlite3.IntegrityError,)
+
+
+def connect(path: Path | str, timeout: float | None = None):
+    """A connection to the file, unlocked with the key if one is given."""
+    db = driver()
+    conn = db.connect(str(path), timeout=busy_timeout() if timeout is None else timeout, isolation_level=None,
+                      check_same_thread=False)
+    key = os.environ.get(KEY_ENV)
+    if key:
+        conn.execute("PRAGMA cipher_log_level = NONE")  # a wrong key is our message, not SQLCipher's log
+        conn.execute("PRAGMA key = '" + key.replace("'", "''") + "'")
+    conn.row_factory = db.Row
+    return conn
+
+
+def _unusable(exc: Exception, path: Path) -> StoreUnusable:
     text = str(exc).lower()
     if "locked" in text or "busy" in text:
         return StoreUnusable(f"the database {path} is busy (another desk is writing); nothing was written, try again")
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
+    if "not a database" in text and os.environ.get(KEY_ENV):
+        return StoreUnusable(f"the database {path} cannot be opened: wrong {KEY_ENV}, or not an encrypted database")
+    if "not a database" in text:
+        return StoreUnusable(f"the database {path} cannot be read: it is damaged, or encrypted "
+                             f"(set {KEY_ENV}); a damaged file is restored from a backup")
+    if "malformed" in text or "corrupt" in text:
         return StoreUnusable(f"the database {path} is damaged ({exc}); restore it from a backup")
     if "readonly" in text or "unable to open" in text:
         return StoreUnusable(f"the database {path} cannot be written or opened ({exc})")
@@ -64,7 +112,7 @@ def _unusable(exc: sqlite3.Error, path: Path) -> StoreUnusable:
 class Store:
     """One open SQLite database."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection):
+    def __init__(self, path: Path, conn):
         self.path = path
         self.conn = conn
         self._audit_context: tuple | None = None
@@ -80,11 +128,9 @@ class Store:
                 return None
             _create_owner_only(path)
         try:
-            conn = sqlite3.connect(path, timeout=busy_timeout(), isolation_level=None,
-                                   check_same_thread=False)
-        except sqlite3.Error as exc:
+            conn = connect(path)
+        except database_errors() as exc:
             raise _unusable(exc, path) from None
-        conn.row_factory = sqlite3.Row
         store = cls(path, conn)
         try:
             conn.execute("PRAGMA foreign_keys = ON")
@@ -94,7 +140,7 @@ class Store:
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             store._migrate()
-        except sqlite3.Error as exc:
+        except database_errors() as exc:
             conn.close()
             raise _unusable(exc, path) from None
         except StoreUnusable:
@@ -105,8 +151,7 @@ class Store:
     @classmethod
     def in_memory(cls) -> Store:
         """A throwaway migrated database (for validating without touching any file)."""
-        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
+        conn = connect(":memory:")
         store = cls(Path(":memory:"), conn)
         store._migrate()
         return store
@@ -147,7 +192,7 @@ class Store:
         operation, the officer and the reason, before it commits."""
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+        except database_errors() as exc:
             raise _unusable(exc, self.path) from None
         self._audit_context = (_iso(datetime.now()), officer, operation, reason)
         try:
@@ -157,9 +202,9 @@ class Store:
         except BaseException as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.IntegrityError):
+            if isinstance(exc, integrity_errors()):
                 raise refusal_for(exc) from None
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, database_errors()):
                 raise _unusable(exc, self.path) from None
             raise
         finally:
@@ -174,7 +219,7 @@ class Store:
     def _all(self, sql: str, params=()) -> list[dict]:
         try:
             return [dict(row) for row in self.conn.execute(sql, params)]
-        except sqlite3.Error as exc:
+        except database_errors() as exc:
             raise _unusable(exc, self.path) from None
 
     def _one(self, sql: str, params=()) -> dict | None:
@@ -409,7 +454,7 @@ class Store:
 
     def backup_to(self, target: Path) -> None:
         """An online, consistent copy (SQLite's backup API) while other desks keep writing."""
-        destination = sqlite3.connect(target)
+        destination = connect(target)
         try:
             self.conn.backup(destination, pages=4096)
         finally:
@@ -500,11 +545,15 @@ class Store:
         return row[0] + 1, row[1] + 1
 
     def insert_batch(self, batch: dict[str, list[tuple]]) -> None:
-        for table, sql in BATCH_SQL.items():
-            rows = batch.get(table)
-            if rows:
-                self.conn.executemany(sql, rows)
-                rows.clear()
+        """Raises Refused if the database's constraints refuse a row."""
+        try:
+            for table, sql in BATCH_SQL.items():
+                rows = batch.get(table)
+                if rows:
+                    self.conn.executemany(sql, rows)
+                    rows.clear()
+        except integrity_errors() as exc:
+            raise refusal_for(exc) from None
 
     def referral_queue(self, statuses: tuple[str, ...], due_before: str | None) -> list[dict]:
         """Referrals in the given states, joined with the person, most urgent first."""
@@ -545,7 +594,7 @@ BATCH_SQL = {
 }
 
 
-def refusal_for(exc: sqlite3.IntegrityError) -> Refused:
+def refusal_for(exc: Exception) -> Refused:
     text = str(exc)
     if "one_shot_used" in text:
         return Refused("refused by the database: this person has already had their diversion (one-shot rule)")
