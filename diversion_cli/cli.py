@@ -150,9 +150,10 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
                 req.new_person = True
             else:
                 req.person = choice.upper()
-        if req.gender is None and not found["exact"]:
+        known_person = bool(found["exact"]) or bool(req.person)
+        if req.gender is None and not known_person:
             req.gender = _ask("Gender (M/F/X/U, Enter to skip)", values.parse_gender, required=False)
-        if req.ethnicity is None and not found["exact"]:
+        if req.ethnicity is None and not known_person:
             codes = ws.config.ethnicity
             req.ethnicity = _ask("Self-defined ethnicity code (e.g. W1, B2, NS; Enter to skip)",
                                  lambda v: values.parse_ethnicity(v, codes), required=False)

@@ -94,7 +94,8 @@ def prior_referrals(rows: list[dict]) -> list[rules.PriorReferral]:
 
 def possible_match_view(row: dict, reasons: list[str]) -> dict:
     return {"id": values.format_person_id(row["id"]), "surname": row["surname"], "forenames": row["forenames"],
-            "dob": row["dob"], "pnc": row["pnc"], "diverted": bool(row.get("diverted")), "why": reasons}
+            "dob": row["dob"], "pnc": row["pnc"], "diverted": bool(row.get("diverted")),
+            "open_referral": bool(row.get("open_referral")), "why": reasons}
 
 
 def near_matches(store: Store | None, who: identity.NameAndBirth, exclude: set[int] = frozenset()) -> list[dict]:
@@ -255,12 +256,14 @@ def _resolve_person(store: Store, rec: CleanRecord, now: datetime, officer: str)
         raise BadInput("surname", f"no person on record with PNC {rec.pnc}; give surname, forename and dob")
     who = identity.NameAndBirth(rec.surname, rec.forenames, rec.dob)
     matches = near_matches(store, who)
-    diverted = [m for m in matches if m["diverted"]]
-    if diverted and not rec.new_person:
-        listed = ", ".join(f"{m['id']} ({m['surname']}, {m['forenames']}, {m['dob']}: {'; '.join(m['why'])})"
-                           for m in diverted)
-        raise Refused(f"possible same person already diverted: {listed}. Use --person ID if it is them, "
-                      f"or --new-person if it is not")
+    # A near match who has had (or is having) their diversion could be this
+    # person under another spelling: the officer must say which it is.
+    blocking = [m for m in matches if m["diverted"] or m["open_referral"]]
+    if blocking and not rec.new_person:
+        listed = ", ".join(f"{m['id']} ({m['surname']}, {m['forenames']}, {m['dob']}: {'; '.join(m['why'])}; "
+                           f"{'diverted' if m['diverted'] else 'open referral'})" for m in blocking)
+        raise Refused(f"possible same person already diverted or referred: {listed}. Use --person ID if it is "
+                      f"them, or --new-person if it is not")
     surname_norm, forenames_norm = who.surname_norm, who.forenames_norm
     new_id = store.insert_person(
         surname=rec.surname, forenames=rec.forenames, dob=rec.dob.isoformat(), pnc=rec.pnc, gender=rec.gender,

@@ -59,7 +59,7 @@ def matches_block(matches: list[dict]) -> list[str]:
         return []
     lines = [paint(f"Possible same person ({len(matches)}): check before going on", "yellow")]
     for m in matches:
-        flag = "  DIVERTED" if m["diverted"] else ""
+        flag = "  DIVERTED" if m["diverted"] else "  OPEN REFERRAL" if m.get("open_referral") else ""
         pnc = f"  PNC {m['pnc']}" if m.get("pnc") else ""
         lines.append(f"  {m['id']}  {m['surname'].upper()}, {m['forenames']}  born {m['dob']}{pnc}{flag}"
                      f"  ({'; '.join(m['why'])})")

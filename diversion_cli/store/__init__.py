@@ -239,11 +239,13 @@ class Store:
                          "ORDER BY id", (dob, surname_norm, forenames_norm))
 
     def people_born_on(self, dobs: list[str]) -> list[dict]:
-        """Candidates for near matching, each with whether they have been diverted."""
+        """Candidates for near matching, each with whether they have been diverted or have an open referral."""
         marks = ",".join("?" * len(dobs))
         return self._all(
             f"SELECT p.*, EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = p.id "
-            f"AND r.status IN ('accepted', 'completed', 'failed')) AS diverted "
+            f"AND r.status IN ('accepted', 'completed', 'failed')) AS diverted, "
+            f"EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = p.id "
+            f"AND r.status IN ('offered', 'accepted')) AS open_referral "
             f"FROM people p WHERE p.dob IN ({marks}) ORDER BY p.id", dobs)
 
     def insert_person(self, *, surname, forenames, dob, pnc, gender, ethnicity, surname_norm,

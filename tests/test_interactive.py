@@ -1,0 +1,122 @@
+"""`diversion record` at a terminal: it prompts for what the flags did not
+give, re-asks on bad answers, and offers the near matches it finds. Driven
+through a real pseudo-terminal, as an officer's keyboard would."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import count_rows, run
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+
+
+class Terminal:
+    def __init__(self, *args: str, env: dict | None = None):
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen([sys.executable, "-m", "diversion_cli", *args], stdin=slave, stdout=slave,
+                                     stderr=slave, env=env or os.environ.copy(), close_fds=True)
+        os.close(slave)
+        self.seen = ""
+
+    def expect(self, text: str, timeout: float = 20) -> str:
+        limit = time.monotonic() + timeout
+        while text not in self.seen:
+            left = limit - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"never saw {text!r}; screen so far:\n{self.seen}")
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 4096).decode(errors="replace")
+                except OSError:  # the child closed the terminal
+                    chunk = ""
+                if not chunk and self.proc.poll() is not None:
+                    raise AssertionError(f"exited before {text!r}; screen:\n{self.seen}")
+                self.seen += chunk
+        return self.seen
+
+    def send(self, line: str) -> None:
+        os.write(self.master, (line + "\n").encode())
+
+    def finish(self, timeout: float = 20) -> int:
+        limit = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < limit:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                try:
+                    self.seen += os.read(self.master, 4096).decode(errors="replace")
+                except OSError:
+                    break
+        code = self.proc.wait(timeout=5)
+        os.close(self.master)
+        return code
+
+
+def test_prompts_for_everything_missing_and_reasks_on_bad_answers(db_path):
+    env = {**os.environ}
+    env.pop("DIVERSION_OFFICER")
+    term = Terminal("record", env=env)
+    term.expect("collar number")
+    term.send("not a collar")
+    term.expect("is not a collar number")          # re-asked, not crashed
+    term.send("4471")
+    term.expect("PNC ID")
+    term.send("79/123456X")                         # wrong check letter
+    term.expect("wrong check letter")
+    term.send("")                                   # none
+    term.expect("Surname")
+    term.send("O'Neill")
+    term.expect("Forename")
+    term.send("Siobhán")
+    term.expect("Date of birth")
+    term.send("31/02/1990")                         # no such date
+    term.expect("not a valid date")
+    term.send("14/02/1990")
+    term.expect("Gender")
+    term.send("F")
+    term.expect("ethnicity")
+    term.send("W2")
+    term.expect("Substance")
+    term.send("weeed")
+    term.expect("did you mean 'weed'")
+    term.send("weed, coke")
+    term.expect("When")
+    term.send("")                                   # now
+    term.expect("Location")
+    term.send("Cabot Circus")
+    assert term.finish() == 0, term.seen
+    assert "Recorded incident I-000001" in term.seen
+    checked = run("check", "--surname", "O'Neill", "--forename", "Siobhán", "--dob", "1990-02-14", "--json")
+    assert '"forenames": "Siobhán"' in checked.stdout
+    assert count_rows(db_path, "incident_substances") == 2
+
+
+def test_near_match_at_the_desk_is_offered_and_can_be_taken(db_path):
+    first = run("record", "--surname", "Smith", "--forename", "John", "--dob", "1990-02-14", "--substance", "weed",
+                "--refer")
+    assert first.exit_code == 0, first.stderr
+    term = Terminal("record", "--substance", "coke", "--location", "Broadmead", "--when", "now")
+    term.expect("PNC ID")
+    term.send("")
+    term.expect("Surname")
+    term.send("Smyth")
+    term.expect("Forename")
+    term.send("Jon")
+    term.expect("Date of birth")
+    term.send("1990-02-14")
+    term.expect("Same person as one of these?")
+    assert "P-000001" in term.seen and "OPEN REFERRAL" in term.seen
+    term.send("P-000009")                           # not one of those shown
+    term.expect("answer with one of")
+    term.send("P-000001")
+    assert term.finish() == 0, term.seen
+    assert count_rows(db_path, "people") == 1       # the same man, not a second record
+    assert "NOT ELIGIBLE" in term.seen and "OPEN_REFERRAL" in term.seen
