@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -504,27 +505,24 @@ def export(
     output.warn(f"exported {count} {what}" + (" (pseudonymised)" if pseudonymise else ""))
 
 
+@contextmanager
 def _progress(label: str):
     """A progress bar on stderr for long jobs, only when stderr is a terminal."""
-    from contextlib import contextmanager
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    @contextmanager
-    def bar():
-        if not sys.stderr.isatty():
-            yield None
-            return
-        from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    with Progress(SpinnerColumn(), TextColumn(label + " {task.completed:,} rows"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(label, total=None)
 
-        with Progress(SpinnerColumn(), TextColumn(label + " {task.completed:,} rows"), TimeElapsedColumn(),
-                      console=Console(stderr=True), transient=True) as progress:
-            task = progress.add_task(label, total=None)
+        def tick(n: int) -> None:
+            if n % 500 == 0:
+                progress.update(task, completed=n)
 
-            def tick(n: int) -> None:
-                if n % 500 == 0:
-                    progress.update(task, completed=n)
-            yield tick
-    return bar()
+        yield tick
 
 
 @db_app.command("path")

@@ -460,10 +460,6 @@ def _referral_or_404(store: Store | None, referral_id: str) -> dict:
     return row
 
 
-def _scheme_or_none(config: Config, key: str) -> Scheme | None:
-    return config.schemes.get(key)
-
-
 def record_outcome(ws: Workspace, referral: str, status: str, when: str | None = None,
                    reason: str | None = None) -> dict:
     """Move a referral on: accepted, declined, completed, failed or voided."""
@@ -478,7 +474,8 @@ def record_outcome(ws: Workspace, referral: str, status: str, when: str | None =
     if status == "voided" and not reason:
         raise BadInput("reason", "is required to void a referral (say why it was wrong)")
     store = ws.reader()
-    with (store.transaction(f"outcome {status}", officer, reason) if store else _nothing()):
+    _referral_or_404(store, referral_id)
+    with store.transaction(f"outcome {status}", officer, reason):
         row = _referral_or_404(store, referral_id)
         allowed = TRANSITIONS.get(row["status"], ())
         if status not in allowed:
@@ -494,7 +491,7 @@ def record_outcome(ws: Workspace, referral: str, status: str, when: str | None =
             if unmet:
                 raise Refused(f"{referral_id} is a contract: conditions not yet met ({', '.join(unmet)}); "
                               f"record them with `diversion condition`")
-        scheme = _scheme_or_none(config, row["scheme"])
+        scheme = config.schemes.get(row["scheme"])
         code = None
         if status == "completed":
             code = scheme.completion_outcome if scheme else 22
@@ -505,14 +502,6 @@ def record_outcome(ws: Workspace, referral: str, status: str, when: str | None =
     return {"referral": referral_view(updated), "outcome_code": code,
             "outcome_text": config.outcome_codes.get(code) if code else None,
             "returned_to_normal_process": status == "failed"}
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def record_condition(ws: Workspace, referral: str, condition: str, result: str, when: str | None = None,
@@ -528,7 +517,8 @@ def record_condition(ws: Workspace, referral: str, condition: str, result: str, 
     at = values.parse_datetime(when, "when") if when else now
     note = values.clean_text(note, "note")
     store = ws.reader()
-    with (store.transaction(f"condition {result}", officer, note) if store else _nothing()):
+    _referral_or_404(store, referral_id)
+    with store.transaction(f"condition {result}", officer, note):
         row = _referral_or_404(store, referral_id)
         if row["pathway"] != "contract":
             raise Refused(f"{referral_id} is a {row['pathway']} referral: it has no conditions")
@@ -542,7 +532,7 @@ def record_condition(ws: Workspace, referral: str, condition: str, result: str, 
         if at < datetime.fromisoformat(row["diverted_at"]):
             raise BadInput("when", f"{at:%Y-%m-%d %H:%M} is before the contract was accepted")
         store.set_condition(referral_id, target["position"], result, at=at, officer=officer, note=note)
-        scheme = _scheme_or_none(config, row["scheme"])
+        scheme = config.schemes.get(row["scheme"])
         closed = None
         if result == "breached":
             closed = "failed"

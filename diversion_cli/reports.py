@@ -397,7 +397,7 @@ def _cost(facts: list[Fact], config) -> Table:
     avoided = prosecution * len(completed)
     rows = [
         {"item": "Prosecutions avoided (completed diversions)", "value": len(completed)},
-        {"item": f"× cost of a prosecution (config)", "value": Money(prosecution, currency, len(completed))},
+        {"item": "× cost of a prosecution (config)", "value": Money(prosecution, currency, len(completed))},
         {"item": "= court cost avoided", "value": Money(avoided, currency, len(completed))},
         {"item": "Diversion places used (accepted, completed or failed)", "value": len(places)},
         {"item": "− cost of those places (config, per scheme)", "value": Money(place_cost, currency, len(places))},
