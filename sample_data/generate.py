@@ -155,7 +155,8 @@ def generate(people: int, seed: int, start: date, end: date, out, caught_again: 
                     who = person  # the misspelling would be someone else's exact identity
                 else:
                     seen.add((who["surname"], who["forenames"], who["dob"]))
-            age = (at.date() - person["dob"]).days // 365
+            born, day = person["dob"], at.date()
+            age = day.year - born.year - ((day.month, day.day) < (born.month, born.day))
             substance = weighted(rng, SUBSTANCES)
             entered = rng.choice(STREET.get(substance, [substance]))
             co = rng.choice(CO_OFFENCES) if rng.random() < 0.07 else ""
