@@ -155,7 +155,7 @@ def generate(people: int, seed: int, start: date, end: date, out, caught_again: 
                     who = person  # the misspelling would be someone else's exact identity
                 else:
                     seen.add((who["surname"], who["forenames"], who["dob"]))
-            born, day = person["dob"], at.date()
+            born, day = who["dob"], at.date()  # as written in the row (a variant may swap day and month)
             age = day.year - born.year - ((day.month, day.day) < (born.month, born.day))
             substance = weighted(rng, SUBSTANCES)
             entered = rng.choice(STREET.get(substance, [substance]))
