@@ -245,9 +245,9 @@ class _Loader:
         status = (row.get("referral_status") or "offered").strip().lower()
         if status not in REFERRAL_STATUSES:
             raise BadInput("referral_status", f"{status!r} is not one of {', '.join(REFERRAL_STATUSES)}")
-        offered = _moment(row, "offered_at", required=True)
-        accepted = _moment(row, "accepted_at", required=status in ("accepted", "completed", "failed"))
-        closed = _moment(row, "closed_at", required=status in ("declined", "completed", "failed", "voided"))
+        offered = _moment(row, "offered_at", self.now, required=True)
+        accepted = _moment(row, "accepted_at", self.now, required=status in ("accepted", "completed", "failed"))
+        closed = _moment(row, "closed_at", self.now, required=status in ("declined", "completed", "failed", "voided"))
         if offered < occurred:
             raise BadInput("offered_at", "is before the incident")
         if accepted and accepted < offered:
@@ -350,13 +350,13 @@ def dry_run(ws: Workspace, path: Path, progress=None) -> ImportSummary:
     raise AssertionError("unreachable")
 
 
-def _moment(row: dict, field: str, required: bool = False) -> datetime | None:
+def _moment(row: dict, field: str, now: datetime, required: bool = False) -> datetime | None:
     text = (row.get(field) or "").strip()
     if not text:
         if required:
             raise BadInput(field, "is required for a referral")
         return None
-    return values.parse_datetime(text, field)
+    return values.parse_datetime(text, field, current=now)
 
 
 # ---- export -------------------------------------------------------------------

@@ -165,19 +165,20 @@ class CleanRecord:
 
 def validate_record(config: Config, req: RecordRequest, now: datetime) -> CleanRecord:
     person_id = values.parse_person_id(req.person) if req.person else None
-    pnc = values.parse_pnc(req.pnc) if req.pnc else None
+    today = now.date()
+    pnc = values.parse_pnc(req.pnc, today) if req.pnc else None
     named = any(v not in (None, "") for v in (req.surname, req.forename, req.dob))
     if person_id is None and (named or not pnc):
         surname = values.clean_name(req.surname, "surname")
         forenames = values.clean_name(req.forename, "forename")
         if not req.dob:
             raise BadInput("dob", "is required for a person not yet on record")
-        dob = values.parse_date(req.dob, "dob")
+        dob = values.parse_date(req.dob, "dob", today=today)
     else:
         surname = values.clean_name(req.surname, "surname") if req.surname else None
         forenames = values.clean_name(req.forename, "forename") if req.forename else None
-        dob = values.parse_date(req.dob, "dob") if req.dob else None
-    when = values.parse_datetime(req.when, "when") if req.when else now
+        dob = values.parse_date(req.dob, "dob", today=today) if req.dob else None
+    when = values.parse_datetime(req.when, "when", current=now) if req.when else now
     if when > now + values.FUTURE_TOLERANCE:
         raise BadInput("when", f"{when:%Y-%m-%d %H:%M} is in the future")
     if dob:

@@ -158,22 +158,23 @@ def _parse_moment(text: str, field: str, dayfirst: bool = True) -> datetime:
     return first.replace(tzinfo=None)
 
 
-def parse_datetime(text: str, field: str = "when", allow_future: bool = False) -> datetime:
+def parse_datetime(text: str, field: str = "when", allow_future: bool = False,
+                   current: datetime | None = None) -> datetime:
     moment = _parse_moment(text, field).replace(microsecond=0)
     if moment.tzinfo is not None:
         moment = moment.astimezone().replace(tzinfo=None)
-    if not allow_future and moment > now() + FUTURE_TOLERANCE:
+    if not allow_future and moment > (current or now()) + FUTURE_TOLERANCE:
         raise BadInput(field, f"{moment:%Y-%m-%d %H:%M} is in the future")
     if moment.year < 1900:
         raise BadInput(field, f"{moment:%Y-%m-%d} is too far in the past")
     return moment
 
 
-def parse_date(text: str, field: str = "dob", allow_future: bool = False) -> date:
+def parse_date(text: str, field: str = "dob", allow_future: bool = False, today: date | None = None) -> date:
     moment = _parse_moment(text, field)
     if (moment.hour, moment.minute, moment.second) != (0, 0, 0):
         raise BadInput(field, f"{text!r} should be a date without a time")
-    if not allow_future and moment.date() > date.today():
+    if not allow_future and moment.date() > (today or date.today()):
         raise BadInput(field, f"{moment:%Y-%m-%d} is in the future")
     if moment.year < 1900:
         raise BadInput(field, f"{moment:%Y-%m-%d} is too far in the past")
