@@ -133,6 +133,7 @@ class Store:
             raise _unusable(exc, path) from None
         store = cls(path, conn)
         try:
+            store._refuse_newer_schema()  # before anything below could write to the file
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = FULL")
             # a bulk import's transaction must not spill dirty pages mid-way (a ceiling, not an allocation)
@@ -161,6 +162,12 @@ class Store:
 
     def schema_version(self) -> int:
         return self.conn.execute("SELECT coalesce(max(version), 0) FROM migrations").fetchone()[0]
+
+    def _refuse_newer_schema(self) -> None:
+        known = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'")
+        if known.fetchone() and self.schema_version() > LATEST:
+            raise StoreUnusable(f"the database {self.path} has schema version {self.schema_version()}, newer than "
+                                f"this diversion understands ({LATEST}); upgrade diversion before using it")
 
     def _migrate(self) -> None:
         self.conn.execute("CREATE TABLE IF NOT EXISTS migrations "
@@ -437,8 +444,8 @@ class Store:
             "people": c.execute("DELETE FROM people WHERE id = ?", (person_id,)).rowcount,
         }
         self.seal_audit()
-        c.execute("UPDATE audit_log SET old = NULL, new = NULL WHERE person_id = ? "
-                  "AND (old IS NOT NULL OR new IS NOT NULL)", (person_id,))
+        c.execute("UPDATE audit_log SET old = NULL, new = NULL, salt = NULL WHERE person_id = ? "
+                  "AND (old IS NOT NULL OR new IS NOT NULL OR salt IS NOT NULL)", (person_id,))
         return removed
 
     def integrity_check(self) -> list[str]:

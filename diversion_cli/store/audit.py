@@ -10,6 +10,7 @@ diversion, e.g. with the sqlite3 shell).
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 
 from diversion_cli.store.migrations import SNAPSHOTS
@@ -18,8 +19,23 @@ GENESIS = "0" * 64
 SEAL_CHUNK = 20_000
 
 
-def digest(text: str | None) -> str | None:
-    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+def digest(salt: str | None, text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(((salt or "") + text).encode()).hexdigest()
+
+
+# How verify finds the row an entry is about, through the table's primary key.
+LOOKUPS = {
+    "people": "t.id = CAST(a.entity_id AS INTEGER)",
+    "incidents": "t.id = CAST(a.entity_id AS INTEGER)",
+    "decisions": "t.id = CAST(a.entity_id AS INTEGER)",
+    "referrals": "t.id = a.entity_id",
+    "incident_substances": "t.incident_id = CAST(substr(a.entity_id, 1, instr(a.entity_id, '/') - 1) AS INTEGER) "
+                           "AND t.position = CAST(substr(a.entity_id, instr(a.entity_id, '/') + 1) AS INTEGER)",
+    "incident_co_offences": "t.incident_id = CAST(substr(a.entity_id, 1, instr(a.entity_id, '/') - 1) AS INTEGER) "
+                            "AND t.position = CAST(substr(a.entity_id, instr(a.entity_id, '/') + 1) AS INTEGER)",
+    "referral_conditions": "t.referral_id = substr(a.entity_id, 1, instr(a.entity_id, '/') - 1) "
+                           "AND t.position = CAST(substr(a.entity_id, instr(a.entity_id, '/') + 1) AS INTEGER)",
+}
 
 
 def chain_hash(prev: str, seq: int, at: str, officer: str, operation: str, reason: str | None, action: str,
@@ -46,16 +62,17 @@ def seal(conn: sqlite3.Connection, at: str, officer: str, operation: str, reason
         entries = []
         for _id, action, entity, entity_id, person_id, referral_id, old, new in rows:
             seq += 1
-            od, nd = digest(old), digest(new)
+            salt = os.urandom(12).hex()
+            od, nd = digest(salt, old), digest(salt, new)
             current = chain_hash(prev, seq, at, officer, operation, reason, action, entity, entity_id, person_id,
                                  referral_id, od, nd)
             entries.append((seq, at, officer, operation, reason, action, entity, entity_id, person_id,
-                            referral_id, old, new, od, nd, prev, current))
+                            referral_id, old, new, salt, od, nd, prev, current))
             prev = current
         conn.executemany(
             "INSERT INTO audit_log (seq, at, officer, operation, reason, action, entity, entity_id, person_id, "
-            "referral_id, old, new, old_digest, new_digest, prev_hash, hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", entries)
+            "referral_id, old, new, salt, old_digest, new_digest, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", entries)
         conn.execute("DELETE FROM audit_pending WHERE id <= ?", (rows[-1][0],))
         sealed += len(rows)
 
@@ -75,37 +92,51 @@ def verify(conn: sqlite3.Connection) -> dict:
                       f"(first: {first[0]} of {first[1]} {first[2]})")
     expected_seq, prev, entries = 1, GENESIS, 0
     cursor = conn.execute("SELECT seq, at, officer, operation, reason, action, entity, entity_id, person_id, "
-                          "referral_id, old, new, old_digest, new_digest, prev_hash, hash FROM audit_log ORDER BY seq")
-    for (seq, at, officer, operation, reason, action, entity, entity_id, person_id, referral_id, old, new,
+                          "referral_id, old, new, salt, old_digest, new_digest, prev_hash, hash "
+                          "FROM audit_log ORDER BY seq")
+    for (seq, at, officer, operation, reason, action, entity, entity_id, person_id, referral_id, old, new, salt,
          od, nd, prev_hash, hash_) in cursor:
         if seq != expected_seq:
             raise Problem(f"entry {expected_seq} is missing (next present is {seq}): entries were deleted")
         if prev_hash != prev:
             raise Problem(f"entry {seq} does not follow entry {seq - 1}: the trail was re-ordered or edited")
-        if (old is not None and digest(old) != od) or (new is not None and digest(new) != nd):
+        if (old is not None and digest(salt, old) != od) or (new is not None and digest(salt, new) != nd):
             raise Problem(f"entry {seq} ({entity} {entity_id}) was edited: its snapshot no longer matches")
         if chain_hash(prev, seq, at, officer, operation, reason, action, entity, entity_id, person_id,
                       referral_id, od, nd) != hash_:
             raise Problem(f"entry {seq} ({entity} {entity_id}) was edited: its hash does not match")
         prev, expected_seq, entries = hash_, seq + 1, entries + 1
-    conn.create_function("sha256_hex", 1, digest, deterministic=True)
+    conn.create_function("salted_sha256", 2, digest, deterministic=True)
+    _check_erasures(conn)
     rows = 0
     for table, (entity, ident, _person, _referral, snap) in SNAPSHOTS.items():
-        ident_x, snap_x = ident.replace("X.", "t."), snap.replace("X.", "t.")
-        latest = ("SELECT a.entity_id, a.new_digest FROM audit_log a WHERE a.seq IN "
-                  "(SELECT max(seq) FROM audit_log WHERE entity = ? GROUP BY entity_id)")
+        ident_t, snap_t = ident.replace("X.", "t."), snap.replace("X.", "t.")
+        last_entry = (f"(SELECT max(seq) FROM audit_log WHERE entity = '{entity}' AND entity_id = {ident_t})")
         changed = conn.execute(
-            f"SELECT cur.eid FROM (SELECT {ident_x} AS eid, sha256_hex({snap_x}) AS d FROM {table} t) cur "
-            f"LEFT JOIN ({latest}) last ON last.entity_id = cur.eid "
-            f"WHERE last.new_digest IS NOT cur.d LIMIT 1", (entity,)).fetchone()
+            f"SELECT {ident_t} FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM audit_log a "
+            f"WHERE a.seq = {last_entry} AND a.new_digest = salted_sha256(a.salt, {snap_t})) LIMIT 1").fetchone()
         if changed:
             raise Problem(f"{entity} {changed[0]} differs from its last audited state: "
                           f"it was changed outside diversion")
         vanished = conn.execute(
-            f"SELECT last.entity_id FROM ({latest}) last "
-            f"LEFT JOIN (SELECT {ident_x} AS eid FROM {table} t) cur ON cur.eid = last.entity_id "
-            f"WHERE last.new_digest IS NOT NULL AND cur.eid IS NULL LIMIT 1", (entity,)).fetchone()
+            f"SELECT a.entity_id FROM audit_log a WHERE a.entity = ? AND a.new_digest IS NOT NULL "
+            f"AND a.seq = (SELECT max(seq) FROM audit_log b WHERE b.entity = a.entity AND b.entity_id = a.entity_id) "
+            f"AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {LOOKUPS[table]}) LIMIT 1", (entity,)).fetchone()
         if vanished:
             raise Problem(f"{entity} {vanished[0]} was deleted outside diversion")
         rows += conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return {"entries": entries, "rows_checked": rows, "last_hash": prev}
+
+
+def _check_erasures(conn: sqlite3.Connection) -> None:
+    """Blanked snapshots are allowed only for people who were really erased."""
+    alive = conn.execute("SELECT e.person_id FROM erasures e JOIN people p ON p.id = e.person_id LIMIT 1").fetchone()
+    if alive:
+        raise Problem(f"an erasure is recorded for person {alive[0]}, who is still on record: "
+                      f"it was forged outside diversion")
+    blanked = conn.execute(
+        "SELECT seq FROM audit_log WHERE old IS NULL AND new IS NULL AND (old_digest IS NOT NULL OR "
+        "new_digest IS NOT NULL) AND (person_id IS NULL OR person_id NOT IN (SELECT person_id FROM erasures)) "
+        "LIMIT 1").fetchone()
+    if blanked:
+        raise Problem(f"entry {blanked[0]} was blanked, but nobody was erased: it was edited outside diversion")

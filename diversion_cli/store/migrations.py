@@ -201,7 +201,8 @@ SNAPSHOTS = {
     "people": ("person", "CAST(X.id AS TEXT)", "X.id", "NULL",
                "json_object('surname', X.surname, 'forenames', X.forenames, 'dob', X.dob, 'pnc', X.pnc, "
                "'gender', X.gender, 'ethnicity', X.ethnicity, 'created_at', X.created_at, "
-               "'created_by', X.created_by)"),
+               "'created_by', X.created_by, 'surname_norm', X.surname_norm, 'forenames_norm', X.forenames_norm, "
+               "'surname_sound', X.surname_sound, 'forename_sound', X.forename_sound)"),
     "incidents": ("incident", "CAST(X.id AS TEXT)", "X.person_id", "NULL",
                   "json_object('person_id', X.person_id, 'occurred_at', X.occurred_at, 'age', X.age, "
                   "'location', X.location, 'quantity', X.quantity, 'supply_suspected', X.supply_suspected, "
@@ -302,7 +303,8 @@ CREATE TABLE audit_log (
     referral_id TEXT,
     old TEXT,
     new TEXT,
-    old_digest TEXT,
+    salt TEXT,          -- random per entry: an erased person's digests cannot confirm a guess
+    old_digest TEXT,    -- sha256(salt || old)
     new_digest TEXT,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
@@ -316,9 +318,9 @@ BEGIN
     SELECT RAISE(ABORT, 'audit_log_is_append_only');
 END;
 
--- The one permitted change: blanking an erased person's snapshots (digests stay).
+-- The one permitted change: blanking an erased person's snapshots and salt (digests stay).
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-WHEN NOT (NEW.old IS NULL AND NEW.new IS NULL AND NEW.seq = OLD.seq AND NEW.hash = OLD.hash
+WHEN NOT (NEW.old IS NULL AND NEW.new IS NULL AND NEW.salt IS NULL AND NEW.seq = OLD.seq AND NEW.hash = OLD.hash
           AND NEW.prev_hash = OLD.prev_hash AND NEW.old_digest IS OLD.old_digest
           AND NEW.new_digest IS OLD.new_digest AND NEW.entity = OLD.entity AND NEW.entity_id = OLD.entity_id
           AND NEW.person_id IS OLD.person_id AND NEW.at = OLD.at AND NEW.officer = OLD.officer

@@ -1,0 +1,834 @@
+"""The audit trail, corrections, erasure and database administration.
+
+Every write must leave sealed entries naming the officer, the operation and
+the old and new values; `audit verify` must notice any change made behind
+diversion's back (made here with the real `sqlite3` shell); corrections never
+overwrite silently; erasure leaves no name behind; backups and restores are
+consistent; a newer schema is refused without touching the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from helpers import as_json, connect, count_rows, counts, db_file, record, refer, run, sub
+
+SQLITE3 = shutil.which("sqlite3")
+# Tampering is done with the sqlite3 shell on the raw file: not possible on an encrypted run.
+plain_file = pytest.mark.plain_file
+
+TABLES = ("people", "incidents", "incident_substances", "incident_co_offences", "decisions", "referrals",
+          "referral_conditions", "audit_log", "audit_pending")
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ---- helpers -------------------------------------------------------------------
+
+def shell(sql: str, db: Path | None = None) -> subprocess.CompletedProcess:
+    """Run SQL with the sqlite3 command-line shell, as someone tampering would."""
+    if SQLITE3 is None:
+        pytest.skip("the sqlite3 shell is not installed")
+    return subprocess.run([SQLITE3, "-bail", str(db or db_file()), sql], capture_output=True, text=True,
+                          timeout=30)
+
+
+def tamper(sql: str) -> None:
+    done = shell(sql)
+    assert done.returncode == 0, done.stderr
+
+
+def all_counts(db: Path | None = None) -> dict:
+    return counts(db, TABLES)
+
+
+def last_seq() -> int:
+    if not db_file().exists():
+        return 0
+    conn = connect()
+    try:
+        return conn.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def entries(after: int = 0, where: str = "1", params=()) -> list[dict]:
+    conn = connect()
+    try:
+        rows = conn.execute(f"SELECT * FROM audit_log WHERE seq > ? AND ({where}) ORDER BY seq",
+                            (after, *params)).fetchall()
+    finally:
+        conn.close()
+    out = []
+    for row in rows:
+        e = dict(row)
+        e["old_json"] = json.loads(e["old"]) if e["old"] else None
+        e["new_json"] = json.loads(e["new"]) if e["new"] else None
+        out.append(e)
+    return out
+
+
+def audit_table_dump(db: Path | None = None) -> list[tuple]:
+    conn = connect(db)
+    try:
+        return [tuple(r) for r in conn.execute("SELECT * FROM audit_log ORDER BY seq")]
+    finally:
+        conn.close()
+
+
+def verify(*global_opts: str):
+    return run(*global_opts, "audit", "verify")
+
+
+def assert_verify_fails(*fragments: str) -> str:
+    result = verify()
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def seq_of(entity: str, entity_id: str, action: str = "insert") -> int:
+    found = entries(where="entity = ? AND entity_id = ? AND action = ?", params=(entity, entity_id, action))
+    assert found, (entity, entity_id, action)
+    return found[0]["seq"]
+
+
+def num(ident: str) -> int:
+    return int(ident.split("-")[-1])
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    columns = ("surname", "forenames", "dob", "pnc", "gender", "ethnicity", "occurred_at", "substances",
+               "quantity", "location", "co_offences", "supply_suspected", "recorded_by", "scheme",
+               "referral_status", "offered_at", "accepted_at", "closed_at", "outcome_reason")
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+    return path
+
+
+@pytest.fixture
+def busy_history(tmp_path):
+    """A database written by every kind of write diversion makes (no erasure)."""
+    a = record("--refer", "--location", "Stokes Croft", surname="Smith", forename="John", dob="14/02/1990")
+    assert run("outcome", a["referral_id"], "accepted").exit_code == 0
+    b = record("--scheme", "checkpoint", "--refer", surname="Okafor", forename="Chi", dob="02/03/1988",
+               substance="coke")
+    assert run("outcome", b["referral_id"], "accepted").exit_code == 0
+    assert run("condition", b["referral_id"], "drug-awareness", "met").exit_code == 0
+    c = record("--co-offence", "criminal damage", surname="Nowak", forename="Ola", dob="05/06/1977")
+    assert run("void", c["incident_id"], "--reason", "entered twice").exit_code == 0
+    assert run("amend", "person", a["person_id"], "--surname", "Smyth", "--reason", "passport").exit_code == 0
+    assert run("amend", "incident", a["incident_id"], "--location", "Cabot Circus",
+               "--reason", "wrong street").exit_code == 0
+    csv_file = write_csv(tmp_path / "few.csv", [
+        {"surname": "Imported", "forenames": "Ian", "dob": "1985-01-01", "occurred_at": "2026-03-02 14:00",
+         "substances": "weed", "location": "Easton"},
+        {"surname": "Imported", "forenames": "Iris", "dob": "1986-01-01", "occurred_at": "2026-03-03 14:00",
+         "substances": "coke;mandy", "co_offences": "theft from a shop"}])
+    assert run("import", csv_file).exit_code == 0
+    return {"a": a, "b": b, "c": c}
+
+
+# ---- every write leaves entries with officer, operation, old and new -------------
+
+def test_record_leaves_an_insert_entry_for_every_row_with_officer_and_new_values():
+    before = last_seq()
+    result = run("--officer", "PC5678", "record", "--json", "--surname", "Smith", "--forename", "John",
+                 "--dob", "14/02/1990", "--substance", "weed", "--substance", "coke", "--location", "Broadmead",
+                 "--co-offence", "theft from a shop")
+    assert result.exit_code == 0, result.stderr
+    out = as_json(result)
+    new = entries(before)
+    by_entity = {}
+    for e in new:
+        by_entity.setdefault(e["entity"], []).append(e)
+        assert e["officer"] == "PC5678"
+        assert "record" in e["operation"]
+        assert e["action"] == "insert" and e["old"] is None and e["new_json"] is not None
+    assert by_entity["person"][0]["new_json"]["surname"] == "Smith"
+    assert by_entity["person"][0]["entity_id"] == str(num(out["person_id"]))
+    incident = by_entity["incident"][0]
+    assert incident["entity_id"] == str(num(out["incident_id"]))
+    assert incident["new_json"]["location"] == "Broadmead"
+    assert incident["person_id"] == num(out["person_id"])
+    assert sorted(s["new_json"]["substance"] for s in by_entity["substance"]) == ["cannabis", "cocaine"]
+    assert by_entity["co_offence"][0]["new_json"]["description"] == "theft from a shop"
+    assert len(by_entity["decision"]) == 1
+    # one entry per row written, nothing more and nothing missing
+    c = all_counts()
+    assert len(new) == c["people"] + c["incidents"] + c["incident_substances"] + c["incident_co_offences"] \
+        + c["decisions"]
+    assert c["audit_pending"] == 0
+
+
+def test_refer_outcome_and_condition_leave_update_entries_with_old_and_new_status():
+    person = record(surname="Okafor", forename="Chi", dob="02/03/1988")
+    before = last_seq()
+    offer = refer(person["incident_id"], "--scheme", "checkpoint")
+    ref_id = offer["id"]
+    inserted = entries(before)
+    assert {e["entity"] for e in inserted} >= {"referral", "decision", "condition"}
+    assert all(e["operation"] == "refer" or "refer" in e["operation"] for e in inserted)
+    referral_entry = next(e for e in inserted if e["entity"] == "referral")
+    assert referral_entry["referral_id"] == ref_id and referral_entry["new_json"]["status"] == "offered"
+    assert all(e["referral_id"] == ref_id for e in inserted if e["entity"] == "condition")
+
+    before = last_seq()
+    assert run("--officer", "777", "outcome", ref_id, "accepted", "--reason", "signed the contract").exit_code == 0
+    [update] = entries(before)
+    assert (update["action"], update["entity"], update["entity_id"]) == ("update", "referral", ref_id)
+    assert update["officer"] == "777" and "accepted" in update["operation"]
+    assert update["reason"] == "signed the contract"
+    assert update["old_json"]["status"] == "offered" and update["new_json"]["status"] == "accepted"
+    assert update["old_json"]["diverted_at"] is None and update["new_json"]["diverted_at"]
+
+    before = last_seq()
+    assert run("--officer", "888", "condition", ref_id, "drug-awareness", "met", "--note", "went").exit_code == 0
+    [cond] = entries(before)
+    assert (cond["action"], cond["entity"], cond["officer"]) == ("update", "condition", "888")
+    assert cond["old_json"]["status"] == "pending" and cond["new_json"]["status"] == "met"
+    assert cond["new_json"]["note"] == "went" and cond["old_json"]["note"] is None
+    assert "condition" in cond["operation"]
+
+
+def test_import_leaves_an_entry_for_every_imported_row_stamped_with_the_importing_officer(tmp_path):
+    rows = [{"surname": "Imp", "forenames": f"{name}", "dob": "1985-01-01", "occurred_at": "2026-03-02 14:00",
+             "substances": "weed", "location": "Easton", "recorded_by": "1001"}
+            for name in ("Ann", "Bob", "Cy", "Di")]
+    rows[1].update(scheme="dep-adult", referral_status="completed", offered_at="2026-03-03 10:00",
+                   accepted_at="2026-03-04 10:00", closed_at="2026-03-20 10:00")
+    before = last_seq()
+    result = run("--officer", "4321", "import", write_csv(tmp_path / "in.csv", rows))
+    assert result.exit_code == 0, result.stderr
+    new = entries(before)
+    assert {e["officer"] for e in new} == {"4321"}
+    assert {e["operation"] for e in new} == {"import"}
+    assert all("in.csv" in (e["reason"] or "") for e in new)
+    incidents = [e for e in new if e["entity"] == "incident"]
+    assert len(incidents) == count_rows(None, "incidents") == 4
+    assert [e["new_json"]["location"] for e in incidents] == ["Easton"] * 4
+    assert len([e for e in new if e["entity"] == "person"]) == 4
+    assert [e["new_json"]["status"] for e in new if e["entity"] == "referral"] == ["completed"]
+    assert verify().exit_code == 0
+
+
+def test_void_and_amendments_record_old_and_new_values_and_the_reason():
+    a = record(surname="Smith", forename="John", dob="14/02/1990", substance="weed")
+    before = last_seq()
+    assert run("--officer", "55", "void", a["incident_id"], "--reason", "entered twice").exit_code == 0
+    [void] = entries(before)
+    assert (void["action"], void["entity"], void["officer"], void["reason"]) == \
+        ("update", "incident", "55", "entered twice")
+    assert void["old_json"]["voided_at"] is None and void["new_json"]["voided_at"]
+    assert void["new_json"]["void_reason"] == "entered twice"
+
+    b = record(surname="Jones", forename="Amy", dob="01/03/1985", substance="coke")
+    before = last_seq()
+    assert run("--officer", "66", "amend", "person", b["person_id"], "--surname", "Jonas", "--dob", "02/03/1985",
+               "--reason", "passport seen").exit_code == 0
+    [amend] = entries(before)
+    assert (amend["action"], amend["entity"], amend["officer"], amend["reason"]) == \
+        ("update", "person", "66", "passport seen")
+    assert "amend" in amend["operation"]
+    assert (amend["old_json"]["surname"], amend["new_json"]["surname"]) == ("Jones", "Jonas")
+    assert (amend["old_json"]["dob"], amend["new_json"]["dob"]) == ("1985-03-01", "1985-03-02")
+    conn = connect()
+    assert tuple(conn.execute("SELECT surname, dob FROM people WHERE id = ?", (num(b["person_id"]),)).fetchone()) == \
+        ("Jonas", "1985-03-02")
+    conn.close()
+
+    before = last_seq()
+    assert run("amend", "incident", b["incident_id"], "--location", "Cabot Circus", "--quantity", "2 g",
+               "--reason", "wrong street").exit_code == 0
+    [inc] = entries(before)
+    assert (inc["old_json"]["location"], inc["new_json"]["location"]) == (None, "Cabot Circus")
+    assert (inc["old_json"]["quantity"], inc["new_json"]["quantity"]) == (None, "2 g")
+    assert verify().exit_code == 0
+
+
+def test_erasure_leaves_delete_entries_stamped_with_officer_and_reason():
+    a = record(surname="Gone", forename="Gina", dob="14/02/1990")
+    before = last_seq()
+    result = run("--officer", "99", "db", "erase-person", a["person_id"], "--confirm", a["person_id"],
+                 "--reason", "SAR-2026-0042")
+    assert result.exit_code == 0, result.stderr
+    new = entries(before)
+    assert {e["entity"] for e in new} == {"person", "incident", "substance", "decision"}
+    assert all(e["action"] == "delete" and e["officer"] == "99" and e["reason"] == "SAR-2026-0042"
+               and "erase" in e["operation"] for e in new)
+    assert all(e["old_digest"] and e["new_digest"] is None for e in new)
+
+
+def test_nothing_is_left_unsealed_and_every_row_has_an_entry(busy_history):
+    c = all_counts()
+    assert c["audit_pending"] == 0
+    conn = connect()
+    try:
+        missing = conn.execute(
+            "SELECT count(*) FROM incidents i WHERE NOT EXISTS (SELECT 1 FROM audit_log a "
+            "WHERE a.entity = 'incident' AND a.entity_id = CAST(i.id AS TEXT))").fetchone()[0]
+        operations = {r[0] for r in conn.execute("SELECT DISTINCT operation FROM audit_log")}
+    finally:
+        conn.close()
+    assert missing == 0
+    for word in ("record", "refer", "accepted", "condition", "void", "amend person", "amend incident", "import"):
+        assert any(word in op for op in operations), (word, operations)
+
+
+# ---- verify on an untouched database and on tampered ones ---------------------------
+
+def test_verify_and_db_check_pass_on_an_untouched_database(busy_history):
+    result = verify()
+    assert result.exit_code == 0, result.stderr
+    assert "ok" in result.stdout
+    assert str(last_seq()) in result.stdout.replace(",", "")
+    check = run("db", "check")
+    assert check.exit_code == 0, check.stderr
+    assert "integrity ok" in check.stdout
+    # and as a real process
+    assert sub("audit", "verify").returncode == 0
+
+
+def test_verify_on_a_missing_database_is_not_found_and_creates_nothing():
+    result = verify()
+    assert result.exit_code == 3
+    assert not db_file().exists()
+
+
+@plain_file
+def test_editing_a_data_row_with_the_shell_is_detected(busy_history):
+    tamper("UPDATE people SET surname = 'Forged' WHERE id = 1")
+    line = assert_verify_fails("person 1")
+    assert "outside diversion" in line
+    assert run("db", "check").exit_code == 1
+
+
+@plain_file
+def test_editing_a_data_row_after_dropping_its_audit_trigger_is_detected(busy_history):
+    tamper("DROP TRIGGER audit_incidents_update; UPDATE incidents SET location = 'Elsewhere' WHERE id = 1")
+    assert_verify_fails("incident 1", "outside diversion")
+
+
+@plain_file
+def test_editing_a_data_row_and_emptying_the_pending_table_is_detected(busy_history):
+    tamper("UPDATE referrals SET status = 'completed', closed_at = '2026-01-01T00:00:00', outcome_code = 22 "
+           f"WHERE id = '{busy_history['a']['referral_id']}'; DELETE FROM audit_pending;")
+    assert_verify_fails(f"referral {busy_history['a']['referral_id']}", "outside diversion")
+
+
+@plain_file
+@pytest.mark.parametrize("column, value", [("officer", "'9999'"), ("new", "replace(new, 'Stokes', 'Forged')"),
+                                           ("reason", "'nothing to see'"), ("at", "'2020-01-01T00:00:00'")])
+def test_editing_a_trail_entry_after_dropping_its_guard_names_that_entry(busy_history, column, value):
+    seq = seq_of("incident", str(num(busy_history["a"]["incident_id"])))
+    tamper(f"DROP TRIGGER audit_log_no_update; UPDATE audit_log SET {column} = {value} WHERE seq = {seq}")
+    assert_verify_fails(f"entry {seq} ", "edited")
+
+
+@plain_file
+def test_of_two_edited_entries_the_first_is_named(busy_history):
+    last = last_seq()
+    first = last // 3
+    tamper(f"DROP TRIGGER audit_log_no_update; UPDATE audit_log SET officer = '1' WHERE seq IN ({first}, {last - 1})")
+    assert_verify_fails(f"entry {first} ")
+
+
+@plain_file
+def test_editing_a_snapshot_and_its_digest_is_detected_by_the_chain(busy_history):
+    seq = seq_of("person", "1")
+    tamper("DROP TRIGGER audit_log_no_update; "
+           f"UPDATE audit_log SET new = replace(new, 'Smith', 'Brown') WHERE seq = {seq}; ")
+    conn = connect()
+    new = conn.execute("SELECT new FROM audit_log WHERE seq = ?", (seq,)).fetchone()[0]
+    conn.close()
+    tamper(f"UPDATE audit_log SET new_digest = '{hashlib.sha256(new.encode()).hexdigest()}' WHERE seq = {seq}")
+    assert_verify_fails(f"entry {seq} ")
+
+
+@plain_file
+def test_deleting_a_trail_entry_after_dropping_its_guard_names_the_missing_entry(busy_history):
+    seq = last_seq() // 2
+    tamper(f"DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = {seq}")
+    assert_verify_fails(f"entry {seq} is missing")
+
+
+@plain_file
+def test_deleting_the_last_trail_entry_is_detected(busy_history):
+    tamper(f"DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = {last_seq()}")
+    assert_verify_fails("outside diversion")
+
+
+@plain_file
+def test_swapping_two_entries_is_detected_at_the_first_of_them(busy_history):
+    k = last_seq() // 2
+    tamper("DROP TRIGGER audit_log_no_update; "
+           f"UPDATE audit_log SET seq = -seq WHERE seq IN ({k}, {k + 1}); "
+           f"UPDATE audit_log SET seq = {k + 1} WHERE seq = -{k}; "
+           f"UPDATE audit_log SET seq = {k} WHERE seq = -{k + 1};")
+    assert_verify_fails(f"entry {k} ")
+
+
+@plain_file
+@pytest.mark.parametrize("sql, named", [
+    ("DROP TRIGGER audit_referral_conditions_delete; "
+     "DELETE FROM referral_conditions WHERE position = 0", "condition"),
+    ("DROP TRIGGER audit_incident_co_offences_delete; DELETE FROM incident_co_offences", "co_offence"),
+    ("DROP TRIGGER audit_people_delete; PRAGMA foreign_keys = OFF; DELETE FROM people WHERE id = 3", "person 3"),
+])
+def test_deleting_an_audited_row_after_dropping_its_triggers_is_detected(busy_history, sql, named):
+    tamper(sql)
+    assert_verify_fails(named, "deleted outside diversion")
+
+
+@plain_file
+@pytest.mark.parametrize("sql", [
+    "UPDATE audit_log SET officer = '9999' WHERE seq = 2",
+    "UPDATE audit_log SET old = NULL, new = NULL WHERE seq = 2",
+    "DELETE FROM audit_log WHERE seq = 2",
+    "DELETE FROM audit_log",
+])
+def test_the_database_itself_refuses_to_change_the_trail(busy_history, sql):
+    before = audit_table_dump()
+    done = shell(sql)
+    assert done.returncode != 0
+    assert "append_only" in done.stderr
+    assert audit_table_dump() == before
+    assert verify().exit_code == 0
+
+
+@plain_file
+def test_blanking_a_living_persons_history_through_a_forged_erasure_is_detected(busy_history):
+    conn = connect()
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(audit_log)")}
+    conn.close()
+    blank = "old = NULL, new = NULL" + (", salt = NULL" if "salt" in columns else "")  # all the guard allows
+    tamper("INSERT INTO erasures VALUES (1, '2026-01-01T00:00:00', '1', 'forged'); "
+           f"UPDATE audit_log SET {blank} WHERE person_id = 1; DELETE FROM erasures;")
+    assert count_rows(None, "people") >= 1
+    assert verify().exit_code == 1
+
+
+@plain_file
+def test_editing_the_matching_keys_behind_diversions_back_is_detected(busy_history):
+    tamper("UPDATE people SET surname_norm = 'zz', forenames_norm = 'zz', surname_sound = 'Z', "
+           "forename_sound = 'Z' WHERE id = 1; DELETE FROM audit_pending;")
+    assert verify().exit_code == 1
+
+
+# ---- audit log -------------------------------------------------------------------
+
+def test_audit_log_for_a_person_shows_their_history_and_the_amendment(busy_history):
+    a = busy_history["a"]
+    result = run("audit", "log", "--person", a["person_id"])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    change = [line for line in lines if "surname" in line and "->" in line]
+    assert change and "'Smith'" in change[0] and "'Smyth'" in change[0]
+    assert change[0].index("Smith") < change[0].index("Smyth")
+    location = [line for line in lines if "location" in line and "->" in line]
+    assert location and location[0].index("Stokes Croft") < location[0].index("Cabot Circus")
+    assert any("passport" in line for line in lines)
+    assert any(f"referral {a['referral_id']}" in line for line in lines)
+    assert not any("Okafor" in line or "Nowak" in line for line in lines)
+
+    data = as_json(run("audit", "log", "--person", a["person_id"], "--json"))
+    assert data and {e["person_id"] for e in data} == {num(a["person_id"])}
+    assert [e["seq"] for e in data] == sorted(e["seq"] for e in data)
+    mine = entries(where="person_id = ?", params=(num(a["person_id"]),))
+    assert [e["seq"] for e in data] == [e["seq"] for e in mine]
+
+
+def test_audit_log_for_a_referral_shows_its_status_changes(busy_history):
+    b = busy_history["b"]
+    result = run("audit", "log", "--referral", b["referral_id"])
+    assert result.exit_code == 0, result.stderr
+    assert "'offered' -> 'accepted'" in result.stdout
+    assert "'pending' -> 'met'" in result.stdout
+    data = as_json(run("audit", "log", "--referral", b["referral_id"], "--json"))
+    assert {e["referral_id"] for e in data} == {b["referral_id"]}
+    assert busy_history["a"]["referral_id"] not in result.stdout
+
+
+def test_audit_log_with_a_malformed_id_is_bad_input():
+    record()
+    assert run("audit", "log", "--person", "not-an-id").exit_code == 2
+    assert run("audit", "log", "--referral", "R-??").exit_code == 2
+
+
+# ---- corrections ---------------------------------------------------------------
+
+def test_void_needs_a_reason_and_writes_nothing_without_one():
+    a = record()
+    before = all_counts()
+    for args in (["void", a["incident_id"]], ["void", a["incident_id"], "--reason", "   "]):
+        result = run(*args)
+        assert result.exit_code == 2, result.stderr
+        assert "reason" in result.stderr
+    assert all_counts() == before
+    conn = connect()
+    assert conn.execute("SELECT voided_at FROM incidents").fetchone()[0] is None
+    conn.close()
+
+
+def test_voided_incident_stays_visible_in_check():
+    a = record(surname="Void", forename="Vic", dob="1990-01-01")
+    assert run("void", a["incident_id"], "--reason", "wrong person").exit_code == 0
+    data = as_json(run("check", a["person_id"], "--json"))
+    assert [i["id"] for i in data["incidents"]] == [a["incident_id"]]
+    text = run("check", a["person_id"])
+    assert a["incident_id"] in text.stdout
+    again = run("void", a["incident_id"], "--reason", "twice")
+    assert again.exit_code == 1 and "already void" in again.stderr
+    assert run("void", "I-999999", "--reason", "x").exit_code == 3
+    assert run("void", "nonsense", "--reason", "x").exit_code == 2
+
+
+def test_void_is_refused_while_a_live_referral_exists():
+    a = record("--refer")
+    before = all_counts()
+    result = run("void", a["incident_id"], "--reason", "wrong")
+    assert result.exit_code == 1
+    assert a["referral_id"] in result.stderr
+    assert all_counts() == before
+    assert run("outcome", a["referral_id"], "voided", "--reason", "wrong person").exit_code == 0
+    assert run("void", a["incident_id"], "--reason", "wrong person").exit_code == 0
+    assert verify().exit_code == 0
+
+
+def test_amend_needs_a_reason_and_something_to_change():
+    a = record()
+    before = all_counts()
+    assert run("amend", "person", a["person_id"], "--surname", "X").exit_code == 2
+    assert run("amend", "person", a["person_id"], "--reason", "nothing").exit_code == 2
+    assert run("amend", "incident", a["incident_id"], "--reason", "nothing").exit_code == 2
+    assert run("amend", "person", "P-999999", "--surname", "Y", "--reason", "r").exit_code == 3
+    assert all_counts() == before
+
+
+# ---- erasure ---------------------------------------------------------------------
+
+NAME = ("Quetzalcoatl", "Wilhelmina")
+
+
+def _person_to_erase(*extra: str) -> dict:
+    a = record(*extra, "--location", "Zanzibar Wharf", surname=NAME[0], forename=NAME[1], dob="14/02/1990")
+    assert run("amend", "person", a["person_id"], "--forename", NAME[1] + " Jane", "--reason", "typo").exit_code == 0
+    return a
+
+
+def test_erasure_needs_confirm_with_the_same_id():
+    a = _person_to_erase()
+    other = record(surname="Keep", forename="Kim", dob="1980-01-01")
+    before = all_counts()
+    for extra in ([], ["--confirm", other["person_id"]], ["--confirm", "garbage"]):
+        result = run("db", "erase-person", a["person_id"], "--reason", "SAR-1", *extra)
+        assert result.exit_code == 2, (extra, result.stderr)
+    assert run("db", "erase-person", a["person_id"], "--confirm", a["person_id"]).exit_code == 2  # no reason
+    assert all_counts() == before
+
+
+def test_erasure_refuses_a_person_with_a_diversion_unless_retention_is_overridden():
+    a = _person_to_erase("--refer")
+    assert run("outcome", a["referral_id"], "accepted").exit_code == 0
+    before = all_counts()
+    result = run("db", "erase-person", a["person_id"], "--confirm", a["person_id"], "--reason", "SAR-1")
+    assert result.exit_code == 1
+    assert a["referral_id"] in result.stderr
+    assert all_counts() == before
+    result = run("db", "erase-person", a["person_id"], "--confirm", a["person_id"], "--reason", "SAR-1",
+                 "--override-retention")
+    assert result.exit_code == 0, result.stderr
+    assert count_rows(None, "referrals") == 0
+    assert verify().exit_code == 0
+
+
+def test_after_erasure_the_person_is_gone_the_trail_verifies_and_no_name_remains(tmp_path):
+    a = _person_to_erase()
+    keep = record(surname="Keep", forename="Kim", dob="1980-01-01", substance="coke")
+    result = run("db", "erase-person", a["person_id"], "--confirm", a["person_id"], "--reason", "SAR-7")
+    assert result.exit_code == 0, result.stderr
+    assert run("check", a["person_id"]).exit_code == 3
+    assert run("check", "--surname", NAME[0], "--forename", NAME[1], "--dob", "14/02/1990").exit_code == 0
+    assert verify().exit_code == 0, verify().stderr
+    assert run("db", "check").exit_code == 0
+    # the other person is untouched
+    assert as_json(run("check", keep["person_id"], "--json"))["person"]["surname"] == "Keep"
+    conn = connect()
+    try:
+        pid = num(a["person_id"])
+        assert conn.execute("SELECT count(*) FROM people WHERE id = ?", (pid,)).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM incidents WHERE person_id = ?", (pid,)).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM decisions WHERE person_id = ?", (pid,)).fetchone()[0] == 0
+        snapshots = conn.execute("SELECT old, new FROM audit_log").fetchall()
+        mine = conn.execute("SELECT count(*) FROM audit_log WHERE person_id = ?", (pid,)).fetchone()[0]
+    finally:
+        conn.close()
+    assert mine > 0  # the trail keeps the entries ...
+    for old, new in snapshots:  # ... but not the name or the place
+        for text in (old or "", new or ""):
+            assert NAME[0] not in text and NAME[1] not in text and "Zanzibar" not in text
+    # and no name in the bytes of the database file either
+    for path in (db_file(), Path(f"{db_file()}-wal")):
+        if path.exists():
+            raw = path.read_bytes()
+            assert NAME[0].encode() not in raw and NAME[1].encode() not in raw, path
+
+
+def test_the_trail_of_an_erased_person_cannot_confirm_a_guessed_identity():
+    from diversion_cli import identity
+    from diversion_cli.store.migrations import SNAPSHOTS
+
+    a = record(surname=NAME[0], forename=NAME[1], dob="14/02/1990")
+    surname_norm, forenames_norm = identity.normalise(NAME[0]), identity.normalise(NAME[1])
+    conn = connect()
+    try:
+        # the person's insert entry says when (to within a second or two) and by whom: all a guesser needs
+        at, officer, stored = conn.execute("SELECT at, officer, new FROM audit_log WHERE entity = 'person' "
+                                           "AND action = 'insert'").fetchone()
+        sealed = datetime.fromisoformat(at)
+        guesses = [conn.execute(
+            f"SELECT {SNAPSHOTS['people'][4]} FROM (SELECT ? AS surname, ? AS forenames, ? AS dob, NULL AS pnc, "
+            f"NULL AS gender, NULL AS ethnicity, ? AS created_at, ? AS created_by, ? AS surname_norm, "
+            f"? AS forenames_norm, ? AS surname_sound, ? AS forename_sound) AS X",
+            (NAME[0], NAME[1], "1990-02-14", (sealed - timedelta(seconds=back)).isoformat(timespec="seconds"),
+             officer, surname_norm, forenames_norm, identity.sound_key(surname_norm),
+             identity.sound_key(identity.first_forename(forenames_norm)))).fetchone()[0] for back in range(10)]
+    finally:
+        conn.close()
+    assert stored in guesses  # the guesser rebuilds the snapshot exactly ...
+    assert run("db", "erase-person", a["person_id"], "--confirm", a["person_id"], "--reason", "SAR-9").exit_code == 0
+    conn = connect()
+    try:
+        digests = {r[0] for r in conn.execute("SELECT old_digest FROM audit_log WHERE entity = 'person' "
+                                              "AND action = 'delete' UNION SELECT new_digest FROM audit_log "
+                                              "WHERE entity = 'person' AND action = 'insert'")}
+    finally:
+        conn.close()
+    # ... but once the snapshots are blanked, the digests left behind must not confirm the guess
+    assert not digests & {hashlib.sha256(g.encode()).hexdigest() for g in guesses}
+
+
+# ---- db status / check / newer schema ----------------------------------------------
+
+def test_db_status_shows_schema_version_and_counts(busy_history):
+    from diversion_cli.store.migrations import LATEST
+
+    data = as_json(run("db", "status", "--json"))
+    assert data["schema_version"] == LATEST
+    direct = all_counts()
+    for table in ("people", "incidents", "referrals", "decisions", "audit_log"):
+        assert data["counts"][table] == direct[table], table
+    text = run("db", "status")
+    assert text.exit_code == 0
+    assert f"schema version: {LATEST}" in text.stdout
+    assert f"incidents:      {direct['incidents']}" in text.stdout
+    assert f"audit_log:      {direct['audit_log']:,}" in text.stdout
+
+
+def test_db_status_without_a_database_creates_nothing():
+    assert run("db", "status").exit_code == 3
+    assert not db_file().exists()
+
+
+def _file_state(path: Path) -> tuple:
+    return tuple(p.read_bytes() if p.exists() else None for p in (path, Path(f"{path}-wal")))
+
+
+@plain_file
+@pytest.mark.parametrize("args", [
+    ["db", "status"], ["db", "check"], ["audit", "verify"], ["check", "P-000001"],
+    ["record", "--surname", "New", "--forename", "Nell", "--dob", "1990-01-01", "--substance", "weed"],
+    ["outcome", "R-2026-000001", "accepted"], ["db", "backup", "{tmp}/copy.db"],
+])
+def test_a_database_from_a_newer_diversion_is_refused_and_left_untouched(tmp_path, args):
+    record("--refer")
+    tamper("INSERT INTO migrations VALUES (999, 'from the future', '2030-01-01T00:00:00')")
+    before = _file_state(db_file())
+    result = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.exit_code == 4, (result.stdout, result.stderr)
+    assert "upgrade" in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+    assert _file_state(db_file()) == before
+    assert not (tmp_path / "copy.db").exists()
+
+
+@plain_file
+def test_a_newer_database_is_refused_by_a_real_process_too():
+    from diversion_cli.store.migrations import LATEST
+
+    record()
+    tamper(f"INSERT INTO migrations VALUES ({LATEST + 1}, 'next', '2030-01-01T00:00:00')")
+    before = _file_state(db_file())
+    done = sub("db", "status")
+    assert done.returncode == 4 and "upgrade" in done.stderr.lower()
+    assert _file_state(db_file()) == before
+
+
+@plain_file
+def test_a_newer_database_not_in_wal_mode_is_left_untouched():
+    record()
+    tamper("INSERT INTO migrations VALUES (999, 'future', '2030-01-01T00:00:00'); PRAGMA journal_mode = DELETE;")
+    before = _file_state(db_file())
+    result = run("db", "status")
+    assert result.exit_code == 4
+    assert _file_state(db_file()) == before
+
+
+# ---- backup and restore ----------------------------------------------------------
+
+WRITER = r"""
+import os, sys, time
+from diversion_cli.operations import RecordRequest, Workspace, record_incident
+stop, ready = sys.argv[1], sys.argv[2]
+n, limit = 0, time.monotonic() + 60
+letters = "abcdefghijklmnopqrstuvwxyz"
+while not os.path.exists(stop) and time.monotonic() < limit:
+    ws = Workspace(officer="4242")
+    name = "".join(letters[(n // 26 ** k) % 26] for k in range(4))
+    record_incident(ws, RecordRequest(surname="Loop", forename="W" + name, dob=f"19{50 + n % 40}-01-0{1 + n % 9}",
+                                      substances=["weed"], location=f"loop {n}", new_person=True))
+    ws.close()
+    n += 1
+    if n == 3:
+        open(ready, "w").close()
+print(n)
+"""
+
+
+def test_backup_while_another_process_writes_is_private_consistent_and_verifies(tmp_path):
+    record()
+    stop, ready = tmp_path / "stop", tmp_path / "ready"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(stop), str(ready)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        limit = time.monotonic() + 30
+        while not ready.exists():
+            assert writer.poll() is None, writer.communicate()
+            assert time.monotonic() < limit, "the writer never got going"
+            time.sleep(0.01)
+        before = count_rows(None, "incidents")
+        target = tmp_path / "backup.db"
+        done = sub("db", "backup", target)
+        time.sleep(0.3)
+    finally:
+        stop.touch()
+        out, err = writer.communicate(timeout=60)
+    assert writer.returncode == 0, err
+    assert done.returncode == 0, done.stderr
+    assert count_rows(None, "incidents") > before  # the writer really was writing around the backup
+    assert (target.stat().st_mode & 0o777) == 0o600
+    conn = connect(target)
+    try:
+        assert [r[0] for r in conn.execute("PRAGMA integrity_check")] == ["ok"]
+    finally:
+        conn.close()
+    backed_up = count_rows(target, "incidents")
+    assert backed_up >= before
+    assert count_rows(target, "audit_pending") == 0
+    result = run("--db", str(target), "audit", "verify")
+    assert result.exit_code == 0, result.stderr
+    assert sub("--db", str(target), "audit", "verify").returncode == 0
+
+
+def test_backup_onto_an_existing_file_is_refused_and_leaves_it_alone(tmp_path):
+    record()
+    target = tmp_path / "exists.db"
+    target.write_bytes(b"precious")
+    result = run("db", "backup", target)
+    assert result.exit_code == 2
+    assert "exists" in result.stderr
+    assert target.read_bytes() == b"precious"
+
+
+def test_backup_of_a_missing_database_is_not_found(tmp_path):
+    assert run("db", "backup", tmp_path / "b.db").exit_code == 3
+    assert not db_file().exists()
+
+
+def test_restore_brings_back_the_backed_up_state(tmp_path):
+    first = record(surname="Before", forename="Bea", dob="1990-01-01")
+    target = tmp_path / "backup.db"
+    assert run("db", "backup", target).exit_code == 0
+    later = record(surname="After", forename="Al", dob="1991-01-01", substance="coke")
+    assert run("check", later["person_id"]).exit_code == 0
+
+    refused = run("db", "restore", target)
+    assert refused.exit_code == 2
+    assert "--yes" in refused.stderr
+    assert run("check", later["person_id"]).exit_code == 0  # nothing replaced
+
+    result = run("db", "restore", target, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert run("check", later["person_id"]).exit_code == 3
+    assert as_json(run("check", first["person_id"], "--json"))["person"]["surname"] == "Before"
+    assert count_rows(None, "incidents") == 1
+    assert verify().exit_code == 0
+    # and the restored database takes new writes and still verifies
+    record(surname="Again", forename="Ann", dob="1992-01-01")
+    assert verify().exit_code == 0
+
+
+@plain_file
+def test_restore_refuses_a_backup_whose_trail_was_tampered_with(tmp_path):
+    record()
+    target = tmp_path / "backup.db"
+    assert run("db", "backup", target).exit_code == 0
+    record(surname="Stay", forename="Sam", dob="1991-01-01")
+    assert shell("UPDATE people SET surname = 'Forged' WHERE id = 1", target).returncode == 0
+    before = all_counts()
+    result = run("db", "restore", target, "--yes")
+    assert result.exit_code == 1
+    assert all_counts() == before
+    assert run("db", "restore", tmp_path / "nothing.db", "--yes").exit_code == 3
+
+
+# ---- verify must stay usable on a real-sized trail ---------------------------------
+
+def test_verify_of_two_bulk_imports_takes_seconds_not_minutes(tmp_path):
+    for seed in (11, 12):
+        out = tmp_path / f"gen{seed}.csv"
+        subprocess.run([sys.executable, str(REPO / "sample_data" / "generate.py"), "--people", "1800",
+                        "--seed", str(seed), "--out", str(out)], check=True, capture_output=True)
+        assert run("import", out).exit_code == 0
+    started = time.monotonic()
+    result = verify()
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 0
+    assert elapsed < 4.0, f"audit verify took {elapsed:.1f} s"
+
+
+def test_erasing_a_person_with_a_contract_blanks_every_snapshot_of_theirs(busy_history):
+    b = busy_history["b"]
+    result = run("db", "erase-person", b["person_id"], "--confirm", b["person_id"], "--reason", "court order",
+                 "--override-retention")
+    assert result.exit_code == 0, result.stderr
+    assert verify().exit_code == 0
+    conn = connect()
+    try:
+        left = conn.execute("SELECT seq, entity FROM audit_log WHERE old LIKE '%Okafor%' OR new LIKE '%Okafor%' "
+                            "OR (person_id = ? AND (old IS NOT NULL OR new IS NOT NULL))",
+                            (num(b["person_id"]),)).fetchall()
+        conditions = conn.execute("SELECT count(*) FROM referral_conditions").fetchone()[0]
+    finally:
+        conn.close()
+    assert [tuple(r) for r in left] == []
+    assert conditions == 0
+    assert run("audit", "log", "--referral", b["referral_id"]).exit_code == 0
