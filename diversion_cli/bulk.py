@@ -421,7 +421,7 @@ def export(ws: Workspace, what: str, out, fmt: str = "csv", start: str | None = 
         writer = csv.DictWriter(out, fieldnames=kept, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow(transform(row))
+            writer.writerow({k: values.spreadsheet_safe(v) for k, v in transform(row).items()})
             count += 1
     else:
         for row in rows:

@@ -8,6 +8,7 @@ import io
 import json
 
 from diversion_cli.reports import Change, Money, Rate, RelativeRate, Table, sparkline
+from diversion_cli.values import spreadsheet_safe
 
 FORMATS = ("table", "json", "csv", "markdown")
 CURRENCY_SIGNS = {"GBP": "£", "EUR": "€", "USD": "$"}
@@ -121,7 +122,8 @@ def _csv(tables: list[Table], s: Suppressor) -> str:
                 cell = s.data(value)
                 if isinstance(cell, dict):
                     cell = cell.get("rate", cell.get("amount"))
-                writer.writerow([t.key, name, c.label, "" if cell is None else cell, num, den])
+                writer.writerow([t.key, spreadsheet_safe(name), c.label,
+                                 "" if cell is None else spreadsheet_safe(cell), num, den])
     return out.getvalue()
 
 

@@ -232,3 +232,11 @@ def parse_referral_id(text: str) -> str:
 
 def looks_like_pnc(text: str) -> bool:
     return "/" in (text or "")
+
+
+def spreadsheet_safe(value):
+    """Text that a spreadsheet would run as a formula (=, +, -, @) gets a leading
+    apostrophe in CSV files; numbers and other text are left alone."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

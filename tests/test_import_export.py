@@ -467,3 +467,14 @@ def test_same_name_and_dob_with_different_pncs_in_one_file_are_two_people(tmp_pa
     finally:
         conn.close()
     assert pncs == ["1979/0123456T", "1980/0123456H"]
+
+
+def test_csv_export_cannot_smuggle_a_spreadsheet_formula(tmp_path):
+    result = run("record", "--surname", "Formula", "--forename", "Test", "--dob", "1990-01-01",
+                 "--substance", "weed", "--location", "=HYPERLINK(\"http://x\",\"click\")")
+    assert result.exit_code == 0, result.stderr
+    exported = run("export", "incidents")
+    assert exported.exit_code == 0
+    assert ",=HYPERLINK" not in exported.stdout and "'=HYPERLINK" in exported.stdout
+    as_json = run("check", "--surname", "Formula", "--forename", "Test", "--dob", "1990-01-01", "--json")
+    assert as_json.exit_code == 0   # the record itself keeps the text exactly as typed

@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 
 from diversion_cli.errors import BadInput, Refused, StoreUnusable
-from diversion_cli.store import audit
 from diversion_cli.store.migrations import LATEST, MIGRATIONS
 
 AUDIT_FROM = 3  # the migration that created the audit trail
@@ -220,6 +219,8 @@ class Store:
     def seal_audit(self) -> None:
         """Seal the changes made so far in this transaction (bulk loads call it per batch)."""
         if self._audited:
+            from diversion_cli.store import audit  # hashlib: only writes and verification need it
+
             at, officer, operation, reason = self._audit_context
             audit.seal(self.conn, at, officer, operation, reason)
 
@@ -390,6 +391,8 @@ class Store:
 
     def verify_audit(self) -> dict:
         """Raises audit.Problem naming the first bad entry or row."""
+        from diversion_cli.store import audit
+
         return audit.verify(self.conn)
 
     def audit_entries(self, person_id: int | None = None, referral_id: str | None = None,
