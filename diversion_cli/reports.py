@@ -332,18 +332,23 @@ def _add_months(day: date, months: int) -> date:
 
 def _reoffending(store, period: Period, now: datetime) -> Table:
     """Monthly diversion cohorts over the 12 months to the period's end."""
-    rows, not_observed = [], []
     first = _add_months(period.end.replace(day=1), -11)
-    for k in range(12):
-        cohort = month_period(*(lambda d: (d.year, d.month))(_add_months(first, k)))
-        end_excl = cohort.end + timedelta(days=1)
-        results = store.reoffending(cohort.start_iso, end_excl.isoformat()) if store else {}
-        observed6 = _add_months(end_excl, 6) <= now.date()
-        observed12 = _add_months(end_excl, 12) <= now.date()
+    cohorts = [month_period(d.year, d.month) for d in (_add_months(first, k) for k in range(12))]
+
+    def observed(cohort: Period, months: int) -> bool:
+        return _add_months(cohort.end + timedelta(days=1), months) <= now.date()
+
+    last6 = max((f"{c.start:%Y-%m}" for c in cohorts if observed(c, 6)), default="0000-00")
+    last12 = max((f"{c.start:%Y-%m}" for c in cohorts if observed(c, 12)), default="0000-00")
+    results = store.reoffending(first.isoformat(), (period.end + timedelta(days=1)).isoformat(), last6, last12) \
+        if store else {}
+    rows, not_observed = [], []
+    for cohort in cohorts:
+        observed6, observed12 = observed(cohort, 6), observed(cohort, 12)
         if not observed12:
             not_observed.append(cohort.label)
         for group in ("diverted", "eligible, not diverted"):
-            size, within6, within12 = results.get(group, (0, 0, 0))
+            size, within6, within12 = results.get(group, {}).get(f"{cohort.start:%Y-%m}", (0, 0, 0))
             rows.append({"cohort": cohort.label, "group": group, "people": size,
                          "within_6": Rate(within6, size) if observed6 else "not yet",
                          "within_12": Rate(within12, size) if observed12 else "not yet"})

@@ -480,15 +480,14 @@ class Store:
         and the substances as 'key:class;key:class'."""
         return self.conn.execute("""
             SELECT i.id, i.occurred_at, i.age, i.location, i.recorded_by, p.gender, p.ethnicity,
-                   (SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
-                    ORDER BY d.id DESC LIMIT 1) AS eligible,
-                   (SELECT d.scheme FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
-                    ORDER BY d.id DESC LIMIT 1) AS decided_scheme,
+                   d.eligible, d.scheme AS decided_scheme,
                    r.status, r.scheme, r.outcome_code, r.deadline, r.diverted_at,
                    (SELECT group_concat(s.substance || ':' || s.drug_class, ';') FROM incident_substances s
                     WHERE s.incident_id = i.id) AS substances
             FROM incidents i
             JOIN people p ON p.id = i.person_id
+            LEFT JOIN decisions d ON d.id = (SELECT max(d2.id) FROM decisions d2 WHERE d2.incident_id = i.id
+                                             AND d2.stage = 'record')
             LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id
                                              AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1)
             WHERE i.occurred_at >= ? AND i.occurred_at < ? AND i.voided_at IS NULL""", (start, end)).fetchall()
@@ -500,39 +499,44 @@ class Store:
             "incidents": "SELECT substr(occurred_at, 1, 7), count(*) FROM incidents "
                          "WHERE occurred_at >= ? AND occurred_at < ? AND voided_at IS NULL GROUP BY 1",
             "offered": "SELECT substr(offered_at, 1, 7), count(*) FROM referrals "
-                       "WHERE offered_at >= ? AND offered_at < ? AND status != 'voided' GROUP BY 1",
+                       "WHERE offered_at >= ? AND offered_at < ? AND +status != 'voided' GROUP BY 1",
             "completed": "SELECT substr(closed_at, 1, 7), count(*) FROM referrals "
-                         "WHERE closed_at >= ? AND closed_at < ? AND status = 'completed' GROUP BY 1",
+                         "WHERE closed_at >= ? AND closed_at < ? AND +status = 'completed' GROUP BY 1",
         }
         for measure, sql in queries.items():
             for month, count in self.conn.execute(sql, (start, end)):
                 months.setdefault(month, {})[measure] = count
         return months
 
-    def reoffending(self, start: str, end: str) -> dict[str, tuple[int, int, int]]:
-        """For people diverted in [start, end), and for people eligible then but
-        not diverted: (cohort size, with a new incident within 6 months, within 12)."""
-        new_incident = """EXISTS (SELECT 1 FROM incidents j WHERE j.person_id = c.person_id
-                   AND j.voided_at IS NULL AND j.occurred_at > c.since
-                   AND j.occurred_at <= strftime('%Y-%m-%dT%H:%M:%S', c.since, '+{} months'))"""
-        tail = f"SELECT count(*), coalesce(sum({new_incident.format(6)}), 0), " \
-               f"coalesce(sum({new_incident.format(12)}), 0) FROM cohort c"
-        diverted = self.conn.execute(f"""
-            WITH cohort AS (SELECT person_id, min(diverted_at) AS since FROM referrals
-                            WHERE diverted_at >= ? AND diverted_at < ?
-                              AND status IN ('accepted', 'completed', 'failed') GROUP BY person_id)
-            {tail}""", (start, end)).fetchone()
-        not_diverted = self.conn.execute(f"""
-            WITH cohort AS (
-                SELECT i.person_id, min(i.occurred_at) AS since FROM incidents i
+    def reoffending(self, start: str, end: str, observed6: str, observed12: str) -> dict[str, dict[str, tuple]]:
+        """Monthly cohorts in [start, end): people diverted, and people eligible but
+        never diverted. Per group and month 'YYYY-MM': (people, with a new incident
+        within 6 months, within 12). The windows are only looked at for cohort
+        months up to `observed6` / `observed12` (older ones have been watched long enough)."""
+        new_incident = """CASE WHEN c.month <= ? THEN EXISTS (SELECT 1 FROM incidents j
+                   WHERE j.person_id = c.person_id AND j.voided_at IS NULL AND j.occurred_at > c.since
+                   AND j.occurred_at <= strftime('%Y-%m-%dT%H:%M:%S', c.since, '+{} months')) ELSE 0 END"""
+        tail = (f"SELECT c.month, count(*), sum({new_incident.format(6)}), sum({new_incident.format(12)}) "
+                f"FROM cohort c GROUP BY c.month")
+        cohorts = {
+            "diverted": """SELECT person_id, substr(diverted_at, 1, 7) AS month, min(diverted_at) AS since
+                           FROM referrals WHERE diverted_at >= ? AND diverted_at < ?
+                             AND +status IN ('accepted', 'completed', 'failed') GROUP BY person_id, month""",
+            "eligible, not diverted": """
+                SELECT i.person_id, substr(i.occurred_at, 1, 7) AS month, min(i.occurred_at) AS since
+                FROM incidents i
                 WHERE i.occurred_at >= ? AND i.occurred_at < ? AND i.voided_at IS NULL
-                  AND (SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
-                       ORDER BY d.id DESC LIMIT 1) = 1
+                  AND (SELECT d.eligible FROM decisions d WHERE d.id = (SELECT max(d2.id) FROM decisions d2
+                       WHERE d2.incident_id = i.id AND d2.stage = 'record')) = 1
                   AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = i.person_id
                                   AND r.status IN ('accepted', 'completed', 'failed'))
-                GROUP BY i.person_id)
-            {tail}""", (start, end)).fetchone()
-        return {"diverted": tuple(diverted), "eligible, not diverted": tuple(not_diverted)}
+                GROUP BY i.person_id, month""",
+        }
+        results = {}
+        for group, cohort in cohorts.items():
+            rows = self.conn.execute(f"WITH cohort AS ({cohort}) {tail}", (start, end, observed6, observed12))
+            results[group] = {month: (n, w6, w12) for month, n, w6, w12 in rows}
+        return results
 
     EXPORT_VIEWS = {"incidents": ("incidents_view", "occurred_at"), "referrals": ("referrals_view", "offered_at")}
 

@@ -359,4 +359,14 @@ END;
     for table, (entity, ident, person, referral, snap) in SNAPSHOTS.items()
 ) + "\n" + _audit_triggers()))
 
+MIGRATIONS.append((4, "covering indexes for the monthly report", """
+DROP INDEX incidents_occurred;
+CREATE INDEX incidents_occurred ON incidents (occurred_at, voided_at, person_id);
+DROP INDEX referrals_offered;
+CREATE INDEX referrals_offered ON referrals (offered_at, status);
+DROP INDEX referrals_diverted;
+CREATE INDEX referrals_diverted ON referrals (diverted_at, status, person_id);
+CREATE INDEX referrals_closed ON referrals (closed_at, status);
+"""))
+
 LATEST = MIGRATIONS[-1][0]
