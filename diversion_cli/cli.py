@@ -131,8 +131,8 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
     """At the desk: ask for what the flags did not give, checking each answer."""
     from diversion_cli import values
 
-    if not ws._officer:
-        ws._officer = _ask("Your collar number", values.parse_officer)
+    if not ws.officer_given:
+        ws.officer_given = _ask("Your collar number", values.parse_officer)
     if not (req.person or req.pnc or (req.surname and req.forename and req.dob)):
         req.pnc = _ask("PNC ID (Enter if none)", values.parse_pnc, required=False)
         req.surname = req.surname or _ask("Surname", lambda v: values.clean_name(v, "surname"))

@@ -25,7 +25,7 @@ class Workspace:
 
     def __init__(self, db: str | None = None, officer: str | None = None, config: str | None = None,
                  clock=values.now):
-        self._db, self._officer, self._config_arg, self.clock = db, officer, config, clock
+        self._db, self.officer_given, self._config_arg, self.clock = db, officer, config, clock
         self._store: Store | None = None
         self._config: Config | None = None
 
@@ -40,9 +40,9 @@ class Workspace:
         return self._config
 
     def officer(self) -> str:
-        if not self._officer:
+        if not self.officer_given:
             raise BadInput("officer", "a collar number is required to write (--officer or DIVERSION_OFFICER)")
-        return values.parse_officer(self._officer)
+        return values.parse_officer(self.officer_given)
 
     def reader(self) -> Store | None:
         """The store for reading, or None if no database file exists yet."""
