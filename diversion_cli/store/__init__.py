@@ -519,18 +519,22 @@ class Store:
         tail = (f"SELECT c.month, count(*), sum({new_incident.format(6)}), sum({new_incident.format(12)}) "
                 f"FROM cohort c GROUP BY c.month")
         cohorts = {
-            "diverted": """SELECT person_id, substr(diverted_at, 1, 7) AS month, min(diverted_at) AS since
+            # one entry per diversion (a person is diverted at most once per one-shot scope)
+            "diverted": """SELECT person_id, substr(diverted_at, 1, 7) AS month, diverted_at AS since
                            FROM referrals WHERE diverted_at >= ? AND diverted_at < ?
-                             AND +status IN ('accepted', 'completed', 'failed') GROUP BY person_id, month""",
+                             AND +status IN ('accepted', 'completed', 'failed')""",
+            # the first eligible incident of each never-diverted person in the month
             "eligible, not diverted": """
-                SELECT i.person_id, substr(i.occurred_at, 1, 7) AS month, min(i.occurred_at) AS since
+                SELECT i.person_id, substr(i.occurred_at, 1, 7) AS month, i.occurred_at AS since
                 FROM incidents i
                 WHERE i.occurred_at >= ? AND i.occurred_at < ? AND i.voided_at IS NULL
-                  AND (SELECT d.eligible FROM decisions d WHERE d.id = (SELECT max(d2.id) FROM decisions d2
-                       WHERE d2.incident_id = i.id AND d2.stage = 'record')) = 1
                   AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = i.person_id
                                   AND r.status IN ('accepted', 'completed', 'failed'))
-                GROUP BY i.person_id, month""",
+                  AND NOT EXISTS (SELECT 1 FROM incidents e WHERE e.person_id = i.person_id
+                                  AND e.occurred_at >= substr(i.occurred_at, 1, 7)
+                                  AND e.occurred_at < i.occurred_at AND e.voided_at IS NULL)
+                  AND (SELECT d.eligible FROM decisions d WHERE d.id = (SELECT max(d2.id) FROM decisions d2
+                       WHERE d2.incident_id = i.id AND d2.stage = 'record')) = 1""",
         }
         results = {}
         for group, cohort in cohorts.items():
