@@ -30,5 +30,8 @@ run "Checking by name shows the possible same person" "check --surname Okoro --f
     check --surname Okoro --forename Danny --dob 1999-02-14
 run "A person never seen before is eligible" "check --surname Nowak --forename Ewa --dob 1990-03-04" \
     check --surname Nowak --forename Ewa --dob 1990-03-04
+run "The analyst's figures for the whole period, small counts suppressed for publication" \
+    "report --from 2026-03-01 --to 2026-10-31 --by drug_class --suppress 5" \
+    report --from 2026-03-01 --to 2026-10-31 --by drug_class --suppress 5
 echo
 echo "Demo database: $DIVERSION_DB (delete it when done)."
