@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench-work"
+from bench_desk import ROOT, WORK, compile_bytecode  # same folder: run as a script
+
 BIN = Path(sys.executable).parent
 
 
@@ -56,16 +56,6 @@ def report_in_process(db: Path, month: str, runs: int) -> tuple[float, float]:
         build.append(t1 - t0)
         total.append(t2 - t0)
     return statistics.median(build[1:]), statistics.median(total[1:])
-
-
-def compile_bytecode() -> None:
-    """pip compiles an installed package's bytecode; an editable install under
-    PYTHONDONTWRITEBYTECODE would otherwise recompile every module on every run."""
-    import compileall
-
-    import diversion_cli
-
-    compileall.compile_dir(Path(diversion_cli.__file__).parent, quiet=1)
 
 
 def main() -> None:
