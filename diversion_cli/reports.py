@@ -338,10 +338,12 @@ def _reoffending(store, period: Period, now: datetime) -> Table:
     def observed(cohort: Period, months: int) -> bool:
         return _add_months(cohort.end + timedelta(days=1), months) <= now.date()
 
-    last6 = max((f"{c.start:%Y-%m}" for c in cohorts if observed(c, 6)), default="0000-00")
+    watched = [c for c in cohorts if observed(c, 6)]  # younger cohorts are not computed at all
     last12 = max((f"{c.start:%Y-%m}" for c in cohorts if observed(c, 12)), default="0000-00")
-    results = store.reoffending(first.isoformat(), (period.end + timedelta(days=1)).isoformat(), last6, last12) \
-        if store else {}
+    results = {}
+    if store and watched:
+        results = store.reoffending(first.isoformat(), (watched[-1].end + timedelta(days=1)).isoformat(),
+                                    f"{watched[-1].start:%Y-%m}", last12)
     rows, not_observed = [], []
     for cohort in cohorts:
         observed6, observed12 = observed(cohort, 6), observed(cohort, 12)
@@ -349,11 +351,12 @@ def _reoffending(store, period: Period, now: datetime) -> Table:
             not_observed.append(cohort.label)
         for group in ("diverted", "eligible, not diverted"):
             size, within6, within12 = results.get(group, {}).get(f"{cohort.start:%Y-%m}", (0, 0, 0))
-            rows.append({"cohort": cohort.label, "group": group, "people": size,
+            rows.append({"cohort": cohort.label, "group": group, "people": size if observed6 else "not yet",
                          "within_6": Rate(within6, size) if observed6 else "not yet",
                          "within_12": Rate(within12, size) if observed12 else "not yet"})
     notes = ["Share of each monthly cohort with a new recorded incident within 6 and 12 months of "
-             "the diversion (or, for the comparison group, of the eligible incident)."]
+             "the diversion (or, for the comparison group, of the eligible incident). Cohorts younger "
+             "than 6 months are not counted yet."]
     if not_observed:
         notes.append("Not yet observable for 12 months: " + ", ".join(not_observed) + ".")
     return Table("reoffending", "Re-offending",
