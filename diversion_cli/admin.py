@@ -177,11 +177,9 @@ def amend_person(ws: Workspace, person: str, reason: str | None, surname: str | 
     if surname is not None:
         changes["surname"] = values.clean_name(surname, "surname")
         changes["surname_norm"] = identity.normalise(changes["surname"])
-        changes["surname_sound"] = identity.sound_key(changes["surname_norm"])
     if forename is not None:
         changes["forenames"] = values.clean_name(forename, "forename")
         changes["forenames_norm"] = identity.normalise(changes["forenames"])
-        changes["forename_sound"] = identity.sound_key(identity.first_forename(changes["forenames_norm"]))
     if dob is not None:
         changes["dob"] = values.parse_date(dob, "dob").isoformat()
     if pnc is not None:
@@ -203,7 +201,7 @@ def amend_person(ws: Workspace, person: str, reason: str | None, surname: str | 
                 values.check_age(date.fromisoformat(changes["dob"]), datetime.fromisoformat(incident["occurred_at"]))
         store.amend_person(person_id, changes)
     return {"person_id": values.format_person_id(person_id),
-            "changed": sorted(k for k in changes if not k.endswith(("_norm", "_sound"))), "reason": why}
+            "changed": sorted(k for k in changes if not k.endswith("_norm")), "reason": why}
 
 
 def erase_person(ws: Workspace, person: str, reason: str | None, confirm: str | None,

@@ -226,9 +226,7 @@ class _Loader:
             self.next_person += 1
             self.batch["people"].append((
                 person_id, rec.surname, rec.forenames, dob, rec.pnc, rec.gender, rec.ethnicity, surname_norm,
-                forenames_norm, identity.sound_key(surname_norm),
-                identity.sound_key(identity.first_forename(forenames_norm)),
-                rec.when.isoformat(timespec="seconds"), recorder))
+                forenames_norm, rec.when.isoformat(timespec="seconds"), recorder))
             self.history[person_id] = []
             self.summary.people_created += 1
         for key in keys:

@@ -65,10 +65,8 @@ def similar(a: str, b: str) -> str | None:
     shorter, longer = sorted((a, b), key=len)
     if len(shorter) >= 2 and (longer.startswith(shorter) or (len(shorter) >= 3 and longer[:3] == shorter[:3])):
         return "may be a short form"  # Mo/Mohammed, Danny/Daniel
-    if a.isascii() and b.isascii():
-        if jellyfish.metaphone(a.replace(" ", "")) == jellyfish.metaphone(b.replace(" ", "")) \
-                or jellyfish.nysiis(a) == jellyfish.nysiis(b):
-            return "sounds alike"
+    if a.isascii() and b.isascii() and (sound_key(a) == sound_key(b) or jellyfish.nysiis(a) == jellyfish.nysiis(b)):
+        return "sounds alike"
     if jellyfish.jaro_winkler_similarity(a, b) >= SIMILAR_SPELLING:
         return "similar spelling"
     return None

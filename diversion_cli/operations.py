@@ -265,12 +265,10 @@ def _resolve_person(store: Store, rec: CleanRecord, now: datetime, officer: str)
                            f"{'diverted' if m['diverted'] else 'open referral'})" for m in blocking)
         raise Refused(f"possible same person already diverted or referred: {listed}. Use --person ID if it is "
                       f"them, or --new-person if it is not")
-    surname_norm, forenames_norm = who.surname_norm, who.forenames_norm
     new_id = store.insert_person(
         surname=rec.surname, forenames=rec.forenames, dob=rec.dob.isoformat(), pnc=rec.pnc, gender=rec.gender,
-        ethnicity=rec.ethnicity, surname_norm=surname_norm, forenames_norm=forenames_norm,
-        surname_sound=identity.sound_key(surname_norm),
-        forename_sound=identity.sound_key(identity.first_forename(forenames_norm)), at=now, officer=officer)
+        ethnicity=rec.ethnicity, surname_norm=who.surname_norm, forenames_norm=who.forenames_norm, at=now,
+        officer=officer)
     return store.person(new_id), True, matches
 
 

@@ -261,13 +261,11 @@ class Store:
             f"FROM people p WHERE p.dob IN ({marks}) ORDER BY p.id", dobs)
 
     def insert_person(self, *, surname, forenames, dob, pnc, gender, ethnicity, surname_norm,
-                      forenames_norm, surname_sound, forename_sound, at: datetime, officer: str) -> int:
+                      forenames_norm, at: datetime, officer: str) -> int:
         cur = self.conn.execute(
             "INSERT INTO people (surname, forenames, dob, pnc, gender, ethnicity, surname_norm, "
-            "forenames_norm, surname_sound, forename_sound, created_at, created_by) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (surname, forenames, dob, pnc, gender, ethnicity, surname_norm, forenames_norm,
-             surname_sound, forename_sound, _iso(at), officer))
+            "forenames_norm, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (surname, forenames, dob, pnc, gender, ethnicity, surname_norm, forenames_norm, _iso(at), officer))
         return cur.lastrowid
 
     def fill_person_gaps(self, person_id: int, pnc: str | None, gender: str | None, ethnicity: str | None) -> None:
@@ -424,8 +422,7 @@ class Store:
         self.conn.execute(f"UPDATE incidents SET {sets} WHERE id = ?", (*changes.values(), incident_id))
 
     def amend_person(self, person_id: int, changes: dict) -> None:
-        allowed = {"surname", "forenames", "dob", "pnc", "gender", "ethnicity", "surname_norm", "forenames_norm",
-                   "surname_sound", "forename_sound"}
+        allowed = {"surname", "forenames", "dob", "pnc", "gender", "ethnicity", "surname_norm", "forenames_norm"}
         assert set(changes) <= allowed, changes
         sets = ", ".join(f"{column} = ?" for column in changes)
         self.conn.execute(f"UPDATE people SET {sets} WHERE id = ?", (*changes.values(), person_id))
@@ -597,8 +594,7 @@ class Store:
 # written with executemany, parents before children.
 BATCH_SQL = {
     "people": "INSERT INTO people (id, surname, forenames, dob, pnc, gender, ethnicity, surname_norm, "
-              "forenames_norm, surname_sound, forename_sound, created_at, created_by) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+              "forenames_norm, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "person_gaps": "UPDATE people SET pnc = coalesce(pnc, ?), gender = coalesce(gender, ?), "
                    "ethnicity = coalesce(ethnicity, ?) WHERE id = ?",
     "incidents": "INSERT INTO incidents (id, person_id, occurred_at, age, location, quantity, supply_suspected, "

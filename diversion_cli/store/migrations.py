@@ -15,16 +15,13 @@ CREATE TABLE people (
     pnc TEXT UNIQUE CHECK (pnc GLOB '[12][0-9][0-9][0-9]/[0-9][0-9][0-9][0-9][0-9][0-9][0-9][A-Z]'),
     gender TEXT CHECK (gender IN ('M', 'F', 'X', 'U')),
     ethnicity TEXT,
-    -- matching keys (identity.py): normalised names and their phonetic keys
+    -- matching keys (identity.py): the normalised names exact matches are found by
     surname_norm TEXT NOT NULL,
     forenames_norm TEXT NOT NULL,
-    surname_sound TEXT NOT NULL,
-    forename_sound TEXT NOT NULL,
     created_at TEXT NOT NULL,
     created_by TEXT NOT NULL
 );
 CREATE INDEX people_dob ON people (dob, surname_norm);
-CREATE INDEX people_sound ON people (surname_sound, forename_sound);
 
 CREATE TABLE incidents (
     id INTEGER PRIMARY KEY,
@@ -147,26 +144,7 @@ CREATE TABLE referral_conditions (
 ]
 
 MIGRATIONS.append((2, "analyst views: readable joins for sqlite-utils and Datasette", """
-CREATE VIEW incidents_view AS
-SELECT 'I-' || printf('%06d', i.id) AS incident_ref,
-       'P-' || printf('%06d', p.id) AS person_ref, p.surname, p.forenames, p.dob, p.pnc, p.gender, p.ethnicity,
-       i.occurred_at, i.age, CASE WHEN i.age < 18 THEN 'youth' ELSE 'adult' END AS age_group,
-       (SELECT group_concat(s.substance, '; ') FROM incident_substances s WHERE s.incident_id = i.id) AS substances,
-       (SELECT group_concat(DISTINCT s.drug_class) FROM incident_substances s WHERE s.incident_id = i.id)
-           AS drug_classes,
-       i.quantity, i.location,
-       (SELECT group_concat(c.description, '; ') FROM incident_co_offences c WHERE c.incident_id = i.id)
-           AS co_offences,
-       i.supply_suspected, i.recorded_by, i.recorded_at,
-       (SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
-        ORDER BY d.id DESC LIMIT 1) AS eligible_at_record,
-       r.id AS referral_id, r.scheme, r.status AS referral_status, r.offered_at, r.diverted_at, r.closed_at,
-       r.deadline, r.outcome_code
-FROM incidents i
-JOIN people p ON p.id = i.person_id
-LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id
-                                 AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1);
-
+-- (incidents_view comes with migration 3, once incidents can be voided)
 CREATE VIEW referrals_view AS
 SELECT r.id AS referral_id, r.scheme, r.pathway, r.status, r.provider, r.offered_at, r.offered_by,
        r.appointment, r.deadline, r.diverted_at, r.closed_at, r.outcome_code, r.reason,
@@ -201,8 +179,7 @@ SNAPSHOTS = {
     "people": ("person", "CAST(X.id AS TEXT)", "X.id", "NULL",
                "json_object('surname', X.surname, 'forenames', X.forenames, 'dob', X.dob, 'pnc', X.pnc, "
                "'gender', X.gender, 'ethnicity', X.ethnicity, 'created_at', X.created_at, "
-               "'created_by', X.created_by, 'surname_norm', X.surname_norm, 'forenames_norm', X.forenames_norm, "
-               "'surname_sound', X.surname_sound, 'forename_sound', X.forename_sound)"),
+               "'created_by', X.created_by, 'surname_norm', X.surname_norm, 'forenames_norm', X.forenames_norm)"),
     "incidents": ("incident", "CAST(X.id AS TEXT)", "X.person_id", "NULL",
                   "json_object('person_id', X.person_id, 'occurred_at', X.occurred_at, 'age', X.age, "
                   "'location', X.location, 'quantity', X.quantity, 'supply_suspected', X.supply_suspected, "
@@ -253,7 +230,6 @@ MIGRATIONS.append((3, "audit trail, corrections (void) and immutable decisions",
 ALTER TABLE incidents ADD COLUMN voided_at TEXT;
 ALTER TABLE incidents ADD COLUMN void_reason TEXT;
 
-DROP VIEW incidents_view;
 CREATE VIEW incidents_view AS
 SELECT 'I-' || printf('%06d', i.id) AS incident_ref,
        'P-' || printf('%06d', p.id) AS person_ref, p.surname, p.forenames, p.dob, p.pnc, p.gender, p.ethnicity,
