@@ -563,7 +563,8 @@ def db_check(ctx: typer.Context):
 
     result = admin.check(ctx.obj)
     output.emit(f"integrity ok; audit trail ok: {result['entries']:,} entries chain, "
-                f"{result['rows_checked']:,} rows match their last audited state")
+                f"{result['rows_checked']:,} rows match their last audited state; "
+                f"{result['report_cache_checked']:,} cached report figures match the records")
 
 
 @db_app.command("backup")
@@ -628,7 +629,8 @@ def audit_verify(ctx: typer.Context):
 
     result = admin.verify_audit(ctx.obj)
     output.emit(f"audit trail ok: {result['entries']:,} entries chain unbroken; "
-                f"{result['rows_checked']:,} rows match their last audited state")
+                f"{result['rows_checked']:,} rows match their last audited state; "
+                f"{result['report_cache_checked']:,} cached report figures match the records")
 
 
 @audit_app.command("log")

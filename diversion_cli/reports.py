@@ -9,6 +9,7 @@ Suppression and formatting happen in report_format.py, never here.
 from __future__ import annotations
 
 import calendar
+from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
@@ -142,7 +143,6 @@ def range_period(start: date, end: date) -> Period:
 class Fact(NamedTuple):
     """One incident in the period, as reports.py needs it."""
 
-    occurred_at: str
     age: int
     location: str | None
     officer: str
@@ -153,40 +153,57 @@ class Fact(NamedTuple):
     status: str | None
     outcome_code: int | None
     deadline: str | None
-    substances: tuple[tuple[str, str], ...]
+    substances: str  # 'key:class;key:class' (split only for a breakdown that needs it)
+
+    def substance_pairs(self) -> list[tuple[str, str]]:
+        return [tuple(p.split(":", 1)) for p in self.substances.split(";")] if self.substances else []
 
 
 def _facts(rows: list[tuple], scheme: str | None) -> list[Fact]:
     facts = []
-    for (_id, occurred, age, location, officer, gender, ethnicity, eligible, decided, status, ref_scheme,
+    for (_id, _occurred, age, location, officer, gender, ethnicity, eligible, decided, status, ref_scheme,
          code, deadline, _diverted, substances) in rows:
         chosen = ref_scheme or decided
         if scheme and chosen != scheme:
             continue
-        pairs = tuple(tuple(p.split(":", 1)) for p in substances.split(";")) if substances else ()
-        facts.append(Fact(occurred, age, location, officer, gender, ethnicity, bool(eligible), chosen, status,
-                          code, deadline, pairs))
+        facts.append(Fact(age, location, officer, gender, ethnicity, bool(eligible), chosen, status, code, deadline,
+                          substances or ""))
     return facts
 
 
-def _measures(facts: list[Fact], now_iso: str) -> dict:
-    offered = [f for f in facts if f.status]
-    accepted = [f for f in offered if f.status in DIVERTED]
-    completed = sum(f.status == "completed" for f in offered)
-    failed = sum(f.status == "failed" for f in offered)
-    return {
-        "incidents": len(facts),
-        "eligible": sum(f.eligible for f in facts),
-        "offered": len(offered),
-        "accepted": len(accepted),
-        "take_up": Rate(len(accepted), len(offered)),
-        "completed": completed,
-        "failed": failed,
-        "completion": Rate(completed, completed + failed),
-        "declined": sum(f.status == "declined" for f in offered),
-        "open": sum(f.status in OPEN for f in offered),
-        "overdue": sum(f.status in OPEN and f.deadline < now_iso for f in offered),
-    }
+# Every measure of a set of incidents follows from how many there are of each
+# kind: (eligible at record, referral status, overdue). So each table counts
+# kinds per group in one pass (Counter does the counting in C) and derives its
+# measures from those few counts.
+
+def _kinds(facts: list[Fact], now_iso: str) -> list[tuple]:
+    return [(f.eligible, f.status, f.status in OPEN and f.deadline < now_iso) for f in facts]
+
+
+def _per_group(pairs) -> dict:
+    """{group: {kind: count}} from (group, kind) pairs."""
+    grouped: dict = {}
+    for (group, kind), n in Counter(pairs).items():
+        grouped.setdefault(group, {})[kind] = n
+    return grouped
+
+
+def _measures(kinds: dict) -> dict:
+    m = dict.fromkeys(("incidents", "eligible", "offered", "accepted", "completed", "failed", "declined", "open",
+                       "overdue"), 0)
+    for (eligible, status, overdue), n in kinds.items():
+        m["incidents"] += n
+        m["eligible"] += n if eligible else 0
+        if status:
+            m["offered"] += n
+            m["accepted"] += n if status in DIVERTED else 0
+            if status in ("completed", "failed", "declined"):
+                m[status] += n
+            m["open"] += n if status in OPEN else 0
+            m["overdue"] += n if overdue else 0
+    m["take_up"] = Rate(m["accepted"], m["offered"])
+    m["completion"] = Rate(m["completed"], m["completed"] + m["failed"])
+    return m
 
 
 MEASURE_COLUMNS = (
@@ -203,9 +220,10 @@ def age_band(age: int) -> str:
 
 def _groups(fact: Fact, by: str, config) -> list[str]:
     if by == "substance":
-        return [config.substances[k].label if k in config.substances else k for k, _ in fact.substances] or ["—"]
+        return [config.substances[k].label if k in config.substances else k
+                for k, _ in fact.substance_pairs()] or ["—"]
     if by == "drug_class":
-        return sorted({f"Class {c}" for _, c in fact.substances}) or ["—"]
+        return sorted({f"Class {c}" for _, c in fact.substance_pairs()}) or ["—"]
     if by == "scheme":
         return [fact.scheme or "none"]
     if by == "age_band":
@@ -225,22 +243,42 @@ def build_report(store, config, period: Period, now: datetime, scheme: str | Non
         raise BadInput("by", f"{by!r} is not one of {', '.join(DIMENSIONS)}")
     if scheme is not None:
         config.scheme(scheme)
+    if store is None:
+        return _tables(_NoData(), config, period, now, scheme, by)
+    with store.snapshot():
+        return _tables(store, config, period, now, scheme, by)
+
+
+class _NoData:
+    """Stands in for the store before any database exists: every count is zero."""
+
+    def figures(self, kind, months, *args):
+        return [] if kind == "facts" else {}
+
+
+def _month_key(day: date) -> str:
+    return f"{day:%Y-%m}"
+
+
+def _tables(store, config, period: Period, now: datetime, scheme: str | None, by: str | None) -> list[Table]:
     now_iso = now.isoformat(timespec="seconds")
-    rows = store.incident_facts(period.start_iso, period.end_iso_exclusive) if store else []
+    start, end = period.start_iso, period.end_iso_exclusive
+    rows = store.figures("facts", (_month_key(period.start), _month_key(period.end)), start, end)
     facts = _facts(rows, scheme)
-    tables = [_summary(facts, now_iso, period), _adult_youth(facts, now_iso)]
+    kinds = _kinds(facts, now_iso)
+    tables = [_summary(kinds, period), _adult_youth(facts, kinds)]
     if by:
-        tables.append(_breakdown(facts, by, config, now_iso))
+        tables.append(_breakdown(facts, kinds, by, config))
     tables.append(_outcome_codes(facts, config))
-    tables.append(_equity(facts, config))
+    tables.append(_equity(facts, kinds, config))
     tables.append(_reoffending(store, period, now))
     tables.append(_trend(store, period))
     tables.append(_cost(facts, config))
     return tables
 
 
-def _summary(facts: list[Fact], now_iso: str, period: Period) -> Table:
-    m = _measures(facts, now_iso)
+def _summary(kinds: list[tuple], period: Period) -> Table:
+    m = _measures(Counter(kinds))
     rows = [
         {"measure": "Incidents recorded", "value": m["incidents"]},
         {"measure": "Eligible at record", "value": m["eligible"]},
@@ -260,21 +298,18 @@ def _summary(facts: list[Fact], now_iso: str, period: Period) -> Table:
                   "Voided incidents are left out.",), labels=("measure",))
 
 
-def _adult_youth(facts: list[Fact], now_iso: str) -> Table:
-    rows = []
-    for label, test in (("Youth (10–17)", lambda f: f.age < 18), ("Adult (18+)", lambda f: f.age >= 18)):
-        rows.append({"group": label, **_measures([f for f in facts if test(f)], now_iso)})
+def _adult_youth(facts: list[Fact], kinds: list[tuple]) -> Table:
+    groups = _per_group(zip((f.age < 18 for f in facts), kinds))
+    rows = [{"group": label, **_measures(groups.get(youth, {}))}
+            for label, youth in (("Youth (10–17)", True), ("Adult (18+)", False))]
     return Table("adult_youth", "Adult and youth", (Column("group", "Group"), *MEASURE_COLUMNS), rows,
                  labels=("group",))
 
 
-def _breakdown(facts: list[Fact], by: str, config, now_iso: str) -> Table:
-    grouped: dict[str, list[Fact]] = {}
-    for fact in facts:
-        for group in _groups(fact, by, config):
-            grouped.setdefault(group, []).append(fact)
-    rows = [{"group": g, **_measures(fs, now_iso)} for g, fs in
-            sorted(grouped.items(), key=lambda item: (-len(item[1]), item[0]))]
+def _breakdown(facts: list[Fact], kinds: list[tuple], by: str, config) -> Table:
+    grouped = _per_group((group, kind) for fact, kind in zip(facts, kinds) for group in _groups(fact, by, config))
+    measured = [{"group": g, **_measures(k)} for g, k in grouped.items()]
+    rows = sorted(measured, key=lambda row: (-row["incidents"], row["group"]))
     notes = []
     if by in ("substance", "drug_class"):
         notes.append(f"An incident with more than one {by.replace('_', ' ')} counts once under each, "
@@ -285,10 +320,7 @@ def _breakdown(facts: list[Fact], by: str, config, now_iso: str) -> Table:
 
 
 def _outcome_codes(facts: list[Fact], config) -> Table:
-    counts: dict[int, int] = {}
-    for f in facts:
-        if f.outcome_code is not None:
-            counts[f.outcome_code] = counts.get(f.outcome_code, 0) + 1
+    counts = Counter(f.outcome_code for f in facts if f.outcome_code is not None)
     rows = [{"code": str(code), "meaning": config.outcome_codes.get(code, "?"), "count": n}
             for code, n in sorted(counts.items())]
     return Table("outcome_codes", "Home Office outcome codes of closed diversions",
@@ -296,26 +328,25 @@ def _outcome_codes(facts: list[Fact], config) -> Table:
                  labels=("code", "meaning"))
 
 
-def _equity(facts: list[Fact], config) -> Table:
-    groups: dict[tuple[str, str], list[Fact]] = {}
-    for f in facts:
-        groups.setdefault(("Ethnicity", config.ethnicity_group(f.ethnicity) if f.ethnicity else "Not recorded"),
-                          []).append(f)
-    for f in facts:
-        groups.setdefault(("Gender", GENDER_NAMES.get(f.gender, f.gender)), []).append(f)
+def _equity(facts: list[Fact], kinds: list[tuple], config) -> Table:
+    ethnic_group = {code: config.ethnicity_group(code) for code in {f.ethnicity for f in facts} if code}
+    groups = _per_group([*((("Ethnicity", ethnic_group.get(f.ethnicity, "Not recorded")), k)
+                           for f, k in zip(facts, kinds)),
+                         *((("Gender", GENDER_NAMES.get(f.gender, f.gender)), k) for f, k in zip(facts, kinds))])
 
-    def rates(fs):
-        return (Rate(sum(bool(f.status) for f in fs), len(fs)), Rate(sum(f.status in DIVERTED for f in fs), len(fs)))
+    def rates(kinds_of_group):
+        m = _measures(kinds_of_group)
+        return m["incidents"], Rate(m["offered"], m["incidents"]), Rate(m["accepted"], m["incidents"])
 
     white = config.ethnicity_groups.get("W", "White")
-    ref_offer, ref_divert = rates(groups.get(("Ethnicity", white), []))
+    _, ref_offer, ref_divert = rates(groups.get(("Ethnicity", white), {}))
+    measured = [(kind, name, *rates(k)) for (kind, name), k in groups.items()]
     rows = []
-    for (kind, name), fs in sorted(groups.items(), key=lambda item: (item[0][0] != "Ethnicity", -len(item[1]))):
-        offer, divert = rates(fs)
-        row = {"dimension": kind, "group": name, "incidents": len(fs), "offer_rate": offer, "divert_rate": divert,
-               "offer_rri": RelativeRate(offer, ref_offer) if kind == "Ethnicity" else "",
-               "divert_rri": RelativeRate(divert, ref_divert) if kind == "Ethnicity" else ""}
-        rows.append(row)
+    for kind, name, incidents, offer, divert in sorted(measured, key=lambda m: (m[0] != "Ethnicity", -m[2])):
+        rows.append({"dimension": kind, "group": name, "incidents": incidents, "offer_rate": offer,
+                     "divert_rate": divert,
+                     "offer_rri": RelativeRate(offer, ref_offer) if kind == "Ethnicity" else "",
+                     "divert_rri": RelativeRate(divert, ref_divert) if kind == "Ethnicity" else ""})
     return Table("equity", "Equity: who is offered and diverted",
                  (Column("dimension", "Dimension"), Column("group", "Group"), Column("incidents", "Incidents"),
                   Column("offer_rate", "Offered"), Column("divert_rate", "Diverted"),
@@ -338,19 +369,21 @@ def _reoffending(store, period: Period, now: datetime) -> Table:
     def observed(cohort: Period, months: int) -> bool:
         return _add_months(cohort.end + timedelta(days=1), months) <= now.date()
 
-    watched = [c for c in cohorts if observed(c, 6)]  # younger cohorts are not computed at all
-    last12 = max((f"{c.start:%Y-%m}" for c in cohorts if observed(c, 12)), default="0000-00")
     results = {}
-    if store and watched:
-        results = store.reoffending(first.isoformat(), (watched[-1].end + timedelta(days=1)).isoformat(),
-                                    f"{watched[-1].start:%Y-%m}", last12)
+    for cohort in cohorts:  # cohorts younger than 6 months are not computed at all
+        if observed(cohort, 6):
+            months = 12 if observed(cohort, 12) else 6
+            # figures of a watched cohort depend on nothing after its window: kept once computed
+            until = _month_key(_add_months(cohort.start, months))
+            results[cohort] = store.figures("reoffending", ("0000-00", until), cohort.start_iso,
+                                            cohort.end_iso_exclusive, str(months))
     rows, not_observed = [], []
     for cohort in cohorts:
         observed6, observed12 = observed(cohort, 6), observed(cohort, 12)
         if not observed12:
             not_observed.append(cohort.label)
         for group in ("diverted", "eligible, not diverted"):
-            size, within6, within12 = results.get(group, {}).get(f"{cohort.start:%Y-%m}", (0, 0, 0))
+            size, within6, within12 = results.get(cohort, {}).get(group, (0, 0, 0))
             rows.append({"cohort": cohort.label, "group": group, "people": size if observed6 else "not yet",
                          "within_6": Rate(within6, size) if observed6 else "not yet",
                          "within_12": Rate(within12, size) if observed12 else "not yet"})
@@ -374,13 +407,13 @@ def sparkline(values: list[int]) -> str:
 
 def _trend(store, period: Period) -> Table:
     first = _add_months(period.end.replace(day=1), -11)
-    end_excl = period.end + timedelta(days=1)
-    activity = store.monthly_activity(first.isoformat(), end_excl.isoformat()) if store else {}
+    end_excl = period.end + timedelta(days=1)  # a range report may end mid-month
     months = [_add_months(first, k) for k in range(12)]
     rows, previous = [], None
     for m in months:
-        key = f"{m:%Y-%m}"
-        counts = activity.get(key, {})
+        key = _month_key(m)
+        stop = min(_add_months(m, 1), end_excl)
+        counts = store.figures("trend", (key, key), m.isoformat(), stop.isoformat())
         row = {"month": key, "incidents": counts.get("incidents", 0), "offered": counts.get("offered", 0),
                "completed": counts.get("completed", 0)}
         row["change"] = "" if previous is None else Change(previous["incidents"], row["incidents"])
@@ -399,18 +432,20 @@ def _cost(facts: list[Fact], config) -> Table:
     costs = config.costs
     currency = str(costs.get("currency", "GBP"))
     prosecution = float(costs.get("prosecution", 0))
-    completed = [f for f in facts if f.status == "completed"]
-    places = [f for f in facts if f.status in DIVERTED]
-    place_cost = sum(config.schemes[f.scheme].cost_per_place for f in places if f.scheme in config.schemes)
-    avoided = prosecution * len(completed)
+    by_status = Counter((f.status, f.scheme) for f in facts if f.status in DIVERTED)
+    completed = sum(n for (status, _), n in by_status.items() if status == "completed")
+    places = sum(by_status.values())
+    place_cost = sum(config.schemes[scheme].cost_per_place * n for (_, scheme), n in by_status.items()
+                     if scheme in config.schemes)
+    avoided = prosecution * completed
     rows = [
-        {"item": "Prosecutions avoided (completed diversions)", "value": len(completed)},
-        {"item": "× cost of a prosecution (config)", "value": Money(prosecution, currency, len(completed))},
-        {"item": "= court cost avoided", "value": Money(avoided, currency, len(completed))},
-        {"item": "Diversion places used (accepted, completed or failed)", "value": len(places)},
-        {"item": "− cost of those places (config, per scheme)", "value": Money(place_cost, currency, len(places))},
+        {"item": "Prosecutions avoided (completed diversions)", "value": completed},
+        {"item": "× cost of a prosecution (config)", "value": Money(prosecution, currency, completed)},
+        {"item": "= court cost avoided", "value": Money(avoided, currency, completed)},
+        {"item": "Diversion places used (accepted, completed or failed)", "value": places},
+        {"item": "− cost of those places (config, per scheme)", "value": Money(place_cost, currency, places)},
         {"item": "= estimated net cost kept out of court", "value": Money(avoided - place_cost, currency,
-                                                                           min(len(completed), len(places)))},
+                                                                           min(completed, places))},
     ]
     return Table("cost", "Cost kept out of court (ESTIMATE)", (Column("item", "Item"), Column("value", "Value")),
                  rows, ("An estimate from the unit costs in the configuration, not an accounting figure. "

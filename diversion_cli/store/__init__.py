@@ -395,7 +395,9 @@ class Store:
         """Raises audit.Problem naming the first bad entry or row."""
         from diversion_cli.store import audit
 
-        return audit.verify(self.conn)
+        result = audit.verify(self.conn)
+        result["report_cache_checked"] = self.check_report_cache()
+        return result
 
     def audit_entries(self, person_id: int | None = None, referral_id: str | None = None,
                       limit: int = 200) -> list[dict]:
@@ -447,6 +449,7 @@ class Store:
             "incidents": c.execute("DELETE FROM incidents WHERE person_id = ?", (person_id,)).rowcount,
             "people": c.execute("DELETE FROM people WHERE id = ?", (person_id,)).rowcount,
         }
+        c.execute("DELETE FROM report_cache")  # cached figures were computed with them in
         self.seal_audit()
         c.execute("UPDATE audit_log SET old = NULL, new = NULL, salt = NULL WHERE person_id = ? "
                   "AND (old IS NOT NULL OR new IS NOT NULL OR salt IS NOT NULL)", (person_id,))
@@ -479,7 +482,7 @@ class Store:
         """One row per incident that occurred in [start, end): the person's
         gender and ethnicity, the record-time verdict, the latest live referral
         and the substances as 'key:class;key:class'."""
-        return self.conn.execute("""
+        return [tuple(row) for row in self.conn.execute("""
             SELECT i.id, i.occurred_at, i.age, i.location, i.recorded_by, p.gender, p.ethnicity,
                    d.eligible, d.scheme AS decided_scheme,
                    r.status, r.scheme, r.outcome_code, r.deadline, r.diverted_at,
@@ -491,57 +494,125 @@ class Store:
                                              AND d2.stage = 'record')
             LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id
                                              AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1)
-            WHERE i.occurred_at >= ? AND i.occurred_at < ? AND i.voided_at IS NULL""", (start, end)).fetchall()
+            WHERE i.occurred_at >= ? AND i.occurred_at < ? AND i.voided_at IS NULL""", (start, end))]
 
-    def monthly_activity(self, start: str, end: str) -> dict[str, dict[str, int]]:
-        """Incidents recorded, referrals offered and diversions completed per month."""
-        months: dict[str, dict[str, int]] = {}
-        queries = {
-            "incidents": "SELECT substr(occurred_at, 1, 7), count(*) FROM incidents "
-                         "WHERE occurred_at >= ? AND occurred_at < ? AND voided_at IS NULL GROUP BY 1",
-            "offered": "SELECT substr(offered_at, 1, 7), count(*) FROM referrals "
-                       "WHERE offered_at >= ? AND offered_at < ? AND +status != 'voided' GROUP BY 1",
-            "completed": "SELECT substr(closed_at, 1, 7), count(*) FROM referrals "
-                         "WHERE closed_at >= ? AND closed_at < ? AND +status = 'completed' GROUP BY 1",
-        }
-        for measure, sql in queries.items():
-            for month, count in self.conn.execute(sql, (start, end)):
-                months.setdefault(month, {})[measure] = count
-        return months
+    def month_activity(self, start: str, end: str) -> dict[str, int]:
+        """Incidents recorded, referrals offered and diversions completed in [start, end)."""
+        return dict(zip(("incidents", "offered", "completed"), self.conn.execute("""
+            SELECT (SELECT count(*) FROM incidents WHERE occurred_at >= :s AND occurred_at < :e
+                    AND voided_at IS NULL),
+                   (SELECT count(*) FROM referrals WHERE offered_at >= :s AND offered_at < :e
+                    AND +status != 'voided'),
+                   (SELECT count(*) FROM referrals WHERE closed_at >= :s AND closed_at < :e
+                    AND +status = 'completed')""", {"s": start, "e": end}).fetchone()))
 
-    def reoffending(self, start: str, end: str, observed6: str, observed12: str) -> dict[str, dict[str, tuple]]:
-        """Monthly cohorts in [start, end): people diverted, and people eligible but
-        never diverted. Per group and month 'YYYY-MM': (people, with a new incident
-        within 6 months, within 12). The windows are only looked at for cohort
-        months up to `observed6` / `observed12` (older ones have been watched long enough)."""
-        new_incident = """CASE WHEN c.month <= ? THEN EXISTS (SELECT 1 FROM incidents j
+    def reoffending(self, start: str, end: str, watched: str) -> dict[str, tuple[int, int, int]]:
+        """One cohort: people diverted in [start, end), and people eligible but not
+        diverted then. Per group: (people, with a new incident within 6 months,
+        within 12 months; 0 unless the cohort has been `watched` for '12' months)."""
+        new_incident = """EXISTS (SELECT 1 FROM incidents j
                    WHERE j.person_id = c.person_id AND j.voided_at IS NULL AND j.occurred_at > c.since
-                   AND j.occurred_at <= strftime('%Y-%m-%dT%H:%M:%S', c.since, '+{} months')) ELSE 0 END"""
-        tail = (f"SELECT c.month, count(*), sum({new_incident.format(6)}), sum({new_incident.format(12)}) "
-                f"FROM cohort c GROUP BY c.month")
+                   AND j.occurred_at <= strftime('%Y-%m-%dT%H:%M:%S', c.since, '+{} months'))"""
+        tail = (f"SELECT count(*), coalesce(sum({new_incident.format(6)}), 0), "
+                f"coalesce(sum(CASE WHEN :with_12 THEN {new_incident.format(12)} ELSE 0 END), 0) FROM cohort c")
         cohorts = {
             # one entry per diversion (a person is diverted at most once per one-shot scope)
-            "diverted": """SELECT person_id, substr(diverted_at, 1, 7) AS month, diverted_at AS since
-                           FROM referrals WHERE diverted_at >= ? AND diverted_at < ?
+            "diverted": """SELECT person_id, diverted_at AS since FROM referrals
+                           WHERE diverted_at >= :s AND diverted_at < :e
                              AND +status IN ('accepted', 'completed', 'failed')""",
-            # the first eligible incident of each never-diverted person in the month
+            # each person's first incident of the month that was eligible when recorded and
+            # did not lead to a diversion, by someone not diverted before it. (A later
+            # diversion does not take them out: that would hide exactly the people who
+            # came back.)
             "eligible, not diverted": """
-                SELECT i.person_id, substr(i.occurred_at, 1, 7) AS month, i.occurred_at AS since
+                SELECT i.person_id, min(i.occurred_at) AS since
                 FROM incidents i
-                WHERE i.occurred_at >= ? AND i.occurred_at < ? AND i.voided_at IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = i.person_id
-                                  AND r.status IN ('accepted', 'completed', 'failed'))
-                  AND NOT EXISTS (SELECT 1 FROM incidents e WHERE e.person_id = i.person_id
-                                  AND e.occurred_at >= substr(i.occurred_at, 1, 7)
-                                  AND e.occurred_at < i.occurred_at AND e.voided_at IS NULL)
+                WHERE i.occurred_at >= :s AND i.occurred_at < :e AND i.voided_at IS NULL
                   AND (SELECT d.eligible FROM decisions d WHERE d.id = (SELECT max(d2.id) FROM decisions d2
-                       WHERE d2.incident_id = i.id AND d2.stage = 'record')) = 1""",
+                       WHERE d2.incident_id = i.id AND d2.stage = 'record')) = 1
+                  AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.incident_id = i.id
+                                  AND r.status IN ('accepted', 'completed', 'failed'))
+                  AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = i.person_id
+                                  AND r.status IN ('accepted', 'completed', 'failed')
+                                  AND r.diverted_at < i.occurred_at)
+                GROUP BY i.person_id""",
         }
-        results = {}
-        for group, cohort in cohorts.items():
-            rows = self.conn.execute(f"WITH cohort AS ({cohort}) {tail}", (start, end, observed6, observed12))
-            results[group] = {month: (n, w6, w12) for month, n, w6, w12 in rows}
-        return results
+        params = {"s": start, "e": end, "with_12": int(watched == "12")}
+        return {group: tuple(self.conn.execute(f"WITH cohort AS ({cohort}) {tail}", params).fetchone())
+                for group, cohort in cohorts.items()}
+
+    # ---- the report cache (migration 5) --------------------------------------
+
+    @contextmanager
+    def snapshot(self):
+        """Read a report's figures from one consistent state of the file, then keep
+        what was computed for next time (best effort: a busy or read-only file
+        just means no cache)."""
+        self._fresh: dict[str, tuple] = {}
+        self.conn.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+        self._keep_fresh()
+
+    # What the cache may hold: kind -> the query that computes it from its arguments.
+    CACHED = {"facts": "incident_facts", "trend": "month_activity", "reoffending": "reoffending"}
+    STAMP = "SELECT coalesce(sum(changes), 0) FROM month_changes WHERE month BETWEEN ? AND ?"
+
+    def figures(self, kind: str, months: tuple[str, str], *args: str):
+        """incident_facts, month_activity or reoffending(*args), from the cache if
+        none of `months` (YYYY-MM, inclusive), which the figures are read from,
+        has changed since they were computed."""
+        import json
+
+        key = ":".join((kind, *args))
+        stamp = self.conn.execute(self.STAMP, months).fetchone()[0]
+        row = self.conn.execute("SELECT value FROM report_cache WHERE key = ? AND stamp = ?", (key, stamp)).fetchone()
+        if row is not None:
+            return json.loads(row[0])
+        text = self._compute(kind, args)
+        self._fresh[key] = (*months, stamp, text)
+        return json.loads(text)  # the same shape whether cached or not
+
+    def _compute(self, kind: str, args) -> str:
+        import json
+
+        return json.dumps(getattr(self, self.CACHED[kind])(*args), separators=(",", ":"))
+
+    def check_report_cache(self) -> int:
+        """Recompute every entry that reports would still use; raises audit.Problem
+        if one differs (it was edited outside diversion). Returns how many."""
+        from diversion_cli.store.audit import Problem
+
+        checked = 0
+        for key, since, through, stamp, value in self.conn.execute(
+                "SELECT key, since, through, stamp, value FROM report_cache").fetchall():
+            if self.conn.execute(self.STAMP, (since, through)).fetchone()[0] != stamp:
+                continue  # stale: never read again, replaced when next computed
+            kind, *args = key.split(":")
+            if kind not in self.CACHED or self._compute(kind, args) != value:
+                raise Problem(f"the report cache entry {key} does not match the records: it was edited "
+                              f"outside diversion")
+            checked += 1
+        return checked
+
+    def _keep_fresh(self) -> None:
+        fresh, self._fresh = self._fresh, {}
+        if not fresh:
+            return
+        try:
+            self.conn.execute("PRAGMA busy_timeout = 200")  # never hold a report up behind a writer
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany("INSERT OR REPLACE INTO report_cache (key, since, through, stamp, value) "
+                                  "VALUES (?, ?, ?, ?, ?)", [(key, *entry) for key, entry in fresh.items()])
+            self.conn.execute("COMMIT")
+        except database_errors():
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")
 
     EXPORT_VIEWS = {"incidents": ("incidents_view", "occurred_at"), "referrals": ("referrals_view", "offered_at")}
 

@@ -345,4 +345,63 @@ CREATE INDEX referrals_diverted ON referrals (diverted_at, status, person_id);
 CREATE INDEX referrals_closed ON referrals (closed_at, status);
 """))
 
+# ---- change stamps for the report cache -----------------------------------------
+# A report's figures for a past month rarely change, but computing them scans
+# tens of thousands of rows. Triggers count changes per calendar month of the
+# dates the report reads; reports.py keeps figures in report_cache together
+# with the sum of the counts of the months they were computed from, and
+# recomputes whenever that sum has moved.
+
+
+def _bump(*dates: str) -> str:
+    months = " UNION ".join(f"SELECT substr({d}, 1, 7) AS month" for d in dates)
+    return (f"    INSERT INTO month_changes (month, changes) SELECT month, 1 FROM ({months}) WHERE month IS NOT NULL\n"
+            f"    ON CONFLICT (month) DO UPDATE SET changes = changes + 1;\n")
+
+
+def _stamp_triggers() -> str:
+    def incident_of(alias: str) -> str:
+        return f"(SELECT occurred_at FROM incidents WHERE id = {alias}.incident_id)"
+
+    referral = ("offered_at", "diverted_at", "closed_at")
+    triggers = {
+        ("incidents", "insert"): ("NEW.occurred_at",),
+        ("incidents", "update"): ("OLD.occurred_at", "NEW.occurred_at"),
+        ("incidents", "delete"): ("OLD.occurred_at",),
+        ("incident_substances", "insert"): (incident_of("NEW"),),
+        ("incident_substances", "update"): (incident_of("OLD"), incident_of("NEW")),
+        ("incident_substances", "delete"): (incident_of("OLD"),),
+        ("decisions", "insert"): (incident_of("NEW"),),
+        ("decisions", "delete"): (incident_of("OLD"),),
+        ("referrals", "insert"): (*(f"NEW.{c}" for c in referral), incident_of("NEW")),
+        ("referrals", "update"): (*(f"{a}.{c}" for a in ("OLD", "NEW") for c in referral), incident_of("OLD"),
+                                  incident_of("NEW")),
+        ("referrals", "delete"): (*(f"OLD.{c}" for c in referral), incident_of("OLD")),
+    }
+    parts = [f"CREATE TRIGGER changes_{table}_{action} AFTER {action.upper()} ON {table}\nBEGIN\n{_bump(*dates)}END;\n"
+             for (table, action), dates in triggers.items()]
+    # equity breakdowns read the person's gender and ethnicity: every month they appear in
+    parts.append("CREATE TRIGGER changes_people_update AFTER UPDATE OF gender, ethnicity ON people\nBEGIN\n"
+                 "    INSERT INTO month_changes (month, changes)\n"
+                 "    SELECT DISTINCT substr(occurred_at, 1, 7), 1 FROM incidents WHERE person_id = NEW.id\n"
+                 "    ON CONFLICT (month) DO UPDATE SET changes = changes + 1;\nEND;\n")
+    return "\n".join(parts)
+
+
+MIGRATIONS.append((5, "change stamps and a cache for report figures", """
+CREATE TABLE month_changes (
+    month TEXT PRIMARY KEY,         -- YYYY-MM
+    changes INTEGER NOT NULL        -- only goes up
+) WITHOUT ROWID;
+
+-- Derived figures (counts only, no personal data); safe to empty at any time.
+CREATE TABLE report_cache (
+    key TEXT PRIMARY KEY,           -- kind:arguments (store.Store.CACHED)
+    since TEXT NOT NULL,            -- the months the figures are read from, YYYY-MM inclusive
+    through TEXT NOT NULL,
+    stamp INTEGER NOT NULL,         -- sum of month_changes.changes over those months when computed
+    value TEXT NOT NULL             -- JSON
+) WITHOUT ROWID;
+""" + _stamp_triggers()))
+
 LATEST = MIGRATIONS[-1][0]
