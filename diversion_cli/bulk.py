@@ -132,6 +132,7 @@ class _Loader:
         self.people: dict[tuple, tuple] = {}            # identity key -> (person id, PNC)
         self.history: dict[int, list[rules.PriorReferral]] = {}
         self.next_ref: dict[int, int] = {}
+        self.reasons_json: dict[tuple, str] = {}
         self.batch: dict[str, list[tuple]] = {table: [] for table in (
             "people", "person_gaps", "incidents", "incident_substances", "incident_co_offences", "decisions",
             "referrals", "referral_conditions")}
@@ -145,6 +146,7 @@ class _Loader:
         self.store.seal_audit()  # keep the pending trail small on long imports
         self.people.clear()
         self.history.clear()
+        self.reasons_json.clear()
 
     def row(self, row: dict) -> None:
         try:
@@ -192,8 +194,10 @@ class _Loader:
         b["incident_substances"].extend((incident_id, i, key, cls, entered)
                                         for i, (key, cls, entered) in enumerate(rec.substances))
         b["incident_co_offences"].extend((incident_id, i, text) for i, text in enumerate(rec.co_offences))
-        b["decisions"].append((person_id, incident_id, int(verdict.eligible), verdict.scheme,
-                               json.dumps(verdict.reasons_as_dicts(), ensure_ascii=False),
+        reasons = self.reasons_json.get(verdict.reasons)
+        if reasons is None:  # many rows share a verdict's reasons word for word
+            reasons = self.reasons_json[verdict.reasons] = json.dumps(verdict.reasons_as_dicts(), ensure_ascii=False)
+        b["decisions"].append((person_id, incident_id, int(verdict.eligible), verdict.scheme, reasons,
                                self.config.fingerprint, at, recorder))
         self.summary.incidents += 1
         if referral:
@@ -213,12 +217,9 @@ class _Loader:
                 person_id, known_pnc = cached
                 break
         if person_id is None:
-            found = self.store.person_by_pnc(rec.pnc) if rec.pnc else None
-            if found is None:
-                found = next((p for p in self.store.people_named(surname_norm, forenames_norm, dob)
-                              if p["pnc"] is None or rec.pnc is None or p["pnc"] == rec.pnc), None)
+            found = self.store.same_person(rec.pnc, surname_norm, forenames_norm, dob)
             if found:
-                person_id, known_pnc = found["id"], found["pnc"]
+                person_id, known_pnc = found
         if person_id is not None:
             self.batch["person_gaps"].append((rec.pnc, rec.gender, rec.ethnicity, person_id))
         else:
@@ -307,7 +308,7 @@ def import_file(ws: Workspace, path: Path, dry_run: bool = False, progress=None)
 
 def _import(store, config, officer: str, now: datetime, path: Path, dry_run: bool, progress) -> ImportSummary:
     problems: list[str] = []
-    with store.transaction("import", officer, f"import of {path.name}"):
+    with store.transaction("import", officer, f"import of {path.name}"), store.bulk_load():
         loader = _Loader(store, config, officer, now)
         loader.summary.dry_run = dry_run
         for line, row in read_rows(path):

@@ -8,6 +8,7 @@ Near matches are surfaced, never merged: the officer decides (domain.md).
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 from datetime import date
 from typing import NamedTuple
 
@@ -18,6 +19,7 @@ import jellyfish
 SIMILAR_SPELLING = 0.88
 
 
+@lru_cache(maxsize=1 << 14)  # names repeat: a bulk import normalises each spelling once
 def normalise(name: str) -> str:
     """Case-folded, punctuation-free form used for matching only. Accents are
     dropped from Latin letters (Zoë -> zoe); marks in other scripts are letters

@@ -250,6 +250,15 @@ class Store:
         return self._all("SELECT * FROM people WHERE dob = ? AND surname_norm = ? AND forenames_norm = ? "
                          "ORDER BY id", (dob, surname_norm, forenames_norm))
 
+    def same_person(self, pnc: str | None, surname_norm: str, forenames_norm: str, dob: str) -> tuple | None:
+        """(id, pnc) of the person with this PNC, else of the first with these names and
+        date of birth and no other PNC; one query (the bulk loader asks for every row)."""
+        return self.conn.execute(
+            "SELECT id, pnc FROM (SELECT id, pnc, 0 AS rank FROM people WHERE pnc = :pnc "
+            "UNION ALL SELECT id, pnc, 1 FROM people WHERE dob = :dob AND surname_norm = :s "
+            "AND forenames_norm = :f AND (pnc IS NULL OR :pnc IS NULL OR pnc = :pnc)) ORDER BY rank, id LIMIT 1",
+            {"pnc": pnc, "dob": dob, "s": surname_norm, "f": forenames_norm}).fetchone()
+
     def people_born_on(self, dobs: list[str]) -> list[dict]:
         """Candidates for near matching, each with whether they have been diverted or have an open referral."""
         marks = ",".join("?" * len(dobs))
@@ -636,16 +645,51 @@ class Store:
                                 "(SELECT coalesce(max(id), 0) FROM incidents)").fetchone()
         return row[0] + 1, row[1] + 1
 
+    @contextmanager
+    def bulk_load(self):
+        """Inside a write transaction: hold the per-row insert triggers off (migration 5);
+        insert_batch enters the rows in the trail and the month stamps itself."""
+        self.conn.execute("INSERT INTO bulk_load (active) VALUES (1)")
+        try:
+            yield self
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("DELETE FROM bulk_load")
+
     def insert_batch(self, batch: dict[str, list[tuple]]) -> None:
-        """Raises Refused if the database's constraints refuse a row."""
+        """Write one batch of a bulk load (inside bulk_load()). Raises Refused if the
+        database's constraints refuse a row."""
+        from diversion_cli.store import audit
+
+        c = self.conn
+        decisions_before, referrals_before = c.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM decisions), (SELECT coalesce(max(rowid), 0) FROM referrals)"
+        ).fetchone()
+        people, incidents = batch["people"], batch["incidents"]
+        person_ids = (people[0][0], people[-1][0]) if people else (0, -1)
+        incident_ids = (incidents[0][0], incidents[-1][0]) if incidents else (0, -1)
+        inserted = {  # how to find this batch's rows, for their trail entries
+            "people": ("t.id BETWEEN ? AND ?", person_ids),
+            "incidents": ("t.id BETWEEN ? AND ?", incident_ids),
+            "incident_substances": ("t.incident_id BETWEEN ? AND ?", incident_ids),
+            "incident_co_offences": ("t.incident_id BETWEEN ? AND ?", incident_ids),
+            "decisions": ("t.id > ?", (decisions_before,)),
+            "referrals": ("t.rowid > ?", (referrals_before,)),
+            "referral_conditions": ("t.referral_id IN (SELECT id FROM referrals WHERE rowid > ?)",
+                                    (referrals_before,)),
+        }
         try:
             for table, sql in BATCH_SQL.items():
                 rows = batch.get(table)
                 if rows:
-                    self.conn.executemany(sql, rows)
+                    c.executemany(sql, rows)
                     rows.clear()
+                    if table in inserted:  # entered before any later update of the same rows
+                        audit.seal_inserted(c, table, *inserted[table], *self._audit_context)
         except integrity_errors() as exc:
             raise refusal_for(exc) from None
+        c.execute(MONTHS_OF_BATCH, {"first": incident_ids[0], "last": incident_ids[1],
+                                    "referrals_before": referrals_before})
 
     def referral_queue(self, statuses: tuple[str, ...], due_before: str | None) -> list[dict]:
         """Referrals in the given states, joined with the person, most urgent first."""
@@ -666,8 +710,10 @@ class Store:
 BATCH_SQL = {
     "people": "INSERT INTO people (id, surname, forenames, dob, pnc, gender, ethnicity, surname_norm, "
               "forenames_norm, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "person_gaps": "UPDATE people SET pnc = coalesce(pnc, ?), gender = coalesce(gender, ?), "
-                   "ethnicity = coalesce(ethnicity, ?) WHERE id = ?",
+    # fills what was missing; only touches (and audits) a person when something was
+    "person_gaps": "UPDATE people SET pnc = coalesce(pnc, ?1), gender = coalesce(gender, ?2), "
+                   "ethnicity = coalesce(ethnicity, ?3) WHERE id = ?4 AND ((pnc IS NULL AND ?1 IS NOT NULL) "
+                   "OR (gender IS NULL AND ?2 IS NOT NULL) OR (ethnicity IS NULL AND ?3 IS NOT NULL))",
     "incidents": "INSERT INTO incidents (id, person_id, occurred_at, age, location, quantity, supply_suspected, "
                  "recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "incident_substances": "INSERT INTO incident_substances (incident_id, position, substance, drug_class, "
@@ -683,6 +729,19 @@ BATCH_SQL = {
     "referral_conditions": "INSERT INTO referral_conditions (referral_id, position, key, description, due, "
                            "status, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 }
+
+
+# The months a batch touched, counted for the report cache (migration 6) in one
+# statement instead of by a trigger per row.
+MONTHS_OF_BATCH = """
+INSERT INTO month_changes (month, changes)
+SELECT month, count(*) FROM (
+    SELECT substr(occurred_at, 1, 7) AS month FROM incidents WHERE id BETWEEN :first AND :last
+    UNION ALL SELECT substr(offered_at, 1, 7) FROM referrals WHERE rowid > :referrals_before
+    UNION ALL SELECT substr(diverted_at, 1, 7) FROM referrals WHERE rowid > :referrals_before
+    UNION ALL SELECT substr(closed_at, 1, 7) FROM referrals WHERE rowid > :referrals_before
+) WHERE month IS NOT NULL GROUP BY month
+ON CONFLICT (month) DO UPDATE SET changes = changes + excluded.changes"""
 
 
 def refusal_for(exc: Exception) -> Refused:
