@@ -271,8 +271,8 @@ def _tables(store, config, period: Period, now: datetime, scheme: str | None, by
         tables.append(_breakdown(facts, kinds, by, config))
     tables.append(_outcome_codes(facts, config))
     tables.append(_equity(facts, kinds, config))
-    tables.append(_reoffending(store, period, now))
-    tables.append(_trend(store, period))
+    tables.append(_reoffending(store, period, now, scheme or ""))
+    tables.append(_trend(store, period, scheme or ""))
     tables.append(_cost(facts, config))
     return tables
 
@@ -361,7 +361,7 @@ def _add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def _reoffending(store, period: Period, now: datetime) -> Table:
+def _reoffending(store, period: Period, now: datetime, scheme: str) -> Table:
     """Monthly diversion cohorts over the 12 months to the period's end."""
     first = _add_months(period.end.replace(day=1), -11)
     cohorts = [month_period(d.year, d.month) for d in (_add_months(first, k) for k in range(12))]
@@ -376,7 +376,7 @@ def _reoffending(store, period: Period, now: datetime) -> Table:
             # figures of a watched cohort depend on nothing after its window: kept once computed
             until = _month_key(_add_months(cohort.start, months))
             results[cohort] = store.figures("reoffending", ("0000-00", until), cohort.start_iso,
-                                            cohort.end_iso_exclusive, str(months))
+                                            cohort.end_iso_exclusive, str(months), scheme)
     rows, not_observed = [], []
     for cohort in cohorts:
         observed6, observed12 = observed(cohort, 6), observed(cohort, 12)
@@ -405,7 +405,7 @@ def sparkline(values: list[int]) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, round(v / top * (len(SPARK) - 1)))] for v in values)
 
 
-def _trend(store, period: Period) -> Table:
+def _trend(store, period: Period, scheme: str) -> Table:
     first = _add_months(period.end.replace(day=1), -11)
     end_excl = period.end + timedelta(days=1)  # a range report may end mid-month
     months = [_add_months(first, k) for k in range(12)]
@@ -413,7 +413,7 @@ def _trend(store, period: Period) -> Table:
     for m in months:
         key = _month_key(m)
         stop = min(_add_months(m, 1), end_excl)
-        counts = store.figures("trend", (key, key), m.isoformat(), stop.isoformat())
+        counts = store.figures("trend", (key, key), m.isoformat(), stop.isoformat(), scheme)
         row = {"month": key, "incidents": counts.get("incidents", 0), "offered": counts.get("offered", 0),
                "completed": counts.get("completed", 0)}
         row["change"] = "" if previous is None else Change(previous["incidents"], row["incidents"])

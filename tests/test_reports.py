@@ -646,6 +646,11 @@ def test_reoffending_6_and_12_months(tmp_path):
     assert comparison["people"] == 1                             # Dunmore
     assert comparison["within_6"] == rate(1, 1)
     assert comparison["within_12"] == rate(1, 1)
+    for scheme, diverted_people, comparison_people in (("dep-adult", 3, 1), ("dep-youth", 0, 0)):
+        only = table(report_json("--month", ym(cohort), "--scheme", scheme), "reoffending")
+        by = {(r["cohort"], r["group"]): r for r in only["rows"]}
+        assert by[(month_label(cohort), "diverted")]["people"] == diverted_people
+        assert by[(month_label(cohort), "eligible, not diverted")]["people"] == comparison_people
     earlier = got[(month_label(add_months(cohort, -1)), "diverted")]
     assert earlier["people"] == 0
     assert earlier["within_12"]["denominator"] == 0 and earlier["within_12"]["rate"] is None
@@ -722,3 +727,20 @@ def test_csv_trend_rows_are_named_by_month(fixture_db):
     names = {r[1] for r in trend}
     assert ym(M2) in names and ym(M3) in names
     assert {r[2] for r in trend} == {"Incidents", "Change", "Offered", "Completed"}
+
+
+# ---- one scheme: every section follows --scheme ------------------------------------------
+
+def test_scheme_filter_reaches_the_trend_and_re_offending(fixture_db):
+    youth = report_json("--month", ym(M3), "--scheme", "dep-youth")
+    trend = {r["month"]: r for r in table(youth, "trend")["rows"]}
+    for month in (M1, M2, M3):
+        # the trend's per-month count (its own query) agrees with each month's filtered summary
+        summary = {r["measure"]: r["value"] for r in
+                   table(report_json("--month", ym(month), "--scheme", "dep-youth"), "summary")["rows"]}
+        assert trend[ym(month)]["incidents"] == summary["Incidents recorded"]
+        assert trend[ym(month)]["offered"] == summary["Offered a diversion"]
+    # Evans (dep-youth) completed in M1; Lewis failed, Vance is still on it
+    assert [trend[ym(m)]["completed"] for m in (M1, M2, M3)] == [1, 0, 0]
+    everyone = {r["month"]: r for r in table(report_json("--month", ym(M3)), "trend")["rows"]}
+    assert everyone[ym(M1)]["completed"] > 1 and everyone[ym(M1)]["incidents"] > trend[ym(M1)]["incidents"]

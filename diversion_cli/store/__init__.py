@@ -505,20 +505,30 @@ class Store:
                                              AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1)
             WHERE i.occurred_at >= ? AND i.occurred_at < ? AND i.voided_at IS NULL""", (start, end))]
 
-    def month_activity(self, start: str, end: str) -> dict[str, int]:
-        """Incidents recorded, referrals offered and diversions completed in [start, end)."""
-        return dict(zip(("incidents", "offered", "completed"), self.conn.execute("""
-            SELECT (SELECT count(*) FROM incidents WHERE occurred_at >= :s AND occurred_at < :e
-                    AND voided_at IS NULL),
+    def month_activity(self, start: str, end: str, scheme: str = "") -> dict[str, int]:
+        """Incidents recorded, referrals offered and diversions completed in [start, end),
+        for one scheme if given (an incident counts under the scheme of its referral,
+        or else the one it was found eligible for, as in incident_facts)."""
+        incidents = "SELECT count(*) FROM incidents i WHERE occurred_at >= :s AND occurred_at < :e AND voided_at IS NULL"
+        if scheme:
+            incidents += """ AND coalesce(
+                (SELECT r.scheme FROM referrals r WHERE r.incident_id = i.id AND r.status != 'voided'
+                 ORDER BY r.offered_at DESC LIMIT 1),
+                (SELECT d.scheme FROM decisions d WHERE d.id = (SELECT max(d2.id) FROM decisions d2
+                 WHERE d2.incident_id = i.id AND d2.stage = 'record'))) = :scheme"""
+        in_scheme = " AND +scheme = :scheme" if scheme else ""
+        return dict(zip(("incidents", "offered", "completed"), self.conn.execute(f"""
+            SELECT ({incidents}),
                    (SELECT count(*) FROM referrals WHERE offered_at >= :s AND offered_at < :e
-                    AND +status != 'voided'),
+                    AND +status != 'voided'{in_scheme}),
                    (SELECT count(*) FROM referrals WHERE closed_at >= :s AND closed_at < :e
-                    AND +status = 'completed')""", {"s": start, "e": end}).fetchone()))
+                    AND +status = 'completed'{in_scheme})""", {"s": start, "e": end, "scheme": scheme}).fetchone()))
 
-    def reoffending(self, start: str, end: str, watched: str) -> dict[str, tuple[int, int, int]]:
+    def reoffending(self, start: str, end: str, watched: str, scheme: str = "") -> dict[str, tuple[int, int, int]]:
         """One cohort: people diverted in [start, end), and people eligible but not
-        diverted then. Per group: (people, with a new incident within 6 months,
-        within 12 months; 0 unless the cohort has been `watched` for '12' months)."""
+        diverted then (for one scheme if given: diverted on it, or found eligible for
+        it). Per group: (people, with a new incident within 6 months, within 12
+        months; 0 unless the cohort has been `watched` for '12' months)."""
         new_incident = """EXISTS (SELECT 1 FROM incidents j
                    WHERE j.person_id = c.person_id AND j.voided_at IS NULL AND j.occurred_at > c.since
                    AND j.occurred_at <= strftime('%Y-%m-%dT%H:%M:%S', c.since, '+{} months'))"""
@@ -528,7 +538,8 @@ class Store:
             # one entry per diversion (a person is diverted at most once per one-shot scope)
             "diverted": """SELECT person_id, diverted_at AS since FROM referrals
                            WHERE diverted_at >= :s AND diverted_at < :e
-                             AND +status IN ('accepted', 'completed', 'failed')""",
+                             AND +status IN ('accepted', 'completed', 'failed')
+                             AND (:scheme = '' OR scheme = :scheme)""",
             # each person's first incident of the month that was eligible when recorded and
             # did not lead to a diversion, by someone not diverted before it. (A later
             # diversion does not take them out: that would hide exactly the people who
@@ -537,7 +548,8 @@ class Store:
                 SELECT i.person_id, min(i.occurred_at) AS since
                 FROM incidents i
                 WHERE i.occurred_at >= :s AND i.occurred_at < :e AND i.voided_at IS NULL
-                  AND (SELECT d.eligible FROM decisions d WHERE d.id = (SELECT max(d2.id) FROM decisions d2
+                  AND (SELECT d.eligible AND (:scheme = '' OR d.scheme = :scheme) FROM decisions d
+                       WHERE d.id = (SELECT max(d2.id) FROM decisions d2
                        WHERE d2.incident_id = i.id AND d2.stage = 'record')) = 1
                   AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.incident_id = i.id
                                   AND r.status IN ('accepted', 'completed', 'failed'))
@@ -546,7 +558,7 @@ class Store:
                                   AND r.diverted_at < i.occurred_at)
                 GROUP BY i.person_id""",
         }
-        params = {"s": start, "e": end, "with_12": int(watched == "12")}
+        params = {"s": start, "e": end, "with_12": int(watched == "12"), "scheme": scheme}
         return {group: tuple(self.conn.execute(f"WITH cohort AS ({cohort}) {tail}", params).fetchone())
                 for group, cohort in cohorts.items()}
 
