@@ -161,8 +161,8 @@ class Fact(NamedTuple):
 
 def _facts(rows: list[tuple], scheme: str | None) -> list[Fact]:
     facts = []
-    for (_id, _occurred, age, location, officer, gender, ethnicity, eligible, decided, status, ref_scheme,
-         code, deadline, _diverted, substances) in rows:
+    for (age, location, officer, gender, ethnicity, eligible, decided, status, ref_scheme, code, deadline,
+         substances) in rows:
         chosen = ref_scheme or decided
         if scheme and chosen != scheme:
             continue

@@ -488,21 +488,22 @@ class Store:
     # ---- analytics (reports.py aggregates these rows) -----------------------
 
     def incident_facts(self, start: str, end: str) -> list[tuple]:
-        """One row per incident that occurred in [start, end): the person's
-        gender and ethnicity, the record-time verdict, the latest live referral
-        and the substances as 'key:class;key:class'."""
+        """One row per incident that occurred in [start, end), with what reports.py
+        counts by: age, location, officer, the person's gender and ethnicity, the
+        record-time verdict, the latest live referral (its deadline only while it is
+        open) and the substances as 'key:class;key:class'."""
         return [tuple(row) for row in self.conn.execute("""
-            SELECT i.id, i.occurred_at, i.age, i.location, i.recorded_by, p.gender, p.ethnicity,
-                   d.eligible, d.scheme AS decided_scheme,
-                   r.status, r.scheme, r.outcome_code, r.deadline, r.diverted_at,
+            SELECT i.age, i.location, i.recorded_by, p.gender, p.ethnicity, d.eligible, d.scheme,
+                   r.status, r.scheme, r.outcome_code,
+                   CASE WHEN r.status IN ('offered', 'accepted') THEN r.deadline END,
                    (SELECT group_concat(s.substance || ':' || s.drug_class, ';') FROM incident_substances s
                     WHERE s.incident_id = i.id) AS substances
             FROM incidents i
             JOIN people p ON p.id = i.person_id
             LEFT JOIN decisions d ON d.id = (SELECT max(d2.id) FROM decisions d2 WHERE d2.incident_id = i.id
                                              AND d2.stage = 'record')
-            LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id
-                                             AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1)
+            LEFT JOIN referrals r ON r.rowid = (SELECT r2.rowid FROM referrals r2 WHERE r2.incident_id = i.id
+                                                AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1)
             WHERE i.occurred_at >= ? AND i.occurred_at < ? AND i.voided_at IS NULL""", (start, end))]
 
     def month_activity(self, start: str, end: str, scheme: str = "") -> dict[str, int]:
@@ -580,6 +581,9 @@ class Store:
 
     # What the cache may hold: kind -> the query that computes it from its arguments.
     CACHED = {"facts": "incident_facts", "trend": "month_activity", "reoffending": "reoffending"}
+    # Part of every key: change it whenever a query above changes what it returns, so
+    # figures cached by an older diversion are never read (and are cleared out).
+    CACHE_FORMAT = "v1"
     STAMP = "SELECT coalesce(sum(changes), 0) FROM month_changes WHERE month BETWEEN ? AND ?"
 
     def figures(self, kind: str, months: tuple[str, str], *args: str):
@@ -588,19 +592,17 @@ class Store:
         has changed since they were computed."""
         import json
 
-        key = ":".join((kind, *args))
+        key = ":".join((self.CACHE_FORMAT, kind, *args))
         stamp = self.conn.execute(self.STAMP, months).fetchone()[0]
         row = self.conn.execute("SELECT value FROM report_cache WHERE key = ? AND stamp = ?", (key, stamp)).fetchone()
         if row is not None:
             return json.loads(row[0])
-        text = self._compute(kind, args)
-        self._fresh[key] = (*months, stamp, text)
-        return json.loads(text)  # the same shape whether cached or not
+        value = getattr(self, self.CACHED[kind])(*args)  # tuples where the cache gives lists: read alike
+        self._fresh[key] = (*months, stamp, _json(value))
+        return value
 
     def _compute(self, kind: str, args) -> str:
-        import json
-
-        return json.dumps(getattr(self, self.CACHED[kind])(*args), separators=(",", ":"))
+        return _json(getattr(self, self.CACHED[kind])(*args))
 
     def check_report_cache(self) -> int:
         """Recompute every entry that reports would still use; raises audit.Problem
@@ -612,7 +614,9 @@ class Store:
                 "SELECT key, since, through, stamp, value FROM report_cache").fetchall():
             if self.conn.execute(self.STAMP, (since, through)).fetchone()[0] != stamp:
                 continue  # stale: never read again, replaced when next computed
-            kind, *args = key.split(":")
+            version, kind, *args = key.split(":")
+            if version != self.CACHE_FORMAT:
+                continue  # an older diversion's: never read
             if kind not in self.CACHED or self._compute(kind, args) != value:
                 raise Problem(f"the report cache entry {key} does not match the records: it was edited "
                               f"outside diversion")
@@ -626,6 +630,7 @@ class Store:
         try:
             self.conn.execute("PRAGMA busy_timeout = 200")  # never hold a report up behind a writer
             self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("DELETE FROM report_cache WHERE key NOT LIKE ?", (self.CACHE_FORMAT + ":%",))
             self.conn.executemany("INSERT OR REPLACE INTO report_cache (key, since, through, stamp, value) "
                                   "VALUES (?, ?, ?, ?, ?)", [(key, *entry) for key, entry in fresh.items()])
             self.conn.execute("COMMIT")
@@ -741,6 +746,12 @@ BATCH_SQL = {
     "referral_conditions": "INSERT INTO referral_conditions (referral_id, position, key, description, due, "
                            "status, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 }
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
 
 
 # The months a batch touched, counted for the report cache (migration 6) in one
