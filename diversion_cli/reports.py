@@ -153,7 +153,7 @@ class Fact(NamedTuple):
     status: str | None
     outcome_code: int | None
     deadline: str | None
-    substances: str  # 'key:class;key:class' (split only for a breakdown that needs it)
+    substances: str  # 'key:class;key:class', read only for a breakdown by substance or drug class
 
     def substance_pairs(self) -> list[tuple[str, str]]:
         return [tuple(p.split(":", 1)) for p in self.substances.split(";")] if self.substances else []
@@ -263,22 +263,36 @@ def _month_key(day: date) -> str:
 def _tables(store, config, period: Period, now: datetime, scheme: str | None, by: str | None) -> list[Table]:
     now_iso = now.isoformat(timespec="seconds")
     start, end = period.start_iso, period.end_iso_exclusive
-    rows = store.figures("facts", (_month_key(period.start), _month_key(period.end)), start, end)
+    substances = "1" if by in ("substance", "drug_class") else ""
+    rows = store.figures("facts", (_month_key(period.start), _month_key(period.end)), start, end, substances)
     facts = _facts(rows, scheme)
     kinds = _kinds(facts, now_iso)
-    tables = [_summary(kinds, period), _adult_youth(facts, kinds)]
+    # (youth, ethnicity code, gender, kind) -> incidents: a few hundred entries that the
+    # summary, adult/youth and equity tables are all regrouped from
+    profile = Counter(zip([f.age < 18 for f in facts], [f.ethnicity for f in facts], [f.gender for f in facts],
+                          kinds))
+    tables = [_summary(profile, period), _adult_youth(profile)]
     if by:
         tables.append(_breakdown(facts, kinds, by, config))
     tables.append(_outcome_codes(facts, config))
-    tables.append(_equity(facts, kinds, config))
+    tables.append(_equity(profile, config))
     tables.append(_reoffending(store, period, now, scheme or ""))
     tables.append(_trend(store, period, scheme or ""))
     tables.append(_cost(facts, config))
     return tables
 
 
-def _summary(kinds: list[tuple], period: Period) -> Table:
-    m = _measures(Counter(kinds))
+def _regroup(profile: Counter, group_of) -> dict:
+    """{group: {kind: incidents}} from the profile, groups in order of first appearance."""
+    grouped: dict = {}
+    for entry, n in profile.items():
+        kinds = grouped.setdefault(group_of(*entry[:3]), {})
+        kinds[entry[3]] = kinds.get(entry[3], 0) + n
+    return grouped
+
+
+def _summary(profile: Counter, period: Period) -> Table:
+    m = _measures(_regroup(profile, lambda *_: "all").get("all", {}))
     rows = [
         {"measure": "Incidents recorded", "value": m["incidents"]},
         {"measure": "Eligible at record", "value": m["eligible"]},
@@ -298,8 +312,8 @@ def _summary(kinds: list[tuple], period: Period) -> Table:
                   "Voided incidents are left out.",), labels=("measure",))
 
 
-def _adult_youth(facts: list[Fact], kinds: list[tuple]) -> Table:
-    groups = _per_group(zip((f.age < 18 for f in facts), kinds))
+def _adult_youth(profile: Counter) -> Table:
+    groups = _regroup(profile, lambda youth, _ethnicity, _gender: youth)
     rows = [{"group": label, **_measures(groups.get(youth, {}))}
             for label, youth in (("Youth (10–17)", True), ("Adult (18+)", False))]
     return Table("adult_youth", "Adult and youth", (Column("group", "Group"), *MEASURE_COLUMNS), rows,
@@ -328,11 +342,10 @@ def _outcome_codes(facts: list[Fact], config) -> Table:
                  labels=("code", "meaning"))
 
 
-def _equity(facts: list[Fact], kinds: list[tuple], config) -> Table:
-    ethnic_group = {code: config.ethnicity_group(code) for code in {f.ethnicity for f in facts} if code}
-    groups = _per_group([*((("Ethnicity", ethnic_group.get(f.ethnicity, "Not recorded")), k)
-                           for f, k in zip(facts, kinds)),
-                         *((("Gender", GENDER_NAMES.get(f.gender, f.gender)), k) for f, k in zip(facts, kinds))])
+def _equity(profile: Counter, config) -> Table:
+    groups = {**_regroup(profile, lambda _youth, ethnicity, _gender: (
+                  "Ethnicity", config.ethnicity_group(ethnicity) if ethnicity else "Not recorded")),
+              **_regroup(profile, lambda _youth, _ethnicity, gender: ("Gender", GENDER_NAMES.get(gender, gender)))}
 
     def rates(kinds_of_group):
         m = _measures(kinds_of_group)
