@@ -561,10 +561,13 @@ def db_check(ctx: typer.Context):
     """
     from diversion_cli import admin
 
-    result = admin.check(ctx.obj)
-    output.emit(f"integrity ok; audit trail ok: {result['entries']:,} entries chain, "
-                f"{result['rows_checked']:,} rows match their last audited state; "
-                f"{result['report_cache_checked']:,} cached report figures match the records")
+    output.emit("integrity ok; " + _trail_ok(admin.check(ctx.obj)))
+
+
+def _trail_ok(result: dict) -> str:
+    return (f"audit trail ok: {result['entries']:,} entries chain unbroken; "
+            f"{result['rows_checked']:,} rows match their last audited state; "
+            f"{result['report_cache_checked']:,} cached report figures match the records")
 
 
 @db_app.command("backup")
@@ -627,10 +630,7 @@ def audit_verify(ctx: typer.Context):
     """
     from diversion_cli import admin
 
-    result = admin.verify_audit(ctx.obj)
-    output.emit(f"audit trail ok: {result['entries']:,} entries chain unbroken; "
-                f"{result['rows_checked']:,} rows match their last audited state; "
-                f"{result['report_cache_checked']:,} cached report figures match the records")
+    output.emit(_trail_ok(admin.verify_audit(ctx.obj)))
 
 
 @audit_app.command("log")

@@ -211,19 +211,19 @@ SNAPSHOTS = {
 }
 
 
+def _audit_trigger(table: str, action: str, guard: str = "") -> str:
+    entity, ident, person, referral, snap = SNAPSHOTS[table]
+    row = "OLD" if action == "delete" else "NEW"
+    old = "NULL" if action == "insert" else snap.replace("X.", "OLD.")
+    new = "NULL" if action == "delete" else snap.replace("X.", "NEW.")
+    return (f"CREATE TRIGGER audit_{table}_{action} AFTER {action.upper()} ON {table}\n{guard}"
+            f"BEGIN\n    INSERT INTO audit_pending (action, entity, entity_id, person_id, referral_id, old, new)\n"
+            f"    VALUES ('{action}', '{entity}', {ident.replace('X.', row + '.')}, "
+            f"{person.replace('X.', row + '.')}, {referral.replace('X.', row + '.')}, {old}, {new});\nEND;\n")
+
+
 def _audit_triggers() -> str:
-    parts = []
-    for table, (entity, ident, person, referral, snap) in SNAPSHOTS.items():
-        for action, row, old, new in (("insert", "NEW", "NULL", snap), ("update", "NEW", snap, snap),
-                                      ("delete", "OLD", snap, "NULL")):
-            def sub(expr, alias):
-                return expr.replace("X.", f"{alias}.")
-            parts.append(
-                f"CREATE TRIGGER audit_{table}_{action} AFTER {action.upper()} ON {table}\n"
-                f"BEGIN\n    INSERT INTO audit_pending (action, entity, entity_id, person_id, referral_id, old, new)\n"
-                f"    VALUES ('{action}', '{entity}', {sub(ident, row)}, {sub(person, row)}, {sub(referral, row)}, "
-                f"{sub(old, 'OLD')}, {sub(new, 'NEW')});\nEND;\n")
-    return "\n".join(parts)
+    return "\n".join(_audit_trigger(table, action) for table in SNAPSHOTS for action in ("insert", "update", "delete"))
 
 
 MIGRATIONS.append((3, "audit trail, corrections (void) and immutable decisions", """
@@ -355,18 +355,9 @@ CREATE INDEX referrals_closed ON referrals (closed_at, status);
 # and any row inserted without an entry is caught as "changed outside diversion".
 
 def _guarded_insert_triggers() -> str:
-    parts = []
-    for table, (entity, ident, person, referral, snap) in SNAPSHOTS.items():
-        def sub(expr):
-            return expr.replace("X.", "NEW.")
-        parts.append(
-            f"DROP TRIGGER audit_{table}_insert;\n"
-            f"CREATE TRIGGER audit_{table}_insert AFTER INSERT ON {table}\n"
-            f"WHEN NOT EXISTS (SELECT 1 FROM bulk_load)\n"
-            f"BEGIN\n    INSERT INTO audit_pending (action, entity, entity_id, person_id, referral_id, old, new)\n"
-            f"    VALUES ('insert', '{entity}', {sub(ident)}, {sub(person)}, {sub(referral)}, NULL, {sub(snap)});\n"
-            f"END;\n")
-    return "\n".join(parts)
+    return "\n".join(f"DROP TRIGGER audit_{table}_insert;\n"
+                     + _audit_trigger(table, "insert", guard="WHEN NOT EXISTS (SELECT 1 FROM bulk_load)\n")
+                     for table in SNAPSHOTS)
 
 
 MIGRATIONS.append((5, "bulk loads enter their rows in the audit trail per batch", """
