@@ -252,7 +252,7 @@ def build_report(store, config, period: Period, now: datetime, scheme: str | Non
 class _NoData:
     """Stands in for the store before any database exists: every count is zero."""
 
-    def figures(self, kind, months, *args):
+    def figures(self, kind, *args):
         return [] if kind == "facts" else {}
 
 
@@ -264,7 +264,7 @@ def _tables(store, config, period: Period, now: datetime, scheme: str | None, by
     now_iso = now.isoformat(timespec="seconds")
     start, end = period.start_iso, period.end_iso_exclusive
     substances = "1" if by in ("substance", "drug_class") else ""
-    rows = store.figures("facts", (_month_key(period.start), _month_key(period.end)), start, end, substances)
+    rows = store.figures("facts", start, end, substances)
     facts = _facts(rows, scheme)
     kinds = _kinds(facts, now_iso)
     # (youth, ethnicity code, gender, kind) -> incidents: a few hundred entries that the
@@ -387,9 +387,8 @@ def _reoffending(store, period: Period, now: datetime, scheme: str) -> Table:
         if observed(cohort, 6):
             months = 12 if observed(cohort, 12) else 6
             # figures of a watched cohort depend on nothing after its window: kept once computed
-            until = _month_key(_add_months(cohort.start, months))
-            results[cohort] = store.figures("reoffending", ("0000-00", until), cohort.start_iso,
-                                            cohort.end_iso_exclusive, str(months), scheme)
+            results[cohort] = store.figures("reoffending", cohort.start_iso, cohort.end_iso_exclusive, str(months),
+                                            scheme)
     rows, not_observed = [], []
     for cohort in cohorts:
         observed6, observed12 = observed(cohort, 6), observed(cohort, 12)
@@ -426,7 +425,7 @@ def _trend(store, period: Period, scheme: str) -> Table:
     for m in months:
         key = _month_key(m)
         stop = min(_add_months(m, 1), end_excl)
-        counts = store.figures("trend", (key, key), m.isoformat(), stop.isoformat(), scheme)
+        counts = store.figures("trend", m.isoformat(), stop.isoformat(), scheme)
         row = {"month": key, "incidents": counts.get("incidents", 0), "offered": counts.get("offered", 0),
                "completed": counts.get("completed", 0)}
         row["change"] = "" if previous is None else Change(previous["incidents"], row["incidents"])

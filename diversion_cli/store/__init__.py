@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from diversion_cli.errors import BadInput, Refused, StoreUnusable
@@ -587,23 +587,41 @@ class Store:
     CACHE_FORMAT = "v1"
     STAMP = "SELECT coalesce(sum(changes), 0) FROM month_changes WHERE month BETWEEN ? AND ?"
 
-    def figures(self, kind: str, months: tuple[str, str], *args: str):
+    @staticmethod
+    def _months_read(kind: str, args: list[str]) -> tuple[str, str]:
+        """The months (YYYY-MM, inclusive) the query of a cache entry reads, from its
+        key alone, so a report and `audit verify` always agree on whether an entry
+        is current. Raises ValueError for a key no report would write."""
+        def month(day: str, plus: int = 0) -> str:
+            n = int(day[:4]) * 12 + int(day[5:7]) - 1 + plus
+            return f"{n // 12:04d}-{n % 12 + 1:02d}"
+
+        dates = [date.fromisoformat(a).isoformat() for a in args[:2]]
+        if kind == "facts" and len(args) == 3 and args[2] in ("", "1"):
+            start, end = dates
+            return month(start), month(end, -1 if end.endswith("-01") else 0)
+        if kind == "trend" and len(args) == 3:
+            return month(dates[0]), month(dates[0])
+        if kind == "reoffending" and len(args) == 4 and args[2] in ("6", "12"):
+            # every earlier month (prior diversions) to the last a window can reach: SQLite
+            # takes '+6 months' from the 31st into the month after the sixth
+            return "0000-00", month(dates[0], int(args[2]) + 1)
+        raise ValueError(kind)
+
+    def figures(self, kind: str, *args: str):
         """incident_facts, month_activity or reoffending(*args), from the cache if
-        none of `months` (YYYY-MM, inclusive), which the figures are read from,
-        has changed since they were computed."""
+        none of the months they read has changed since they were computed."""
         import json
 
         key = ":".join((self.CACHE_FORMAT, kind, *args))
+        months = self._months_read(kind, list(args))
         stamp = self.conn.execute(self.STAMP, months).fetchone()[0]
         row = self.conn.execute("SELECT value FROM report_cache WHERE key = ? AND stamp = ?", (key, stamp)).fetchone()
         if row is not None:
             return json.loads(row[0])
         value = getattr(self, self.CACHED[kind])(*args)  # tuples where the cache gives lists: read alike
-        self._fresh[key] = (*months, stamp, _json(value))
+        self._fresh[key] = (months, stamp, _json(value))
         return value
-
-    def _compute(self, kind: str, args) -> str:
-        return _json(getattr(self, self.CACHED[kind])(*args))
 
     def check_report_cache(self) -> int:
         """Recompute every entry that reports would still use; raises audit.Problem
@@ -611,14 +629,19 @@ class Store:
         from diversion_cli.store.audit import Problem
 
         checked = 0
-        for key, since, through, stamp, value in self.conn.execute(
-                "SELECT key, since, through, stamp, value FROM report_cache").fetchall():
-            if self.conn.execute(self.STAMP, (since, through)).fetchone()[0] != stamp:
-                continue  # stale: never read again, replaced when next computed
-            version, kind, *args = key.split(":")
+        for key, stamp, value in self.conn.execute("SELECT key, stamp, value FROM report_cache").fetchall():
+            version, kind, *args = key.split(":") + [""]
             if version != self.CACHE_FORMAT:
                 continue  # an older diversion's: never read
-            if kind not in self.CACHED or self._compute(kind, args) != value:
+            args = args[:-1]
+            try:
+                months = self._months_read(kind, args)
+            except (ValueError, IndexError):
+                raise Problem(f"the report cache entry {key} does not match the records: diversion never "
+                              f"writes such a key, it was added outside diversion") from None
+            if self.conn.execute(self.STAMP, months).fetchone()[0] != stamp:
+                continue  # stale: never read again, replaced when next computed
+            if _json(getattr(self, self.CACHED[kind])(*args)) != value:
                 raise Problem(f"the report cache entry {key} does not match the records: it was edited "
                               f"outside diversion")
             checked += 1
@@ -632,8 +655,12 @@ class Store:
             self.conn.execute("PRAGMA busy_timeout = 200")  # never hold a report up behind a writer
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute("DELETE FROM report_cache WHERE key NOT LIKE ?", (self.CACHE_FORMAT + ":%",))
-            self.conn.executemany("INSERT OR REPLACE INTO report_cache (key, since, through, stamp, value) "
-                                  "VALUES (?, ?, ?, ?, ?)", [(key, *entry) for key, entry in fresh.items()])
+            # only what is still current: a change (an erasure above all) that landed after
+            # the report read its figures must not leave them behind
+            current = [(key, stamp, value) for key, (months, stamp, value) in fresh.items()
+                       if self.conn.execute(self.STAMP, months).fetchone()[0] == stamp]
+            self.conn.executemany("INSERT OR REPLACE INTO report_cache (key, stamp, value) VALUES (?, ?, ?)",
+                                  current)
             self.conn.execute("COMMIT")
         except database_errors():
             if self.conn.in_transaction:

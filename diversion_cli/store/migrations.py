@@ -417,12 +417,12 @@ CREATE TABLE month_changes (
     changes INTEGER NOT NULL        -- only goes up
 ) WITHOUT ROWID;
 
--- Derived figures (counts only, no personal data); safe to empty at any time.
+-- Derived figures: counts, and the month's incidents as the report counts them
+-- (age, location, officer, gender, ethnicity, verdict, referral state; no names
+-- or ids). Emptied by an erasure; safe to empty at any time.
 CREATE TABLE report_cache (
-    key TEXT PRIMARY KEY,           -- kind:arguments (store.Store.CACHED)
-    since TEXT NOT NULL,            -- the months the figures are read from, YYYY-MM inclusive
-    through TEXT NOT NULL,
-    stamp INTEGER NOT NULL,         -- sum of month_changes.changes over those months when computed
+    key TEXT PRIMARY KEY,           -- format:kind:arguments (store.Store.figures)
+    stamp INTEGER NOT NULL,         -- sum of month_changes.changes over the months read, when computed
     value TEXT NOT NULL             -- JSON
 ) WITHOUT ROWID;
 """ + _stamp_triggers()))
