@@ -239,8 +239,9 @@ def test_parse_date_round_trips_iso_and_day_first(day):
 
 
 @FAST
-@given(st.dates(min_value=date.today() + timedelta(days=1), max_value=date(9999, 12, 31)))
-def test_parse_date_any_future_date_rejected(day):
+@given(st.integers(min_value=1, max_value=2_000_000))
+def test_parse_date_any_future_date_rejected(days_ahead):
+    day = date.today() + timedelta(days=days_ahead)  # today when the example runs: the suite may cross midnight
     with pytest.raises(BadInput):
         parse_date(day.isoformat())
 
