@@ -256,15 +256,26 @@ class _NoData:
         return [] if kind == "facts" else {}
 
 
+def _month_slices(period: Period) -> list[tuple[str, str]]:
+    """[start, end) ISO dates covering the period one calendar month (or part of one) at a time."""
+    slices, start, stop = [], period.start, period.end + timedelta(days=1)
+    while start < stop:
+        end = min(_add_months(start.replace(day=1), 1), stop)
+        slices.append((start.isoformat(), end.isoformat()))
+        start = end
+    return slices
+
+
 def _month_key(day: date) -> str:
     return f"{day:%Y-%m}"
 
 
 def _tables(store, config, period: Period, now: datetime, scheme: str | None, by: str | None) -> list[Table]:
     now_iso = now.isoformat(timespec="seconds")
-    start, end = period.start_iso, period.end_iso_exclusive
     substances = "1" if by in ("substance", "drug_class") else ""
-    rows = store.figures("facts", start, end, substances)
+    # read a calendar month at a time: a month's rows are cached once, for its monthly
+    # report and for every range that covers it
+    rows = [row for start, end in _month_slices(period) for row in store.figures("facts", start, end, substances)]
     facts = _facts(rows, scheme)
     kinds = _kinds(facts, now_iso)
     # (youth, ethnicity code, gender, kind) -> incidents: a few hundred entries that the

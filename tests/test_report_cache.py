@@ -390,7 +390,24 @@ def test_a_report_is_not_held_up_by_a_writer(fixture_db):
     result = sub("report", "--format", "json", *FULL_RANGE)
     assert result.returncode == 0, result.stderr
     assert summary(json.loads(result.stdout))["Incidents recorded"] == 24
-    assert cache_key("facts", M1, THIS_MONTH)
+    for month in (M1, M2, M3):                           # a month at a time
+        assert cache_key("facts", month, add_months(month, 1))
+
+
+def test_a_range_reuses_the_months_monthly_reports_cached(fixture_db, monkeypatch):
+    monthly = summary(report_json("--month", ym(M2)))["Incidents recorded"]
+    read = []
+    original = Store.incident_facts
+
+    def counting(self, start, end, substances=""):
+        read.append((start, end))
+        return original(self, start, end, substances)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Store, "incident_facts", counting)
+        whole = summary(report_json(*FULL_RANGE))["Incidents recorded"]
+    assert read == [(M1.isoformat(), M2.isoformat()), (M3.isoformat(), THIS_MONTH.isoformat())]  # M2 cached
+    assert whole == 24 and monthly == 8
 
 
 # ---- erasure -------------------------------------------------------------------------------
