@@ -303,7 +303,7 @@ def _regroup(profile: Counter, group_of) -> dict:
 
 
 def _summary(profile: Counter, period: Period) -> Table:
-    m = _measures(_regroup(profile, lambda *_: "all").get("all", {}))
+    m = _measures(_regroup(profile, lambda _youth, _ethnicity, _gender: "all").get("all", {}))
     rows = [
         {"measure": "Incidents recorded", "value": m["incidents"]},
         {"measure": "Eligible at record", "value": m["eligible"]},

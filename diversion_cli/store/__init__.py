@@ -630,10 +630,10 @@ class Store:
 
         checked = 0
         for key, stamp, value in self.conn.execute("SELECT key, stamp, value FROM report_cache").fetchall():
-            version, kind, *args = key.split(":") + [""]
+            version, _, rest = key.partition(":")
             if version != self.CACHE_FORMAT:
                 continue  # an older diversion's: never read
-            args = args[:-1]
+            kind, *args = rest.split(":")
             try:
                 months = self._months_read(kind, args)
             except (ValueError, IndexError):
