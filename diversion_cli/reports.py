@@ -180,11 +180,12 @@ def _kinds(facts: list[Fact], now_iso: str) -> list[tuple]:
     return [(f.eligible, f.status, f.status in OPEN and f.deadline < now_iso) for f in facts]
 
 
-def _per_group(pairs) -> dict:
-    """{group: {kind: count}} from (group, kind) pairs."""
+def _per_group(counts) -> dict:
+    """{group: {kind: count}} from ((group, kind), count) pairs, groups in order of first appearance."""
     grouped: dict = {}
-    for (group, kind), n in Counter(pairs).items():
-        grouped.setdefault(group, {})[kind] = n
+    for (group, kind), n in counts:
+        kinds = grouped.setdefault(group, {})
+        kinds[kind] = kinds.get(kind, 0) + n
     return grouped
 
 
@@ -294,12 +295,9 @@ def _tables(store, config, period: Period, now: datetime, scheme: str | None, by
 
 
 def _regroup(profile: Counter, group_of) -> dict:
-    """{group: {kind: incidents}} from the profile, groups in order of first appearance."""
-    grouped: dict = {}
-    for entry, n in profile.items():
-        kinds = grouped.setdefault(group_of(*entry[:3]), {})
-        kinds[entry[3]] = kinds.get(entry[3], 0) + n
-    return grouped
+    """{group: {kind: incidents}}, group_of(youth, ethnicity, gender) naming each entry's group."""
+    return _per_group(((group_of(youth, ethnicity, gender), kind), n)
+                      for (youth, ethnicity, gender, kind), n in profile.items())
 
 
 def _summary(profile: Counter, period: Period) -> Table:
@@ -332,7 +330,8 @@ def _adult_youth(profile: Counter) -> Table:
 
 
 def _breakdown(facts: list[Fact], kinds: list[tuple], by: str, config) -> Table:
-    grouped = _per_group((group, kind) for fact, kind in zip(facts, kinds) for group in _groups(fact, by, config))
+    grouped = _per_group(Counter((group, kind) for fact, kind in zip(facts, kinds)
+                                 for group in _groups(fact, by, config)).items())
     measured = [{"group": g, **_measures(k)} for g, k in grouped.items()]
     rows = sorted(measured, key=lambda row: (-row["incidents"], row["group"]))
     notes = []

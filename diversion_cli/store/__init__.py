@@ -120,6 +120,7 @@ class Store:
         self.conn = conn
         self._audit_context: tuple | None = None
         self._audited = False  # the audit tables exist (migration 3 on)
+        self._fresh: dict[str, tuple] = {}  # report figures computed in this snapshot, to keep
 
     # ---- opening -------------------------------------------------------
 
@@ -564,14 +565,14 @@ class Store:
         return {group: tuple(self.conn.execute(f"WITH cohort AS ({cohort}) {tail}", params).fetchone())
                 for group, cohort in cohorts.items()}
 
-    # ---- the report cache (migration 5) --------------------------------------
+    # ---- the report cache (migration 6) --------------------------------------
 
     @contextmanager
     def snapshot(self):
         """Read a report's figures from one consistent state of the file, then keep
         what was computed for next time (best effort: a busy or read-only file
         just means no cache)."""
-        self._fresh: dict[str, tuple] = {}
+        self._fresh = {}
         self.conn.execute("BEGIN")
         try:
             yield self

@@ -41,9 +41,8 @@ LOOKUPS = {
 def chain_hash(prev: str, seq: int, at: str, officer: str, operation: str, reason: str | None, action: str,
                entity: str, entity_id: str, person_id, referral_id, old_digest, new_digest) -> str:
     # Unit-separated fields; None is "\x00" so it never equals an empty string.
-    fields = (prev, seq, at, officer, operation, reason, action, entity, entity_id, person_id, referral_id,
-              old_digest, new_digest)
-    body = "\x1f".join("\x00" if f is None else str(f) for f in fields)
+    body = "\x1f".join(_field(f) for f in (prev, seq, at, officer, operation, reason, action, entity, entity_id,
+                                          person_id, referral_id, old_digest, new_digest))
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -82,17 +81,12 @@ def append(conn: sqlite3.Connection, changes, at: str, officer: str, operation: 
     last = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (last[0], last[1]) if last else (0, GENESIS)
     entries = []
-    sha256, urandom = hashlib.sha256, os.urandom
-    # chain_hash, unrolled: the fields that are the same for every entry joined once
-    context = "\x1f".join("\x00" if f is None else str(f) for f in (at, officer, operation, reason))
     for action, entity, entity_id, person_id, referral_id, old, new in changes:
         seq += 1
-        salt = urandom(12).hex()
-        od = None if old is None else sha256((salt + old).encode()).hexdigest()
-        nd = None if new is None else sha256((salt + new).encode()).hexdigest()
-        body = (f"{prev}\x1f{seq}\x1f{context}\x1f{action}\x1f{entity}\x1f{entity_id}\x1f"
-                f"{_field(person_id)}\x1f{_field(referral_id)}\x1f{_field(od)}\x1f{_field(nd)}")
-        current = sha256(body.encode()).hexdigest()
+        salt = os.urandom(12).hex()
+        od, nd = digest(salt, old), digest(salt, new)
+        current = chain_hash(prev, seq, at, officer, operation, reason, action, entity, entity_id, person_id,
+                             referral_id, od, nd)
         entries.append((seq, at, officer, operation, reason, action, entity, entity_id, person_id,
                         referral_id, old, new, salt, od, nd, prev, current))
         prev = current
