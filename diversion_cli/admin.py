@@ -14,15 +14,8 @@ from diversion_cli.operations import Workspace
 from diversion_cli.store import Store, audit, database_errors
 
 
-def _existing(ws: Workspace) -> Store:
-    store = ws.reader()
-    if store is None:
-        raise NotFound(f"no database at {ws.db_path} yet")
-    return store
-
-
 def status(ws: Workspace) -> dict:
-    store = _existing(ws)
+    store = ws.reader()
     info = store.status()
     size = sum(p.stat().st_size for p in (ws.db_path, Path(f"{ws.db_path}-wal")) if p.exists())
     info.update({"path": str(ws.db_path), "size_bytes": size,
@@ -32,7 +25,7 @@ def status(ws: Workspace) -> dict:
 
 def verify_audit(ws: Workspace) -> dict:
     """Raises Refused (exit 1) naming the first bad entry if the trail or the data was tampered with."""
-    store = _existing(ws)
+    store = ws.reader()
     try:
         return store.verify_audit()
     except audit.Problem as problem:
@@ -40,7 +33,7 @@ def verify_audit(ws: Workspace) -> dict:
 
 
 def check(ws: Workspace) -> dict:
-    store = _existing(ws)
+    store = ws.reader()
     problems = [line for line in store.integrity_check() if line != "ok"]
     if problems:
         raise StoreUnusable(f"integrity check failed: {problems[0]}")
@@ -61,7 +54,7 @@ def _private_new_file(path: Path) -> None:
 
 def backup(ws: Workspace, target: Path) -> dict:
     """A consistent copy taken while other desks write; owner-only."""
-    store = _existing(ws)
+    store = ws.reader()
     _private_new_file(target)
     try:
         store.backup_to(target)
@@ -69,7 +62,7 @@ def backup(ws: Workspace, target: Path) -> dict:
         target.unlink(missing_ok=True)
         raise StoreUnusable(f"backup failed: {exc}") from None
     os.chmod(target, 0o600)
-    copy = Store.open(target, create=False)
+    copy = Store.open(target)
     try:
         problems = [line for line in copy.integrity_check() if line != "ok"]
         counts = copy.status()["counts"]
@@ -85,7 +78,7 @@ def restore(ws: Workspace, source: Path) -> dict:
     API so desks with the file open see either the old or the new whole."""
     if not source.is_file():
         raise NotFound(f"no backup file {source}")
-    backup_store = Store.open(source, create=False)
+    backup_store = Store.open(source)
     try:
         problems = [line for line in backup_store.integrity_check() if line != "ok"]
         if problems:
@@ -107,10 +100,7 @@ def restore(ws: Workspace, source: Path) -> dict:
 def audit_log(ws: Workspace, person: str | None = None, referral: str | None = None, limit: int = 200) -> list[dict]:
     person_id = values.parse_person_id(person) if person else None
     referral_id = values.parse_referral_id(referral) if referral else None
-    store = ws.reader()
-    if store is None:
-        return []
-    return store.audit_entries(person_id=person_id, referral_id=referral_id, limit=limit)
+    return ws.reader().audit_entries(person_id=person_id, referral_id=referral_id, limit=limit)
 
 
 def _reason(reason: str | None) -> str:
@@ -125,7 +115,7 @@ def void_incident(ws: Workspace, incident: str, reason: str | None) -> dict:
     officer, now = ws.officer(), ws.clock()
     incident_id = values.parse_incident_id(incident)
     why = _reason(reason)
-    store = _existing(ws)
+    store = ws.writer()
     with store.transaction("void incident", officer, why):
         row = store.incident(incident_id)
         if row is None:
@@ -154,7 +144,7 @@ def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str |
     occurred = values.parse_datetime(when, "when") if when else None
     if occurred is None and not changes:
         raise BadInput("amend", "nothing to change: give --when, --location or --quantity")
-    store = _existing(ws)
+    store = ws.writer()
     with store.transaction("amend incident", officer, why):
         row = store.incident(incident_id)
         if row is None:
@@ -190,7 +180,7 @@ def amend_person(ws: Workspace, person: str, reason: str | None, surname: str | 
         changes["ethnicity"] = values.parse_ethnicity(ethnicity, ws.config.ethnicity)
     if not changes:
         raise BadInput("amend", "nothing to change")
-    store = _existing(ws)
+    store = ws.writer()
     with store.transaction("amend person", officer, why):
         if store.person(person_id) is None:
             raise NotFound(f"no person {values.format_person_id(person_id)}")
@@ -213,7 +203,7 @@ def erase_person(ws: Workspace, person: str, reason: str | None, confirm: str | 
     if confirm is None or values.parse_person_id(confirm) != person_id:
         raise BadInput("confirm", f"repeat the person id with --confirm {values.format_person_id(person_id)} "
                                   f"to erase them")
-    store = _existing(ws)
+    store = ws.writer()
     with store.transaction("erase person", officer, why):
         if store.person(person_id) is None:
             raise NotFound(f"no person {values.format_person_id(person_id)}")

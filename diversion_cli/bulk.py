@@ -26,7 +26,6 @@ from pathlib import Path
 
 from diversion_cli import identity, rules, values
 from diversion_cli.errors import BadInput, DiversionError, Refused
-from diversion_cli.store import Store
 from diversion_cli.operations import (RecordRequest, Workspace, _add_months, _end_of_day, prior_referrals,
                                       validate_record)
 
@@ -296,14 +295,7 @@ def _iso(moment: datetime | None) -> str | None:
 def import_file(ws: Workspace, path: Path, dry_run: bool = False, progress=None) -> ImportSummary:
     """Validate every row and write them all in one transaction (or none)."""
     config, officer, now = ws.config, ws.officer(), ws.clock()
-    fresh = not ws.db_path.exists()
-    if dry_run and fresh:  # nothing to check against: validate in memory, create no file
-        store = Store.in_memory()
-    else:
-        store = ws.writer()
-    # (a refused first import leaves an empty, migrated database: deleting it could
-    # pull the file from under a desk that opened it meanwhile)
-    return _import(store, config, officer, now, path, dry_run, progress)
+    return _import(ws.writer(), config, officer, now, path, dry_run, progress)
 
 
 def _import(store, config, officer: str, now: datetime, path: Path, dry_run: bool, progress) -> ImportSummary:
@@ -393,11 +385,7 @@ def export(ws: Workspace, what: str, out, fmt: str = "csv", start: str | None = 
         key = secret.encode()
     since = values.parse_date(start, "from").isoformat() if start else None
     until = (values.parse_date(end, "to") + timedelta(days=1)).isoformat() if end else None
-    store = ws.reader()
-    if store is None:
-        columns, rows = [], iter(())
-    else:
-        columns, rows = store.export_rows(what, since, until)
+    columns, rows = ws.reader().export_rows(what, since, until)
     if key:
         kept = [c for c in columns if c not in IDENTIFYING]
     else:

@@ -525,9 +525,29 @@ def _progress(label: str):
         yield tick
 
 
+@db_app.command("init")
+def db_init(ctx: typer.Context):
+    """Create a new, empty database (owner-only): the only command that creates one.
+
+    Refused (exit 1) if anything already exists at the path. Example: diversion --db /srv/diversion/force.db db init
+    """
+    path = ctx.obj.init()
+    output.emit(f"created an empty diversion database at {path} (owner-only)")
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context):
+    """Bring a database written by an earlier diversion up to this version's schema.
+
+    Commands that write do this themselves; commands that only read ask for it. Example: diversion db upgrade
+    """
+    store = ctx.obj.writer()
+    output.emit(f"{ctx.obj.db_path}: schema version {store.schema_version()} (up to date)")
+
+
 @db_app.command("path")
 def db_path(ctx: typer.Context):
-    """Print where the database file is (it may not exist yet)."""
+    """Print where the database is (whether or not one has been created there)."""
     typer.echo(str(ctx.obj.db_path))
 
 

@@ -31,7 +31,7 @@ def letter(ws, referral: str, kind: str, fmt: str = "text") -> str:
         raise BadInput("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
     referral_id = values.parse_referral_id(referral)
     store = ws.reader()
-    row = store.referral(referral_id) if store else None
+    row = store.referral(referral_id)
     if row is None:
         raise NotFound(f"no referral {referral_id}")
     if row["status"] not in KINDS[kind]:

@@ -21,12 +21,14 @@ TRANSITIONS = {"offered": ("accepted", "declined", "voided"), "accepted": ("comp
 
 class Workspace:
     """What every command needs: the store (opened lazily), the config, the
-    officer and the clock. Commands that only read never create the file."""
+    officer and the clock. No command but `db init` creates a database, and
+    commands that only read never write to one."""
 
     def __init__(self, db: str | None = None, officer: str | None = None, config: str | None = None,
                  clock=values.now):
         self._db, self.officer_given, self._config_arg, self.clock = db, officer, config, clock
         self._store: Store | None = None
+        self._writable = False
         self._config: Config | None = None
 
     @property
@@ -44,21 +46,31 @@ class Workspace:
             raise BadInput("officer", "a collar number is required to write (--officer or DIVERSION_OFFICER)")
         return values.parse_officer(self.officer_given)
 
-    def reader(self) -> Store | None:
-        """The store for reading, or None if no database file exists yet."""
+    def reader(self) -> Store:
+        """The store for reading (StoreUnusable, exit 4, if there is no database)."""
         if self._store is None:
-            self._store = Store.open(self.db_path, create=False)
+            self._store = Store.open(self.db_path)
         return self._store
 
     def writer(self) -> Store:
+        """The store for writing: brought up to this diversion's schema first."""
+        if self._store is not None and not self._writable:
+            self.close()
         if self._store is None:
-            self._store = Store.open(self.db_path, create=True)
+            self._store = Store.open(self.db_path, write=True)
+            self._writable = True
         return self._store
+
+    def init(self) -> Path:
+        """Create the database (`diversion db init`)."""
+        Store.create(self.db_path).close()
+        return self.db_path
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+            self._writable = False
 
 
 # ---- shared shapes ----------------------------------------------------------
@@ -98,9 +110,7 @@ def possible_match_view(row: dict, reasons: list[str]) -> dict:
             "open_referral": bool(row.get("open_referral")), "why": reasons}
 
 
-def near_matches(store: Store | None, who: identity.NameAndBirth, exclude: set[int] = frozenset()) -> list[dict]:
-    if store is None:
-        return []
+def near_matches(store: Store, who: identity.NameAndBirth, exclude: set[int] = frozenset()) -> list[dict]:
     dobs = [who.dob.isoformat()]
     swapped = identity.swapped_day_month(who.dob)
     if swapped:
@@ -214,8 +224,6 @@ def find_person_matches(ws: Workspace, surname: str, forename: str, dob: str, pn
     who = identity.NameAndBirth(values.clean_name(surname, "surname"), values.clean_name(forename, "forename"),
                                 values.parse_date(dob, "dob"))
     store = ws.reader()
-    if store is None:
-        return {"exact": [], "possible_matches": []}
     exact = store.people_named(who.surname_norm, who.forenames_norm, who.dob.isoformat())
     if pnc:
         by_pnc = store.person_by_pnc(values.parse_pnc(pnc))
@@ -322,9 +330,7 @@ def check_person(ws: Workspace, ident: str | None = None, *, surname: str | None
         key_pnc = values.parse_pnc(ident) if values.looks_like_pnc(ident) else None
         key_id = None if key_pnc else values.parse_person_id(ident)
         store = ws.reader()
-        row = None
-        if store is not None:
-            row = store.person_by_pnc(key_pnc) if key_pnc else store.person(key_id)
+        row = store.person_by_pnc(key_pnc) if key_pnc else store.person(key_id)
         if row is None:
             raise NotFound(f"no person with PNC ID {key_pnc}" if key_pnc
                            else f"no person {values.format_person_id(key_id)}")
@@ -334,7 +340,7 @@ def check_person(ws: Workspace, ident: str | None = None, *, surname: str | None
     who = identity.NameAndBirth(values.clean_name(surname, "surname"), values.clean_name(forename, "forename"),
                                 values.parse_date(dob, "dob"))
     store = ws.reader()
-    exact = store.people_named(who.surname_norm, who.forenames_norm, who.dob.isoformat()) if store else []
+    exact = store.people_named(who.surname_norm, who.forenames_norm, who.dob.isoformat())
     if exact:
         report = _person_report(ws, store, exact[0], now)
         report["possible_matches"] = [possible_match_view(p, ["same name and date of birth"]) for p in exact[1:]] \
@@ -410,9 +416,7 @@ def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: 
         config.scheme(scheme)
     when = values.parse_datetime(appointment, "appointment", allow_future=True) if appointment else None
     approved_by = values.parse_officer(supervisor) if supervisor else None
-    store = ws.reader()
-    if store is None:
-        raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
+    store = ws.writer()
     with store.transaction("refer", officer):
         row = store.incident(incident_id)
         if row is None:
@@ -452,8 +456,8 @@ class NotEligible(Refused):
         self.verdict = verdict
 
 
-def _referral_or_404(store: Store | None, referral_id: str) -> dict:
-    row = store.referral(referral_id) if store else None
+def _referral_or_404(store: Store, referral_id: str) -> dict:
+    row = store.referral(referral_id)
     if row is None:
         raise NotFound(f"no referral {referral_id}")
     return row
@@ -472,7 +476,7 @@ def record_outcome(ws: Workspace, referral: str, status: str, when: str | None =
     reason = values.clean_text(reason, "reason")
     if status == "voided" and not reason:
         raise BadInput("reason", "is required to void a referral (say why it was wrong)")
-    store = ws.reader()
+    store = ws.writer()
     _referral_or_404(store, referral_id)
     with store.transaction(f"outcome {status}", officer, reason):
         row = _referral_or_404(store, referral_id)
@@ -515,7 +519,7 @@ def record_condition(ws: Workspace, referral: str, condition: str, result: str, 
         raise BadInput("result", f"{result!r} is not met or breached")
     at = values.parse_datetime(when, "when") if when else now
     note = values.clean_text(note, "note")
-    store = ws.reader()
+    store = ws.writer()
     _referral_or_404(store, referral_id)
     with store.transaction(f"condition {result}", officer, note):
         row = _referral_or_404(store, referral_id)
@@ -584,7 +588,7 @@ def work_queue(ws: Workspace, status: str | None = None, overdue: bool = False,
     elif due_within is not None:
         due_before = _end_of_day(now + timedelta(days=due_within)).isoformat(timespec="seconds")
     store = ws.reader()
-    rows = store.referral_queue(statuses, due_before) if store else []
+    rows = store.referral_queue(statuses, due_before)
     today = now.date()
     queue = []
     for r in rows:

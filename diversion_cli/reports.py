@@ -244,17 +244,8 @@ def build_report(store, config, period: Period, now: datetime, scheme: str | Non
         raise BadInput("by", f"{by!r} is not one of {', '.join(DIMENSIONS)}")
     if scheme is not None:
         config.scheme(scheme)
-    if store is None:
-        return _tables(_NoData(), config, period, now, scheme, by)
     with store.snapshot():
         return _tables(store, config, period, now, scheme, by)
-
-
-class _NoData:
-    """Stands in for the store before any database exists: every count is zero."""
-
-    def figures(self, kind, *args):
-        return [] if kind == "facts" else {}
 
 
 def _month_slices(period: Period) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ step() { printf '\n\033[1m== %s\033[0m\n$ diversion %s\n' "$1" "$(echo "$2")"; }
 run() { step "$1" "$2"; shift 2; "$bin" "$@"; echo "(exit $?)"; }
 
 rm -f "$DIVERSION_DB" "$DIVERSION_DB-wal" "$DIVERSION_DB-shm"
+run "Create the database (only db init ever creates one)" "db init" db init
 run "Load eight months of synthetic history" "import $here/incidents.csv" import "$here/incidents.csv"
 run "A new arrest: record it and offer the diversion at once" \
     "record --surname Okoro --forename Daniel --dob 14/02/1999 --pnc 1999/0123456X --substance weed --refer" \

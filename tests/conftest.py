@@ -1,6 +1,7 @@
 """Every test gets its own database file and no stray configuration."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def empty_database(tmp_path_factory) -> Path:
+    """One database made by `db init`'s code path; each test gets a copy (building the
+    schema per test would cost a second on every ten tests)."""
+    from diversion_cli.store import Store
+
+    path = tmp_path_factory.mktemp("template") / "empty.db"
+    Store.create(path).close()
+    return path
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
+def isolated_env(tmp_path, monkeypatch, empty_database, request):
+    """DIVERSION_DB points at a fresh, initialised database, unless the test is
+    marked `no_database` (then nothing exists at that path)."""
     db = tmp_path / "diversion.db"
+    if not request.node.get_closest_marker("no_database"):
+        shutil.copyfile(empty_database, db)
+        os.chmod(db, 0o600)
     monkeypatch.setenv("DIVERSION_DB", str(db))
     monkeypatch.setenv("DIVERSION_OFFICER", "1234")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))

@@ -307,9 +307,10 @@ def test_verify_and_db_check_pass_on_an_untouched_database(busy_history):
     assert sub("audit", "verify").returncode == 0
 
 
-def test_verify_on_a_missing_database_is_not_found_and_creates_nothing():
+@pytest.mark.no_database
+def test_verify_on_a_missing_database_is_unusable_and_creates_nothing():
     result = verify()
-    assert result.exit_code == 3
+    assert result.exit_code == 4 and "no database at" in result.stderr
     assert not db_file().exists()
 
 
@@ -642,8 +643,9 @@ def test_db_status_shows_schema_version_and_counts(busy_history):
     assert f"audit_log:      {direct['audit_log']:,}" in text.stdout
 
 
+@pytest.mark.no_database
 def test_db_status_without_a_database_creates_nothing():
-    assert run("db", "status").exit_code == 3
+    assert run("db", "status").exit_code == 4
     assert not db_file().exists()
 
 
@@ -757,9 +759,10 @@ def test_backup_onto_an_existing_file_is_refused_and_leaves_it_alone(tmp_path):
     assert target.read_bytes() == b"precious"
 
 
-def test_backup_of_a_missing_database_is_not_found(tmp_path):
-    assert run("db", "backup", tmp_path / "b.db").exit_code == 3
-    assert not db_file().exists()
+@pytest.mark.no_database
+def test_backup_of_a_missing_database_is_unusable_and_creates_nothing(tmp_path):
+    assert run("db", "backup", tmp_path / "b.db").exit_code == 4
+    assert not db_file().exists() and not (tmp_path / "b.db").exists()
 
 
 def test_restore_brings_back_the_backed_up_state(tmp_path):

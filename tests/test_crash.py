@@ -185,7 +185,10 @@ def _importable(csv_file: Path, workdir: Path) -> list[str]:
     mistaken for a killed one); returns what was dropped and why."""
     dropped: list[str] = []
     for attempt in range(6):
-        done = subprocess.run([sys.executable, "-m", "diversion_cli", "--db", str(workdir / f"dry{attempt}.db"),
+        dry = workdir / f"dry{attempt}.db"
+        subprocess.run([sys.executable, "-m", "diversion_cli", "--db", str(dry), "db", "init"], check=True,
+                       capture_output=True, timeout=60)
+        done = subprocess.run([sys.executable, "-m", "diversion_cli", "--db", str(dry),
                                "import", "--dry-run", str(csv_file)], capture_output=True, text=True, timeout=120)
         if done.returncode == 0:
             return dropped
@@ -245,7 +248,7 @@ def test_killed_writes_are_all_or_nothing_and_the_trail_stays_sound(tmp_path, py
 def _kill_loop(rng: random.Random, pool: Pool, db: Path, csv_file: Path, import_rows: int, tmp_path: Path,
                say=print):
     # ---- calibration: what each operation writes, and how long it runs ------------------
-    record("--refer", surname="Calib", forename="Carl", dob="1980-05-05")  # creates and migrates the file
+    record("--refer", surname="Calib", forename="Carl", dob="1980-05-05")
     before = _counts(db)
     t_record = _calibrate(pool, _record_args(db, 100_000), db)
     record_effect = _delta(before, _counts(db))

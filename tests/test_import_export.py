@@ -173,9 +173,11 @@ def test_dry_run_of_a_bad_file_fails_like_the_import(tmp_path):
     assert set(error_lines(result.stderr)) == {3, 4, 5, 6, 7, 8, 9}
 
 
-def test_dry_run_on_a_fresh_machine_creates_no_database(tmp_path, db_path):
-    result = run("import", "--dry-run", write(tmp_path, "clean.csv", CLEAN))
-    assert result.exit_code == 0, result.stderr
+@pytest.mark.no_database
+def test_import_without_a_database_creates_none(tmp_path, db_path):
+    for args in (["--dry-run"], []):
+        result = run("import", *args, write(tmp_path, "clean.csv", CLEAN))
+        assert result.exit_code == 4 and "no database at" in result.stderr
     assert not db_path.exists()
 
 

@@ -4,6 +4,7 @@ and the database's own guarantees tested directly with sqlite3."""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -256,14 +257,15 @@ def test_desks_opening_a_new_database_at_once_all_succeed(tmp_path):
     assert count_rows(path, "people") == 4
 
 
-def test_stampede_on_a_database_that_does_not_exist_yet(tmp_path):
+@pytest.mark.no_database
+def test_racing_db_inits_make_one_database(tmp_path):
     assert not db_file().exists()
-    many = 6
-    results = race(tmp_path, [["record", "--surname", f"Dawn{chr(65 + n)}", "--forename", "Ed",
-                               "--dob", f"197{n}-05-05", "--substance", "weed"] for n in range(many)])
-    assert all(r.returncode == 0 for r in results), _describe(results)
-    assert count_rows(None, "people") == many
-    assert count_rows(None, "incidents") == many
+    results = race(tmp_path, [["db", "init"] for _ in range(6)])
+    codes = sorted(r.returncode for r in results)
+    assert codes == [0, 1, 1, 1, 1, 1], _describe(results)
+    assert all("already exists" in r.stderr for r in results if r.returncode == 1), _describe(results)
+    assert stat.S_IMODE(db_file().stat().st_mode) == 0o600
+    assert record(surname="Dawn", forename="Ed", dob="1975-05-05")["person_id"] == "P-000001"
 
 
 def _has_open(pid: int, path: Path) -> bool:

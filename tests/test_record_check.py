@@ -118,16 +118,18 @@ def test_check_by_name_with_no_record_is_eligible_and_says_so():
     assert data["incidents"] == [] and data["referrals"] == []
 
 
-@pytest.mark.parametrize("args, code", [
-    (("check", "--surname", "Nobody", "--forename", "Here", "--dob", "01/01/2000"), 0),
-    (("check", "P-000001"), 3),
-    (("check", "1979/0123456T", "--json"), 3),
-    (("referrals",), 0),
+@pytest.mark.no_database
+@pytest.mark.parametrize("args", [
+    ("check", "--surname", "Nobody", "--forename", "Here", "--dob", "01/01/2000"),
+    ("check", "P-000001"),
+    ("check", "1979/0123456T", "--json"),
+    ("referrals",),
 ])
-def test_read_only_commands_on_a_missing_database_do_not_create_it(args, code):
+def test_read_only_commands_on_a_missing_database_do_not_create_it(args):
     assert not db_file().exists()
     result = run(*args)
-    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert result.exit_code == 4, (result.stdout, result.stderr)
+    assert result.stdout == "" and "no database at" in result.stderr
     assert not db_file().exists()
     assert not db_file().parent.joinpath(db_file().name + "-wal").exists()
 
@@ -226,7 +228,7 @@ def _bad_args(overrides: dict) -> list[str]:
     return args
 
 
-@pytest.mark.parametrize("existing", [False, True], ids=["first-command", "existing-db"])
+@pytest.mark.parametrize("existing", [False, True], ids=["empty-db", "existing-db"])
 @pytest.mark.parametrize("overrides, field", [(o, f) for _, o, f in BAD_INPUTS], ids=[n for n, _, _ in BAD_INPUTS])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(overrides, field, existing, monkeypatch):
     if existing:
@@ -238,17 +240,14 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(overrides, field, ex
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert_one_line_error(result, field)
     assert result.stdout == ""
-    if existing:
-        assert counts() == before
-    else:
-        assert not db_file().exists()
+    assert counts() == before
 
 
 def test_bad_input_as_a_real_process_has_no_traceback():
     result = sub(*_bad_args({"--dob": "31/02/2026"}))
     assert result.returncode == 2
     assert_one_line_error(result, "dob")
-    assert not db_file().exists()
+    assert counts() == {"people": 0, "incidents": 0, "referrals": 0, "decisions": 0}
 
 
 def test_legal_high_is_refused_as_not_a_possession_incident():
@@ -259,12 +258,6 @@ def test_legal_high_is_refused_as_not_a_possession_incident():
     assert "not a controlled drug" in result.stderr
     assert "Traceback" not in result.stderr
     assert counts() == before
-
-
-def test_legal_high_as_first_command_creates_no_database():
-    result = run(*_bad_args({"--substance": "legal high"}))
-    assert result.exit_code == 1
-    assert not db_file().exists()
 
 
 # ---- names as people spell them -----------------------------------------
@@ -295,8 +288,9 @@ def test_text_output_prints_a_markup_like_name_as_typed():
 
 # ---- the file itself -------------------------------------------------------
 
-def test_database_file_is_owner_only_after_first_write():
-    assert not db_file().exists()
+@pytest.mark.no_database
+def test_database_file_is_owner_only_after_init_and_first_write():
+    assert run("db", "init").exit_code == 0
     record()
     mode = stat.S_IMODE(db_file().stat().st_mode)
     assert mode == 0o600, oct(mode)
@@ -308,7 +302,8 @@ def test_database_file_is_owner_only_after_first_write():
 def test_database_in_a_new_directory_is_owner_only(tmp_path, monkeypatch):
     target = tmp_path / "new-dir" / "store.db"
     monkeypatch.setenv("DIVERSION_DB", str(target))
-    result = sub("record", *_bad_args({})[1:], script=True)  # the installed console script
+    assert sub("db", "init", script=True).returncode == 0  # the installed console script
+    result = sub("record", *_bad_args({})[1:], script=True)
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert stat.S_IMODE(target.parent.stat().st_mode) & 0o077 == 0

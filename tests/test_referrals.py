@@ -357,29 +357,26 @@ def test_work_queue_overdue_due_within_and_json(tmp_path):
 
 # ---- config decides the look-back ------------------------------------------
 
-def _history_three_years_ago() -> tuple[dict, dict]:
+def _history_three_years_ago(tmp_path) -> tuple[dict, dict]:
     """A person diverted (completed) three years ago, and a new incident today."""
     three_years = (datetime.now() - timedelta(days=3 * 365 + 2)).replace(microsecond=0)
-    old = record("--when", three_years.strftime("%Y-%m-%d %H:%M"), surname="Ward", forename="Kim", dob="1980-04-04")
     # `refer` and `outcome` stamp the present (an outcome may not predate its offer),
-    # so the old diversion is written straight into the file, as a migration would.
-    conn = connect()
-    at = three_years.isoformat()
-    conn.execute(
-        "INSERT INTO referrals (id, person_id, incident_id, scheme, pathway, one_shot_group, lookback_since, "
-        "status, provider, deadline, offered_at, offered_by, diverted_at, closed_at, outcome_code, "
-        "updated_at, updated_by) VALUES (?, ?, ?, 'dep-adult', 'workshop', 'adult', NULL, 'completed', "
-        "'Example Drug Service', ?, ?, '1234', ?, ?, 22, ?, '1234')",
-        (f"R-{three_years.year}-000001", int(old["person_id"][2:]), int(old["incident_id"][2:]),
-         (three_years + timedelta(days=56)).isoformat(), at, at, (three_years + timedelta(days=20)).isoformat(), at))
-    conn.close()
+    # so the old diversion comes in as history, through `import`.
+    at, done = three_years.strftime("%Y-%m-%d %H:%M"), (three_years + timedelta(days=20)).strftime("%Y-%m-%d %H:%M")
+    history = tmp_path / "history.csv"
+    history.write_text("surname,forenames,dob,occurred_at,substances,scheme,referral_status,offered_at,accepted_at,"
+                       f"closed_at\nWard,Kim,1980-04-04,{at},cannabis,dep-adult,completed,{at},{at},{done}\n",
+                       encoding="utf-8")
+    assert run("import", history).exit_code == 0
+    old = as_json(run("check", "--surname", "Ward", "--forename", "Kim", "--dob", "1980-04-04", "--json"))
+    old = {"person_id": old["person"]["id"]}
     new = record("--person", old["person_id"], substance="coke")
     return old, new
 
 
 def test_two_year_lookback_makes_a_person_diverted_three_years_ago_eligible_again(tmp_path):
     config = _write_config(tmp_path / "force.toml", **{"dep-adult__lookback_years": 2})
-    old, new = _history_three_years_ago()
+    old, new = _history_three_years_ago(tmp_path)
     person = old["person_id"]
 
     shipped = _check(person)
@@ -403,7 +400,7 @@ def test_two_year_lookback_makes_a_person_diverted_three_years_ago_eligible_agai
 
 def test_lookback_config_via_environment(tmp_path, monkeypatch):
     config = _write_config(tmp_path / "force.toml", **{"dep-adult__lookback_years": 2})
-    old, _ = _history_three_years_ago()
+    old, _ = _history_three_years_ago(tmp_path)
     assert _check(old["person_id"]).exit_code == 1
     monkeypatch.setenv("DIVERSION_CONFIG", str(config))
     assert _check(old["person_id"]).exit_code == 0

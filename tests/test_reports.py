@@ -578,8 +578,10 @@ def test_month_and_range_together_are_refused():
     assert result.exit_code == 2
 
 
+@pytest.mark.no_database
 def test_reading_a_report_never_creates_the_database(db_path):
-    assert run("report", "--month", "2026-10", "--format", "json").exit_code == 0
+    result = run("report", "--month", "2026-10", "--format", "json")
+    assert result.exit_code == 4 and result.stdout == "" and "no database at" in result.stderr
     assert not db_path.exists()
 
 

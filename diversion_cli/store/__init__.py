@@ -18,6 +18,7 @@ from diversion_cli.errors import BadInput, Refused, StoreUnusable
 from diversion_cli.store.migrations import LATEST, MIGRATIONS
 
 AUDIT_FROM = 3  # the migration that created the audit trail
+BULK_LOAD_FROM = 5  # the migration that added the bulk-load flag
 
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a desk waits for another desk's write
 
@@ -125,26 +126,47 @@ class Store:
     # ---- opening -------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, create: bool) -> Store | None:
-        """Open (and migrate) the file. Without `create`, a missing file gives None."""
+    def create(cls, path: Path) -> Store:
+        """Create a new database (owner-only) and build its schema: `diversion db init`,
+        the only way a database comes into being."""
+        _create_owner_only(path)
+        try:
+            conn = connect(path)
+            conn.execute("PRAGMA journal_mode = WAL")  # persistent: set once, here
+        except database_errors() as exc:
+            raise _unusable(exc, path) from None
+        return cls._ready(path, conn, write=True, new=True)
+
+    @classmethod
+    def open(cls, path: Path, write: bool = False) -> Store:
+        """Open an existing database. A missing file is never an empty record: exit 4,
+        nothing created. Reading never writes: only a write brings an older schema up
+        to date; a reader is told to (`diversion db upgrade`)."""
         if not path.exists():
-            if not create:
-                return None
-            _create_owner_only(path)
+            raise StoreUnusable(f"no database at {path}: create one with `diversion db init`, "
+                                f"or check --db / DIVERSION_DB")
         try:
             conn = connect(path)
         except database_errors() as exc:
             raise _unusable(exc, path) from None
+        return cls._ready(path, conn, write)
+
+    @classmethod
+    def _ready(cls, path: Path, conn, write: bool, new: bool = False) -> Store:
         store = cls(path, conn)
         try:
-            store._refuse_newer_schema()  # before anything below could write to the file
+            version = 0 if new else store._diversion_schema()  # before anything below could write to the file
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = FULL")
-            # a bulk import's transaction must not spill dirty pages mid-way (a ceiling, not an allocation)
-            conn.execute("PRAGMA cache_size = -65536")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            store._migrate()
+            if write:
+                conn.execute("PRAGMA synchronous = FULL")
+                # a bulk import's transaction must not spill dirty pages mid-way (a ceiling, not an allocation)
+                conn.execute("PRAGMA cache_size = -65536")
+                store._migrate()
+            elif version < LATEST:
+                raise StoreUnusable(f"the database {path} has schema version {version}; this diversion needs "
+                                    f"{LATEST}: run `diversion db upgrade` (or any command that writes)")
+            else:
+                store._audited = True
         except database_errors() as exc:
             conn.close()
             raise _unusable(exc, path) from None
@@ -153,33 +175,29 @@ class Store:
             raise
         return store
 
-    @classmethod
-    def in_memory(cls) -> Store:
-        """A throwaway migrated database (for validating without touching any file)."""
-        conn = connect(":memory:")
-        store = cls(Path(":memory:"), conn)
-        store._migrate()
-        return store
-
     def close(self) -> None:
         self.conn.close()
 
     def schema_version(self) -> int:
         return self.conn.execute("SELECT coalesce(max(version), 0) FROM migrations").fetchone()[0]
 
-    def _refuse_newer_schema(self) -> None:
+    def _diversion_schema(self) -> int:
+        """The schema version of a diversion database; StoreUnusable for any other file
+        (an empty or torn file, another program's database) or a newer diversion's."""
         known = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'")
-        if known.fetchone() and self.schema_version() > LATEST:
-            raise StoreUnusable(f"the database {self.path} has schema version {self.schema_version()}, newer than "
-                                f"this diversion understands ({LATEST}); upgrade diversion before using it")
+        if not known.fetchone():
+            raise StoreUnusable(f"{self.path} is not a diversion database (empty, torn or another program's "
+                                f"file); nothing was written to it")
+        version = self.schema_version()
+        if version > LATEST:
+            raise StoreUnusable(f"the database {self.path} has schema version {version}, newer than this "
+                                f"diversion understands ({LATEST}); upgrade diversion before using it")
+        return version
 
     def _migrate(self) -> None:
         self.conn.execute("CREATE TABLE IF NOT EXISTS migrations "
                           "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
         current = self.schema_version()
-        if current > LATEST:
-            raise StoreUnusable(f"the database {self.path} has schema version {current}, newer than this "
-                                f"diversion understands ({LATEST}); upgrade diversion before using it")
         self._audited = current >= AUDIT_FROM
         for version, name, sql in MIGRATIONS:
             if version <= current:
@@ -197,14 +215,23 @@ class Store:
     # ---- transactions --------------------------------------------------
 
     @contextmanager
-    def transaction(self, operation: str, officer: str, reason: str | None = None):
+    def transaction(self, operation: str, officer: str, reason: str | None = None,
+                    accept_outside_changes: bool = False):
         """A write transaction holding the database write lock from the start.
         Every change in it is sealed into the audit trail, stamped with the
-        operation, the officer and the reason, before it commits."""
+        operation, the officer and the reason, before it commits. It refuses to
+        start while a change made outside diversion waits unsealed: sealing it
+        here would launder it under this officer's name."""
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-        except database_errors() as exc:
-            raise _unusable(exc, self.path) from None
+            if not accept_outside_changes:
+                self._refuse_outside_changes()
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, database_errors()):
+                raise _unusable(exc, self.path) from None
+            raise
         self._audit_context = (_iso(datetime.now()), officer, operation, reason)
         try:
             yield self
@@ -220,6 +247,17 @@ class Store:
             raise
         finally:
             self._audit_context = None
+
+    def _refuse_outside_changes(self) -> None:
+        if not self._audited:
+            return
+        if self.conn.execute("SELECT EXISTS (SELECT 1 FROM audit_pending)").fetchone()[0]:
+            raise StoreUnusable("changes made outside diversion are pending: run `diversion audit verify`; "
+                                "nothing was written")
+        if self.schema_version() >= BULK_LOAD_FROM and \
+                self.conn.execute("SELECT EXISTS (SELECT 1 FROM bulk_load)").fetchone()[0]:
+            raise StoreUnusable("the audit triggers were switched off outside diversion (bulk-load flag set): "
+                                "run `diversion audit verify`; nothing was written")
 
     def seal_audit(self) -> None:
         """Seal the changes made so far in this transaction (bulk loads call it per batch)."""
@@ -280,9 +318,9 @@ class Store:
 
     def fill_person_gaps(self, person_id: int, pnc: str | None, gender: str | None, ethnicity: str | None) -> None:
         """Add details learnt at a later arrest without overwriting recorded ones."""
-        self.conn.execute(
-            "UPDATE people SET pnc = coalesce(pnc, ?), gender = coalesce(gender, ?), "
-            "ethnicity = coalesce(ethnicity, ?) WHERE id = ?", (pnc, gender, ethnicity, person_id))
+        # the same statement as a bulk load's: a person with nothing new is not touched
+        # (no audit entry, no report months re-stamped)
+        self.conn.execute(BATCH_SQL["person_gaps"], (pnc, gender, ethnicity, person_id))
 
     # ---- incidents and decisions ----------------------------------------
 
@@ -828,12 +866,14 @@ def _statements(sql: str) -> list[str]:
 
 def _create_owner_only(path: Path) -> None:
     """Create the file mode 0600 (and its directory 0700) before SQLite opens it;
-    SQLite gives its -wal and -shm files the same mode as the database."""
+    SQLite gives its -wal and -shm files the same mode as the database. Never
+    over anything already there (O_EXCL: also refuses a symlink)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         os.close(fd)
     except FileExistsError:
-        pass
+        raise Refused(f"something already exists at {path}: `diversion db init` never creates a database "
+                      f"over it") from None
     except OSError as exc:
         raise StoreUnusable(f"cannot create the database {path}: {exc.strerror}") from None
