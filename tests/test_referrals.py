@@ -103,7 +103,7 @@ def test_record_refer_when_not_eligible_offers_nothing():
     offer = refer(out["incident_id"])
     run("outcome", offer["id"], "accepted")
     run("outcome", offer["id"], "failed")
-    result = run("record", "--json", "--person", out["person_id"], "--substance", "weed", "--refer")
+    result = run("record", "--json", "--person", out["person_id"], "--substance", "coke", "--refer")
     data = as_json(result)
     assert data["eligible"] is False and data["referral_id"] is None
     assert count_rows(None, "referrals") == 1
@@ -175,37 +175,49 @@ def _contract() -> tuple[dict, dict]:
     return out, offer
 
 
+def _contract_run_its_course(tmp_path) -> tuple[str, str]:
+    """(person id, referral id) of a contract accepted five months ago: every condition is due."""
+    start = (datetime.now() - timedelta(days=150)).strftime("%Y-%m-%d 10:00")
+    rows = tmp_path / "contract.csv"
+    rows.write_text("surname,forenames,dob,occurred_at,substances,scheme,referral_status,offered_at,accepted_at\n"
+                    f"Lee,Sam,1985-05-05,{start},cocaine,checkpoint,accepted,{start},{start}\n", encoding="utf-8")
+    assert run("import", rows).exit_code == 0
+    person = as_json(run("check", "--surname", "Lee", "--forename", "Sam", "--dob", "1985-05-05", "--json"))
+    return person["person"]["id"], person["referrals"][0]["id"]
+
+
 def test_contract_breach_fails_the_contract_with_outcome_1():
     out, offer = _contract()
     keys = [c["key"] for c in offer["conditions"]]
-    met = run("condition", offer["id"], keys[0], "met", "--json")
+    assert keys[1] == "drug-awareness"  # due within 42 days: may be met early
+    met = run("condition", offer["id"], keys[1], "met", "--json")
     assert met.exit_code == 0, met.stderr
     assert as_json(met)["closed_as"] is None
     assert _status(offer["id"])["status"] == "accepted"
 
-    breached = run("condition", offer["id"], keys[1], "breached", "--note", "missed session", "--json")
+    breached = run("condition", offer["id"], keys[0], "breached", "--note", "arrested again", "--json")
     assert breached.exit_code == 0, breached.stderr
     assert as_json(breached)["closed_as"] == "failed"
     view = _status(offer["id"])
     assert (view["status"], view["outcome_code"]) == ("failed", 1)
-    assert [c["status"] for c in view["conditions"][:2]] == ["met", "breached"]
+    assert [c["status"] for c in view["conditions"][:2]] == ["breached", "met"]
     assert _check(out["person_id"]).exit_code == 1
 
 
-def test_contract_completes_with_outcome_22_when_every_condition_is_met():
-    out, offer = _contract()
-    keys = [c["key"] for c in offer["conditions"]]
+def test_contract_completes_with_outcome_22_when_every_condition_is_met(tmp_path):
+    _, referral_id = _contract_run_its_course(tmp_path)
+    keys = [c["key"] for c in _status(referral_id)["conditions"]]
     # completing by hand before the conditions are met is refused
-    early = run("outcome", offer["id"], "completed")
+    early = run("outcome", referral_id, "completed")
     assert early.exit_code == 1
-    assert _status(offer["id"])["status"] == "accepted"
+    assert _status(referral_id)["status"] == "accepted"
     for n, key in enumerate(keys, 1):
         # conditions can be named by key or by number
-        result = run("condition", offer["id"], str(n) if n == 1 else key, "met")
+        result = run("condition", referral_id, str(n) if n == 1 else key, "met")
         assert result.exit_code == 0, result.stderr
-    view = _status(offer["id"])
+    view = _status(referral_id)
     assert (view["status"], view["outcome_code"]) == ("completed", 22)
-    letter = run("letter", offer["id"], "--kind", "completion")
+    letter = run("letter", referral_id, "--kind", "completion")
     assert letter.exit_code == 0 and "dropped" in letter.stdout
 
 

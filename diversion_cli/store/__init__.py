@@ -19,6 +19,7 @@ from diversion_cli.store.migrations import LATEST, MIGRATIONS
 
 AUDIT_FROM = 3  # the migration that created the audit trail
 BULK_LOAD_FROM = 5  # the migration that added the bulk-load flag
+CORRECTION_FROM = 7  # the migration that added the correction flag
 
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a desk waits for another desk's write
 
@@ -248,16 +249,23 @@ class Store:
         finally:
             self._audit_context = None
 
+    def note(self, text: str) -> None:
+        """Add to the reason this transaction's changes are entered in the trail with
+        (e.g. the officer's statement that let a referral through)."""
+        at, officer, operation, reason = self._audit_context
+        self._audit_context = (at, officer, operation, f"{reason}; {text}" if reason else text)
+
     def _refuse_outside_changes(self) -> None:
         if not self._audited:
             return
         if self.conn.execute("SELECT EXISTS (SELECT 1 FROM audit_pending)").fetchone()[0]:
             raise StoreUnusable("changes made outside diversion are pending: run `diversion audit verify`; "
                                 "nothing was written")
-        if self.schema_version() >= BULK_LOAD_FROM and \
-                self.conn.execute("SELECT EXISTS (SELECT 1 FROM bulk_load)").fetchone()[0]:
-            raise StoreUnusable("the audit triggers were switched off outside diversion (bulk-load flag set): "
-                                "run `diversion audit verify`; nothing was written")
+        version = self.schema_version()
+        for flag, since in (("bulk_load", BULK_LOAD_FROM), ("correction", CORRECTION_FROM)):
+            if version >= since and self.conn.execute(f"SELECT EXISTS (SELECT 1 FROM {flag})").fetchone()[0]:
+                raise StoreUnusable(f"the {flag.replace('_', '-')} flag was set outside diversion: run "
+                                    f"`diversion audit verify`; nothing was written")
 
     def seal_audit(self) -> None:
         """Seal the changes made so far in this transaction (bulk loads call it per batch)."""
@@ -352,6 +360,13 @@ class Store:
         self._attach_incident_details(rows)
         return rows
 
+    def incidents_between(self, person_id: int, start: datetime, end: datetime) -> list[dict]:
+        """A person's live (not voided) incidents that occurred in [start, end]."""
+        rows = self._all("SELECT * FROM incidents WHERE person_id = ? AND occurred_at >= ? AND occurred_at <= ? "
+                         "AND voided_at IS NULL ORDER BY occurred_at, id", (person_id, _iso(start), _iso(end)))
+        self._attach_incident_details(rows)
+        return rows
+
     def _attach_incident_details(self, rows: list[dict]) -> None:
         if not rows:
             return
@@ -425,6 +440,19 @@ class Store:
             "closed_at = CASE WHEN ? THEN ? ELSE closed_at END, "
             "outcome_code = coalesce(?, outcome_code), updated_at = ?, updated_by = ? WHERE id = ?",
             (status, reason, diverted, _iso(at), closing, _iso(at), outcome_code, _iso(at), officer, referral_id))
+
+    def correct_referral(self, referral_id: str, status: str, *, at: datetime, officer: str, reason: str,
+                         outcome_code: int | None, closed_at: datetime | None) -> None:
+        """A supervisor's correction of a closed referral (migration 7): the correction
+        flag exists only inside this statement's transaction."""
+        self.conn.execute("INSERT INTO correction (active) VALUES (1)")
+        try:
+            self.conn.execute(
+                "UPDATE referrals SET status = ?, reason = ?, outcome_code = ?, closed_at = coalesce(?, closed_at), "
+                "updated_at = ?, updated_by = ? WHERE id = ?",
+                (status, reason, outcome_code, _iso(closed_at), _iso(at), officer, referral_id))
+        finally:
+            self.conn.execute("DELETE FROM correction")
 
     def conditions_of(self, referral_id: str) -> list[dict]:
         return self._all("SELECT * FROM referral_conditions WHERE referral_id = ? ORDER BY position",

@@ -106,6 +106,9 @@ def verify(conn: sqlite3.Connection) -> dict:
     if conn.execute("SELECT 1 FROM bulk_load").fetchone():
         raise Problem("the bulk-load flag is set, which holds the audit triggers off: it was set outside "
                       "diversion (an import never commits it)")
+    if conn.execute("SELECT 1 FROM correction").fetchone():
+        raise Problem("the correction flag is set, which lets closed referrals change state: it was set outside "
+                      "diversion (a correction never commits it)")
     pending = conn.execute("SELECT count(*), min(id) FROM audit_pending").fetchone()
     if pending[0]:
         first = conn.execute("SELECT action, entity, entity_id FROM audit_pending WHERE id = ?",

@@ -427,4 +427,30 @@ CREATE TABLE report_cache (
 ) WITHOUT ROWID;
 """ + _stamp_triggers()))
 
+# ---- corrections of a closing outcome ------------------------------------------------
+# A referral closed wrongly (completed that was failed, or the reverse, or one that
+# should never have been made) is corrected by a supervisor. A row of `correction`,
+# inserted inside that transaction and deleted before it commits (like bulk_load),
+# is what lets a closed referral change state; otherwise the transitions stay those
+# of cli.md. Completed and failed swap (the person stays diverted, so the one shot
+# is not touched); completed, failed or declined may be voided (the one shot is
+# then free again, as for any voided referral).
+
+MIGRATIONS.append((7, "supervisors correct a wrongly closed referral", """
+CREATE TABLE correction (active INTEGER PRIMARY KEY CHECK (active = 1));
+
+DROP TRIGGER referrals_transitions;
+CREATE TRIGGER referrals_transitions BEFORE UPDATE OF status ON referrals
+WHEN NEW.status IS NOT OLD.status AND NOT (
+       (OLD.status = 'offered' AND NEW.status IN ('accepted', 'declined', 'voided'))
+    OR (OLD.status = 'accepted' AND NEW.status IN ('completed', 'failed', 'voided'))
+    OR (EXISTS (SELECT 1 FROM correction) AND (
+           (OLD.status IN ('completed', 'failed') AND NEW.status IN ('completed', 'failed'))
+        OR (OLD.status IN ('completed', 'failed', 'declined') AND NEW.status = 'voided')))
+)
+BEGIN
+    SELECT RAISE(ABORT, 'illegal_transition');
+END;
+"""))
+
 LATEST = MIGRATIONS[-1][0]
