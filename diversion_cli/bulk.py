@@ -21,17 +21,17 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from diversion_cli import identity, rules, values
+from diversion_cli import identity, operations, rules, values
 from diversion_cli.errors import BadInput, DiversionError, Refused
 from diversion_cli.operations import (RecordRequest, Workspace, _add_months, _end_of_day, prior_referrals,
                                       validate_record)
 
 COLUMNS = ("surname", "forenames", "dob", "pnc", "gender", "ethnicity", "occurred_at", "substances", "quantity",
            "location", "co_offences", "supply_suspected", "recorded_by", "scheme", "referral_status",
-           "offered_at", "accepted_at", "closed_at", "outcome_reason", "approved_by")
+           "offered_at", "accepted_at", "closed_at", "outcome_reason", "approved_by", "not_same_as", "not_duplicate")
 REQUIRED = ("occurred_at", "substances")
 REFERRAL_STATUSES = ("offered", "accepted", "declined", "completed", "failed", "voided")
 TRUE, FALSE = ("1", "true", "yes", "y"), ("", "0", "false", "no", "n")
@@ -128,8 +128,12 @@ class _Loader:
         self.next_person, self.next_incident = store.next_row_ids()
         # Caches cover only the batch not yet written, so memory stays flat however
         # long the file: earlier rows are found through the database's indexes.
-        self.people: dict[tuple, tuple] = {}            # identity key -> (person id, PNC)
+        # identity key -> (person id, PNC, surname_norm, forenames_norm, dob)
+        self.people: dict[tuple, tuple] = {}
         self.history: dict[int, list[rules.PriorReferral]] = {}
+        self.created: set[int] = set()                  # people new in this batch (no incidents on file yet)
+        self.incidents_of: dict[int, list[tuple]] = {}  # person -> [(occurred, substance keys, row's incident)]
+        self.referred: dict[str, list[dict]] = {}       # dob -> people referred in this batch, as near matches see them
         self.next_ref: dict[int, int] = {}
         self.reasons_json: dict[tuple, str] = {}
         self.batch: dict[str, list[tuple]] = {table: [] for table in (
@@ -143,9 +147,8 @@ class _Loader:
         except Refused as refusal:
             raise BadInput("", f"the database refused a row: {refusal.message}") from None
         self.store.seal_audit()  # keep the pending trail small on long imports
-        self.people.clear()
-        self.history.clear()
-        self.reasons_json.clear()
+        for cache in (self.people, self.history, self.reasons_json, self.created, self.incidents_of, self.referred):
+            cache.clear()
 
     def row(self, row: dict) -> None:
         try:
@@ -173,6 +176,10 @@ class _Loader:
         referral = self._referral_fields(row, rec.when) if (row.get("scheme") or "").strip() else None
         age = values.check_age(rec.dob, rec.when)
         person_id = self._person(rec, recorder)
+        substance_keys = {key for key, _, _ in rec.substances}
+        self._refuse_duplicate(person_id, rec.when, substance_keys, _flag(row.get("not_duplicate"), "not_duplicate"))
+        if referral:
+            self._refuse_near_match(person_id, rec, row.get("not_same_as"))
         history = self._history(person_id)
         case = rules.CaseFacts(rec.when, age, tuple(c for _, c, _ in rec.substances), rec.supply_suspected,
                                tuple(rec.co_offences))
@@ -199,8 +206,13 @@ class _Loader:
         b["decisions"].append((person_id, incident_id, int(verdict.eligible), verdict.scheme, reasons,
                                self.config.fingerprint, at, recorder))
         self.summary.incidents += 1
+        self.incidents_of.setdefault(person_id, []).append((rec.when, substance_keys, incident_id))
         if referral:
             self._add_referral(referral, person_id, incident_id, recorder, history)
+            diverted = referral["status"] in rules.DIVERTED
+            self.referred.setdefault(rec.dob.isoformat(), []).append({
+                "id": values.format_person_id(person_id), "surname": rec.surname, "forenames": rec.forenames,
+                "dob": rec.dob.isoformat(), "diverted": diverted, "open_referral": referral["status"] in rules.OPEN})
         if len(b["incidents"]) >= BATCH_ROWS:
             self.flush()
 
@@ -209,16 +221,23 @@ class _Loader:
         dob = rec.dob.isoformat()
         keys = [("pnc", rec.pnc)] if rec.pnc else []
         keys.append(("name", surname_norm, forenames_norm, dob))
-        person_id, known_pnc = None, None
+        person_id, known = None, None
         for key in keys:
             cached = self.people.get(key)
             if cached and not (rec.pnc and cached[1] and cached[1] != rec.pnc):  # two PNCs: two people
-                person_id, known_pnc = cached
+                person_id, known = cached[0], cached
                 break
         if person_id is None:
             found = self.store.same_person(rec.pnc, surname_norm, forenames_norm, dob)
             if found:
-                person_id, known_pnc = found
+                person_id, known = found[0], tuple(found)
+        if person_id is not None and rec.pnc and known[1] == rec.pnc and (
+                known[2] != surname_norm or known[4] != dob
+                or identity.first_forename(known[3]) != identity.first_forename(forenames_norm)):
+            # a PNC identifies: a row that names someone else under it is never merged silently
+            raise BadInput("pnc", f"{rec.pnc} belongs to {values.format_person_id(person_id)} (born "
+                                  f"{known[4]}), whose recorded name or date of birth differs from this row's")
+        known_pnc = known[1] if known else None
         if person_id is not None:
             self.batch["person_gaps"].append((rec.pnc, rec.gender, rec.ethnicity, person_id))
         else:
@@ -228,10 +247,48 @@ class _Loader:
                 person_id, rec.surname, rec.forenames, dob, rec.pnc, rec.gender, rec.ethnicity, surname_norm,
                 forenames_norm, rec.when.isoformat(timespec="seconds"), recorder))
             self.history[person_id] = []
+            self.created.add(person_id)
             self.summary.people_created += 1
         for key in keys:
-            self.people[key] = (person_id, known_pnc or rec.pnc)
+            self.people[key] = (person_id, known_pnc or rec.pnc, *(known[2:] if known else
+                                                                   (surname_norm, forenames_norm, dob)))
         return person_id
+
+    def _refuse_duplicate(self, person_id: int, when: datetime, substances: set[str], stated: bool) -> None:
+        """The same person, a substance in common, within 30 minutes: the same arrest twice
+        (an overlapping spreadsheet imported again must not inflate the figures)."""
+        if stated:
+            return
+        window = operations.DUPLICATE_WINDOW
+        for at, keys, incident_id in self.incidents_of.get(person_id, ()):
+            if abs(at - when) <= window and keys & substances:
+                raise BadInput("occurred_at", f"likely the same arrest as an earlier row "
+                                              f"({values.format_incident_id(incident_id)}); not_duplicate=yes "
+                                              f"if it is a different incident")
+        if person_id not in self.created:
+            found = operations.likely_duplicate(self.store, person_id, when, substances)
+            if found:
+                raise BadInput("occurred_at", f"likely the same arrest as {values.format_incident_id(found['id'])} "
+                                              f"already on record; not_duplicate=yes if it is a different incident")
+
+    def _refuse_near_match(self, person_id: int, rec, not_same_as: str | None) -> None:
+        """A referral row for someone who may be a diverted or referred person under another
+        spelling is a problem line, as `refer` refuses it, unless not_same_as names them."""
+        others = {values.parse_person_id(p) for p in _split(not_same_as)} if (not_same_as or "").strip() else set()
+        who = identity.NameAndBirth(rec.surname, rec.forenames, rec.dob)
+        matches = operations.near_matches(self.store, who, exclude={person_id})
+        seen = {m["id"] for m in matches}
+        for dob in {rec.dob.isoformat(), *(d.isoformat() for d in [identity.swapped_day_month(rec.dob)] if d)}:
+            for m in self.referred.get(dob, ()):
+                if m["id"] not in seen and m["id"] != values.format_person_id(person_id):
+                    why = identity.near_match_reasons(who, m["surname"], m["forenames"], date.fromisoformat(dob))
+                    if why:
+                        matches.append({**m, "pnc": None, "why": why})
+        blocking = operations.blocking_matches(matches, others)
+        if blocking:
+            raise BadInput("not_same_as", f"possible same person already diverted or referred: "
+                                          f"{operations.matches_line(blocking)}; name them in not_same_as if "
+                                          f"they are someone else")
 
     def _history(self, person_id: int) -> list[rules.PriorReferral]:
         if person_id not in self.history:  # someone written in an earlier batch or before this import

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from diversion_cli import __version__, operations, output
-from diversion_cli.errors import BadInput, DiversionError
+from diversion_cli.errors import BadInput, DiversionError, Refused
 from diversion_cli.operations import Workspace
 
 EXIT_INTERNAL = 70
@@ -41,10 +41,10 @@ class _Group(TyperGroup):
         except BrokenPipeError:  # `diversion export | head`: the reader has gone; not an error of ours
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(141) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted: nothing was written", err=True)
+        except (KeyboardInterrupt, typer.Abort):  # Ctrl-C, or Ctrl-D at a prompt
+            typer.echo("\ninterrupted: nothing was written", err=True)
             raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort, typer.TyperException):
+        except (typer.Exit, typer.TyperException):
             raise  # Typer's own exits and usage errors (exit 2) pass through
         except Exception as exc:  # a bug: say so without locals or personal data
             if os.environ.get("DIVERSION_DEBUG"):
@@ -108,8 +108,9 @@ def _interactive(json_out: bool) -> bool:
     return sys.stdin.isatty() and not json_out
 
 
-def _ask(label: str, parse, default: str | None = None, required: bool = True) -> str | None:
-    """Prompt until the value parses; an empty answer skips an optional field."""
+def _ask(label: str, parse, default: str | None = None, required: bool = True, echo=None) -> str | None:
+    """Prompt until the value parses; an empty answer skips an optional field. With
+    `echo`, the parsed value is said back (dates in words, so a swap is seen)."""
     while True:
         answer = typer.prompt(label, default=default if default is not None else ("" if not required else None),
                               show_default=bool(default), err=True)
@@ -117,10 +118,42 @@ def _ask(label: str, parse, default: str | None = None, required: bool = True) -
         if not answer and not required:
             return None
         try:
-            parse(answer)
-            return answer
+            value = parse(answer)
         except DiversionError as exc:
             typer.echo(f"  {exc.message}", err=True)
+            continue
+        if echo is not None:
+            typer.echo(f"  = {echo(value)}", err=True)
+        return answer
+
+
+def _confirm_identity(ws: Workspace, req: operations.RecordRequest) -> None:
+    """At the desk, a PNC whose record names someone else is asked about, never resolved silently."""
+    conflict = operations.pnc_conflict(ws, req)
+    if conflict is None:
+        return
+    output.warn(f"PNC {conflict['pnc']} is on record for {output.person_line(conflict['person'])}")
+    for line in conflict["differences"]:
+        output.warn(f"  {line}")
+    if typer.confirm(f"Is this {conflict['person']['id']}? (their details are corrected with "
+                     f"`diversion amend person`)", default=False, err=True):
+        req.person = conflict["person"]["id"]
+    else:
+        raise Refused("pnc: the PNC ID belongs to someone else: check it; nothing was written")
+
+
+def _confirm_old_incident(ws: Workspace, req: operations.RecordRequest) -> None:
+    """An incident more than a week old is confirmed: a day/month swap makes one."""
+    from diversion_cli import values
+
+    while True:
+        when = values.parse_datetime(req.when, "when") if req.when and req.when != "now" else ws.clock()
+        days = (ws.clock().date() - when.date()).days
+        if days <= 7 or typer.confirm(f"The incident was {days} days ago ({values.moment_in_words(when)}). "
+                                      f"Is that right?", default=False, err=True):
+            return
+        req.when = _ask("When (Enter for now)", lambda v: values.parse_datetime(v, "when"), default="now",
+                        echo=values.moment_in_words)
 
 
 def _one_of(options: list[str]):
@@ -140,7 +173,8 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
         req.pnc = _ask("PNC ID (Enter if none)", values.parse_pnc, required=False)
         req.surname = req.surname or _ask("Surname", lambda v: values.clean_name(v, "surname"))
         req.forename = req.forename or _ask("Forename(s)", lambda v: values.clean_name(v, "forename"))
-        req.dob = req.dob or _ask("Date of birth (DD/MM/YYYY)", lambda v: values.parse_date(v, "dob"))
+        req.dob = req.dob or _ask("Date of birth (DD/MM/YYYY)", lambda v: values.parse_date(v, "dob"),
+                                  echo=values.date_in_words)
         found = operations.find_person_matches(ws, req.surname, req.forename, req.dob, req.pnc)
         known = found["exact"] + [m for m in found["possible_matches"]]
         if found["exact"]:
@@ -150,8 +184,9 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
         if found["possible_matches"]:
             choice = _ask("Same person as one of these? Enter its id, or N for a new person",
                           _one_of([m["id"] for m in known] + ["N"]))
-            if choice.upper() == "N":
+            if choice.upper() == "N":  # the officer's statement that none of them is this person
                 req.new_person = True
+                req.not_same_as = [m["id"] for m in found["possible_matches"]]
             else:
                 req.person = choice.upper()
         known_person = bool(found["exact"]) or bool(req.person)
@@ -166,7 +201,11 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
                     lambda v: [ws.config.substance(s) for s in v.split(",")])
         req.substances = [s for s in text.split(",") if s.strip()]
     if req.when is None:
-        req.when = _ask("When (Enter for now)", lambda v: values.parse_datetime(v, "when"), default="now")
+        req.when = _ask("When (Enter for now)", lambda v: values.parse_datetime(v, "when"), default="now",
+                        echo=values.moment_in_words)
+    _confirm_old_incident(ws, req)
+    if req.pnc and not req.person:
+        _confirm_identity(ws, req)
     if req.location is None:
         req.location = _ask("Location (Enter to skip)", lambda v: values.clean_text(v, "location"),
                             required=False)

@@ -282,6 +282,23 @@ def name_warnings(person: dict) -> list[str]:
     return warnings
 
 
+def pnc_conflict(ws: Workspace, req: RecordRequest) -> dict | None:
+    """For the desk's question: the person a typed PNC belongs to, if the typed name or
+    date of birth says someone else."""
+    today = ws.clock().date()
+    rec = CleanRecord(person_id=None, surname=values.clean_name(req.surname, "surname") if req.surname else None,
+                      forenames=values.clean_name(req.forename, "forename") if req.forename else None,
+                      dob=values.parse_date(req.dob, "dob", today=today) if req.dob else None,
+                      pnc=values.parse_pnc(req.pnc, today), gender=None, ethnicity=None, when=ws.clock(),
+                      substances=[], quantity=None, location=None, co_offences=[], supply_suspected=False,
+                      new_person=req.new_person, refer=False, scheme=None, appointment=None, supervisor=None)
+    conflict = identity_conflict(ws.reader(), rec)
+    if conflict:
+        conflict = {"pnc": rec.pnc, "person": person_view(conflict["person"]),
+                    "differences": conflict["differences"]}
+    return conflict
+
+
 def blocking_matches(matches: list[dict], not_same_as: set[int]) -> list[dict]:
     """Near matches who were diverted or have an open referral, and whom the officer
     has not stated to be someone else."""
@@ -289,7 +306,7 @@ def blocking_matches(matches: list[dict], not_same_as: set[int]) -> list[dict]:
             and values.parse_person_id(m["id"]) not in not_same_as]
 
 
-def _matches_line(matches: list[dict]) -> str:
+def matches_line(matches: list[dict]) -> str:
     return ", ".join(f"{m['id']} ({m['surname'].upper()}, {m['forenames']}, born {m['dob']}: {'; '.join(m['why'])}; "
                      f"{'diverted' if m['diverted'] else 'open referral'})" for m in matches)
 
@@ -361,7 +378,7 @@ def _resolve_person(store: Store, rec: CleanRecord, now: datetime, officer: str)
     # person under another spelling: the officer must say which it is.
     blocking = blocking_matches(matches, rec.not_same_as)
     if blocking and not rec.new_person:
-        raise Refused(f"possible same person already diverted or referred: {_matches_line(blocking)}. Use "
+        raise Refused(f"possible same person already diverted or referred: {matches_line(blocking)}. Use "
                       f"--person ID if it is them, or --not-same-as ID (or --new-person) if it is not")
     new_id = store.insert_person(
         surname=rec.surname, forenames=rec.forenames, dob=rec.dob.isoformat(), pnc=rec.pnc, gender=rec.gender,
@@ -398,7 +415,7 @@ def _refuse_duplicate(store: Store, rec: CleanRecord, person_id: int, officer: s
 def _refuse_blocking_for_referral(matches: list[dict], not_same_as: set[int]) -> None:
     blocking = blocking_matches(matches, not_same_as)
     if blocking:
-        raise Refused(f"possible same person already diverted or referred: {_matches_line(blocking)}. No "
+        raise Refused(f"possible same person already diverted or referred: {matches_line(blocking)}. No "
                       f"referral was made and nothing was written. If they are not the same person, say so with "
                       f"--not-same-as ID for each")
 
@@ -472,6 +489,7 @@ def check_person(ws: Workspace, ident: str | None = None, *, surname: str | None
         raise BadInput("check", "give a person id or PNC ID, or all of --surname, --forename and --dob")
     who = identity.NameAndBirth(values.clean_name(surname, "surname"), values.clean_name(forename, "forename"),
                                 values.parse_date(dob, "dob"))
+    values.check_age(who.dob, now, at="today")  # record's rule: nobody under 10 is "eligible"
     store = ws.reader()
     exact = store.people_named(who.surname_norm, who.forenames_norm, who.dob.isoformat())
     if exact:

@@ -230,15 +230,15 @@ def age_on(dob: date, day: date) -> int:
     return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
 
 
-def check_age(dob: date, when: datetime) -> int:
-    """Age at the incident; outside 10–110 is an input error (domain.md)."""
+def check_age(dob: date, when: datetime, at: str = "the incident") -> int:
+    """Age at the incident (or `at` another moment); outside 10–110 is an input error (domain.md)."""
     if dob > when.date():
-        raise BadInput("dob", f"{dob} is after the incident ({when:%Y-%m-%d})")
+        raise BadInput("dob", f"{dob} is after {at} ({when:%Y-%m-%d})")
     age = age_on(dob, when.date())
     if age < 10:
-        raise BadInput("dob", f"age {age} at the incident is below the age of criminal responsibility (10)")
+        raise BadInput("dob", f"age {age} at {at} is below the age of criminal responsibility (10)")
     if age > 110:
-        raise BadInput("dob", f"age {age} at the incident is not plausible")
+        raise BadInput("dob", f"age {age} at {at} is not plausible")
     return age
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import unicodedata
 from collections import Counter
 from datetime import date, datetime, timedelta
 
@@ -270,7 +271,8 @@ def test_printable_text_of_any_script_is_accepted_and_echoed_exactly(surname, fo
     result = invoke("record (printable text)", [
         "record", "--json", "--new-person", "--dob=1990-02-14", "--substance=weed", f"--surname={surname}",
         f"--forename={forename}", f"--location={location}", f"--quantity={quantity}", f"--co-offence={co_offence}"])
-    names_ok = all(_has_letter(clean(n)) and len(clean(n)) <= 100 for n in (surname, forename))
+    names_ok = all(_has_letter(clean(n)) and len(clean(n)) <= 100  # a name is letters: digits refused (exit 2)
+                   and not any(unicodedata.category(ch).startswith("N") for ch in n) for n in (surname, forename))
     if not (names_ok and all(len(clean(t)) <= 500 for t in (location, quantity, co_offence))):
         assert result.exit_code == 2, result.stderr
         return

@@ -224,14 +224,31 @@ def test_json_that_is_not_a_list_of_objects_is_refused(tmp_path, db_path):
     assert count_rows(None, "incidents") == 0
 
 
-def test_importing_the_same_file_twice_is_refused_by_the_one_shot_rule(tmp_path):
+def test_importing_the_same_file_twice_is_refused_as_the_same_arrests(tmp_path):
     path = write(tmp_path, "clean.csv", CLEAN)
     assert run("import", path).exit_code == 0
     before = snapshot()
     result = run("import", path)
     assert result.exit_code == 2, (result.stdout, result.stderr)
-    assert "one shot" in result.stderr
-    assert 2 in error_lines(result.stderr)                # Quarshie's diversion, line 2, is named
+    rows = len(CLEAN.strip().splitlines()) - 1
+    assert f"{rows} bad row(s) of {rows}" in result.stderr  # every row is named: the figures never double
+    assert "likely the same arrest as I-000001 already on record" in result.stderr
+    assert snapshot() == before
+
+
+def test_an_overlapping_import_is_refused_row_by_row_unless_stated(tmp_path):
+    path = write(tmp_path, "clean.csv", CLEAN)
+    assert run("import", path).exit_code == 0
+    header, first = CLEAN.strip().splitlines()[:2]
+    again = write(tmp_path, "again.csv", f"{header}\n{first}\n")
+    before = snapshot()
+    refused = run("import", again)
+    assert refused.exit_code == 2 and 2 in error_lines(refused.stderr)
+    assert snapshot() == before
+    # stated as a different incident: the one-shot rule still has its say
+    stated = write(tmp_path, "stated.csv", f"{header},not_duplicate\n{first},yes\n")
+    result = run("import", stated)
+    assert result.exit_code == 2 and "one shot" in result.stderr
     assert snapshot() == before
 
 

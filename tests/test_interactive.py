@@ -120,3 +120,49 @@ def test_near_match_at_the_desk_is_offered_and_can_be_taken(db_path):
     assert term.finish() == 0, term.seen
     assert count_rows(db_path, "people") == 1       # the same man, not a second record
     assert "NOT ELIGIBLE" in term.seen and "OPEN_REFERRAL" in term.seen
+
+
+def test_dates_are_said_back_in_words_and_an_old_incident_is_confirmed(db_path):
+    term = Terminal("record", "--surname", "Words", "--forename", "Wes", "--substance", "weed",
+                    "--location", "Broadmead", "--gender", "M", "--ethnicity", "W1")
+    term.expect("PNC ID")
+    term.send("")
+    term.expect("Date of birth")
+    term.send("05/03/1990")
+    term.expect("= Mon 5 Mar 1990")                 # 5 March, not 3 May: seen before it is written
+    term.expect("When")
+    term.send("03/01/2026 10:00")                   # meant 1 March? it is 3 January, weeks ago
+    term.expect("= Sat 3 Jan 2026 10:00")
+    term.expect("Is that right?")
+    term.send("n")
+    term.expect("When")
+    term.send("now")
+    assert term.finish() == 0, term.seen
+    assert count_rows(db_path, "incidents") == 1
+
+
+def test_a_pnc_belonging_to_someone_else_is_asked_about_at_the_desk(db_path):
+    assert run("record", "--pnc", "1990/0123456K", "--surname", "Smith", "--forename", "John", "--dob",
+               "14/02/1990", "--substance", "weed").exit_code == 0
+    args = ("record", "--pnc", "1990/0123456K", "--surname", "Smyth", "--forename", "John", "--dob", "14/02/1990",
+            "--substance", "coke", "--when", "now", "--location", "Broadmead")
+    term = Terminal(*args)
+    term.expect("is on record for P-000001")
+    term.expect("Is this P-000001?")
+    term.send("n")
+    assert term.finish() == 1, term.seen
+    assert "nothing was written" in term.seen and count_rows(db_path, "incidents") == 1
+    term = Terminal(*args)
+    term.expect("Is this P-000001?")
+    term.send("y")
+    assert term.finish() == 0, term.seen
+    assert count_rows(db_path, "incidents") == 2 and count_rows(db_path, "people") == 1
+
+
+def test_ctrl_d_at_a_prompt_is_interrupted_with_exit_130(db_path):
+    term = Terminal("record", "--substance", "weed")
+    term.expect("PNC ID")
+    os.write(term.master, b"\x04")                   # Ctrl-D
+    assert term.finish() == 130, term.seen
+    assert "interrupted: nothing was written" in term.seen
+    assert count_rows(db_path, "people") == 0

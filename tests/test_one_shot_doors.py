@@ -5,6 +5,7 @@ works and is recorded."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -199,3 +200,366 @@ def test_reading_commands_leave_the_file_byte_for_byte_alone():
     wal = Path(f"{path}-wal")
     assert path.read_bytes() == before
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+# ---- door 2: a PNC identifies; a conflict is never resolved silently ---------------------
+
+def _pnc_smith() -> dict:
+    return record("--pnc", "1990/0123456K", surname="Smith", forename="John", dob="14/02/1990")
+
+
+def test_a_pnc_typed_with_someone_elses_name_is_refused_showing_both():
+    _pnc_smith()
+    before = dump()
+    result = run("record", "--pnc", "1990/0123456K", "--surname", "Brown", "--forename", "Mike", "--dob",
+                 "01/06/1975", "--substance", "weed", "--refer")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "belongs to P-000001 (SMITH, John, born Wed 14 Feb 1990)" in result.stderr
+    assert "surname typed 'Brown', recorded 'Smith'" in result.stderr
+    assert "date of birth typed Sun 1 Jun 1975" in result.stderr and "--person P-000001" in result.stderr
+    assert dump() == before
+
+
+def test_a_confirmed_pnc_conflict_goes_on_and_says_what_differs():
+    _pnc_smith()
+    result = run("record", "--json", "--person", "P-000001", "--pnc", "1990/0123456K", "--surname", "Smyth",
+                 "--forename", "John", "--dob", "14/02/1990", "--substance", "coke")
+    assert result.exit_code == 0, result.stderr
+    out = as_json(result)
+    assert out["person_id"] == "P-000001"
+    confirmed = [r for r in out["reasons"] if r["code"] == "IDENTITY_CONFIRMED"]
+    assert len(confirmed) == 1 and "surname typed 'Smyth', recorded 'Smith'" in confirmed[0]["message"]
+    assert "amend person" in confirmed[0]["message"]
+    # kept with the decision and with the trail entries of the write it let through
+    conn = connect()
+    stored = conn.execute("SELECT reasons FROM decisions WHERE incident_id = 2").fetchone()[0]
+    reasons = {row[0] for row in conn.execute("SELECT reason FROM audit_log WHERE operation = 'record' "
+                                              "AND entity = 'incident' AND entity_id = '2'")}
+    conn.close()
+    assert "IDENTITY_CONFIRMED" in stored
+    assert any(r and "Smyth" in r for r in reasons)
+    # nothing about the person was changed: correcting is amend person's job
+    assert as_json(run("check", "P-000001", "--json"))["person"]["surname"] == "Smith"
+
+
+def test_an_import_row_naming_someone_else_under_a_pnc_is_a_problem_line(tmp_path):
+    _pnc_smith()
+    before = dump()
+    rows = tmp_path / "rows.csv"
+    rows.write_text("surname,forenames,dob,pnc,occurred_at,substances\n"
+                    "Brown,Mike,1975-06-01,1990/0123456K,2026-10-01 10:00,weed\n", encoding="utf-8")
+    result = run("import", rows)
+    assert result.exit_code == 2 and "line 2: pnc: 1990/0123456K belongs to P-000001" in result.stderr
+    assert dump() == before
+
+
+# ---- door 3: refer sees near matches too ---------------------------------------------
+
+def _failed_obrien() -> dict:
+    out = record(surname="O'Brien", forename="Sean", dob="03/03/1993")
+    offer = refer(out["incident_id"])
+    for status in ("accepted", "failed"):
+        assert run("outcome", offer["id"], status).exit_code == 0
+    return out
+
+
+def test_refer_stops_at_a_near_match_who_failed_a_diversion():
+    _failed_obrien()
+    other = record("--new-person", surname="OBrien", forename="Sean", dob="03/03/1993")
+    assert other["eligible"] is True  # a different record: the rules alone would let him through
+    before = dump()
+    result = run("refer", other["incident_id"])
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "possible same person already diverted or referred: P-000001 (O'BRIEN, Sean" in result.stderr
+    assert "--not-same-as" in result.stderr
+    assert dump() == before
+
+
+def test_record_refer_stops_at_a_near_match_even_for_a_known_person():
+    _failed_obrien()
+    other = record("--new-person", surname="OBrien", forename="Sean", dob="03/03/1993")
+    before = dump()
+    result = run("record", "--person", other["person_id"], "--substance", "coke", "--refer")
+    assert result.exit_code == 1 and "P-000001" in result.stderr
+    assert dump() == before
+
+
+def test_stating_not_the_same_person_lets_the_referral_through_and_is_recorded():
+    _failed_obrien()
+    other = record("--new-person", surname="OBrien", forename="Sean", dob="03/03/1993")
+    wrong = run("refer", other["incident_id"], "--not-same-as", "P-000099")
+    assert wrong.exit_code == 2 and "P-000099 is not a possible same person" in wrong.stderr
+    result = run("refer", other["incident_id"], "--not-same-as", "P-000001", "--json")
+    assert result.exit_code == 0, result.stderr
+    statement = [r for r in as_json(result)["reasons"] if r["code"] == "NOT_SAME_PERSON"]
+    assert len(statement) == 1 and "stated this is not P-000001" in statement[0]["message"]
+    conn = connect()
+    decision = conn.execute("SELECT reasons FROM decisions WHERE stage = 'refer' ORDER BY id DESC").fetchone()[0]
+    trail = [r[0] for r in conn.execute("SELECT reason FROM audit_log WHERE operation = 'refer' AND reason IS NOT NULL")]
+    conn.close()
+    assert "NOT_SAME_PERSON" in decision
+    assert trail and all("not P-000001" in (r or "") for r in trail)
+
+
+def test_an_import_referral_row_for_a_near_match_of_a_diverted_person_is_a_problem_line(tmp_path):
+    _failed_obrien()
+    before = dump()
+    header = "surname,forenames,dob,occurred_at,substances,scheme,referral_status,offered_at"
+    row = "OBrien,Sean,1993-03-03,2026-10-01 10:00,weed,dep-adult,offered,2026-10-01 12:00"
+    rows = tmp_path / "rows.csv"
+    rows.write_text(f"{header}\n{row}\n", encoding="utf-8")
+    result = run("import", rows)
+    assert result.exit_code == 2 and "line 2: not_same_as: possible same person" in result.stderr
+    assert dump() == before
+    rows.write_text(f"{header},not_same_as\n{row},P-000001\n", encoding="utf-8")
+    assert run("import", rows).exit_code == 0
+
+
+def test_two_spellings_in_one_import_cannot_both_be_diverted(tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("surname,forenames,dob,occurred_at,substances,scheme,referral_status,offered_at,accepted_at,"
+                    "closed_at\n"
+                    "O'Brien,Sean,1993-03-03,2026-08-01 10:00,weed,dep-adult,completed,2026-08-01 12:00,"
+                    "2026-08-02 10:00,2026-08-20 10:00\n"
+                    "OBrien,Sean,1993-03-03,2026-10-01 10:00,weed,dep-adult,offered,2026-10-01 12:00,,\n",
+                    encoding="utf-8")
+    result = run("import", rows)
+    assert result.exit_code == 2 and "line 3: not_same_as" in result.stderr
+    assert counts()["people"] == 0
+
+
+# ---- door 4: look-alike letters are the same letters --------------------------------------
+
+def test_a_surname_in_look_alike_cyrillic_letters_meets_the_diverted_person():
+    okoro = record(surname="Okoro", forename="Daniel", dob="14/02/1999")
+    offer = refer(okoro["incident_id"])
+    assert run("outcome", offer["id"], "accepted").exit_code == 0
+    before = dump()
+    lookalike = "\u041ek\u043er\u043e"  # Cyrillic О and о among Latin k and r
+    result = run("record", "--surname", lookalike, "--forename", "Daniel", "--dob", "14/02/1999",
+                 "--substance", "weed", "--refer")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "P-000001" in result.stderr and "look-alike letters" in result.stderr
+    assert dump() == before
+    checked = as_json(run("check", "--surname", lookalike, "--forename", "Daniel", "--dob", "14/02/1999", "--json"))
+    assert [m["id"] for m in checked["possible_matches"]] == ["P-000001"]
+
+
+def test_a_name_mixing_alphabets_is_flagged_at_the_desk():
+    result = run("record", "--surname", "\u041ekoro", "--forename", "Ada", "--dob", "01/01/1990",
+                 "--substance", "weed")
+    assert result.exit_code == 0
+    assert "mixes Cyrillic and Latin letters" in result.stderr
+    out = as_json(run("record", "--json", "--surname", "\u041ekoro", "--forename", "Ada", "--dob", "01/01/1990",
+                      "--substance", "coke"))
+    assert any("Cyrillic" in w for w in out["warnings"])
+
+
+@pytest.mark.parametrize("surname", ["Smith2", "J0nes", "Smith\u0663"])
+def test_digits_in_a_name_are_refused_not_dropped(surname):
+    before = dump()
+    result = run("record", "--surname", surname, "--forename", "John", "--dob", "01/01/1990", "--substance", "weed")
+    assert result.exit_code == 2 and result.stderr.startswith("error: surname:") and "digits" in result.stderr
+    assert dump() == before
+
+
+# ---- door 5: a contract runs its course ---------------------------------------------
+
+def _running_contract() -> str:
+    out = record(surname="Lee", forename="Sam", dob="1985-05-05")
+    offer = refer(out["incident_id"], "--scheme", "checkpoint")
+    assert run("outcome", offer["id"], "accepted").exit_code == 0
+    return offer["id"]
+
+
+def test_a_condition_running_to_the_end_cannot_be_met_on_day_one():
+    ref = _running_contract()
+    before = dump()
+    for key in ("no-reoffend", "navigator-meetings"):
+        result = run("condition", ref, key, "met")
+        assert result.exit_code == 1, (result.stdout, result.stderr)
+        assert "runs to the end of the contract: it can be marked met from" in result.stderr
+    assert dump() == before
+    assert run("condition", ref, "drug-awareness", "met").exit_code == 0  # a course may be done early
+
+
+def test_an_early_completion_needs_a_supervisor_and_a_reason_and_is_recorded():
+    ref = _running_contract()
+    half = run("condition", ref, "no-reoffend", "met", "--supervisor", "5678")
+    assert half.exit_code == 2 and "--reason" in half.stderr
+    for key in ("drug-awareness", "no-reoffend", "navigator-meetings"):
+        extra = [] if key == "drug-awareness" else ["--supervisor", "5678", "--reason", "moved out of area"]
+        result = run("condition", ref, key, "met", *extra, "--json")
+        assert result.exit_code == 0, result.stderr
+    assert as_json(result)["closed_as"] == "completed"
+    conn = connect()
+    notes = [r[0] for r in conn.execute("SELECT note FROM referral_conditions WHERE key != 'drug-awareness'")]
+    trail = [r[0] for r in conn.execute("SELECT reason FROM audit_log WHERE operation = 'condition met' "
+                                        "AND entity = 'condition'")]
+    conn.close()
+    assert all("approved by supervisor 5678: moved out of area" in n for n in notes)
+    assert sum("supervisor 5678" in (r or "") for r in trail) == 2
+
+
+# ---- door 6: the same arrest is not two incidents -----------------------------------------
+
+def test_the_same_arrest_recorded_twice_is_refused():
+    first = record("--when", "2026-11-28 14:30", surname="Twin", forename="Tess", dob="1999-12-31")
+    before = dump()
+    result = run("record", "--when", "2026-11-28 14:55", "--surname", "Twin", "--forename", "Tess", "--dob",
+                 "31/12/1999", "--substance", "cannabis", "--substance", "coke")
+    assert result.exit_code == 1
+    assert f"likely the same arrest as {first['incident_id']} (Sat 28 Nov 2026 14:30, cannabis" in result.stderr
+    assert dump() == before
+    # outside 30 minutes, or nothing in common: a different incident
+    assert run("record", "--when", "2026-11-28 15:01", "--person", first["person_id"],
+               "--substance", "weed").exit_code == 0
+    assert run("record", "--when", "2026-11-28 14:40", "--person", first["person_id"],
+               "--substance", "ketamine").exit_code == 0
+
+
+def test_a_different_incident_within_30_minutes_is_stated_and_recorded():
+    first = record("--when", "2026-11-28 14:30", surname="Twin", forename="Tess", dob="1999-12-31")
+    result = run("record", "--json", "--when", "2026-11-28 14:45", "--person", first["person_id"],
+                 "--substance", "weed", "--not-duplicate")
+    assert result.exit_code == 0, result.stderr
+    stated = [r for r in as_json(result)["reasons"] if r["code"] == "NOT_DUPLICATE"]
+    assert len(stated) == 1 and first["incident_id"] in stated[0]["message"]
+
+
+def test_desks_racing_to_record_one_arrest_record_it_once(tmp_path):
+    from test_races import _describe, race
+
+    record(surname="Seed", forename="Row", dob="1960-01-01")
+    args = ["record", "--surname", "Twin", "--forename", "Tess", "--dob", "1999-12-31", "--substance", "weed",
+            "--when", "2026-11-28 14:30"]
+    results = race(tmp_path, [args for _ in range(4)])
+    assert sorted(r.returncode for r in results) == [0, 1, 1, 1], _describe(results)
+    assert counts()["incidents"] == 2
+
+
+def test_an_import_row_repeating_a_row_of_the_same_file_is_a_problem_line(tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("surname,forenames,dob,occurred_at,substances\n"
+                    "Twin,Tess,1999-12-31,2026-10-01 10:00,weed\n"
+                    "TWIN,Tess,31/12/1999,2026-10-01 10:20,cannabis\n", encoding="utf-8")
+    result = run("import", rows)
+    assert result.exit_code == 2 and "line 3: occurred_at: likely the same arrest" in result.stderr
+    assert counts()["incidents"] == 0
+
+
+# ---- door 7: a wrong closing outcome is corrected, not lived with -------------------------
+
+def _completed() -> tuple[dict, str]:
+    out = record(surname="Wrong", forename="Closed", dob="1980-08-08")
+    offer = refer(out["incident_id"])
+    for status in ("accepted", "completed"):
+        assert run("outcome", offer["id"], status).exit_code == 0
+    return out, offer["id"]
+
+
+def test_a_closed_referral_cannot_be_changed_without_a_supervisor():
+    _, ref = _completed()
+    before = dump()
+    for args in (["failed"], ["voided", "--reason", "wrong person"], ["failed", "--reason", "did not attend"]):
+        result = run("outcome", ref, *args)
+        assert result.exit_code == 1, (args, result.stderr)
+        assert "--supervisor" in result.stderr
+    assert dump() == before
+
+
+def test_a_supervisor_corrects_completed_to_failed_and_the_wrong_state_stays_in_the_trail():
+    out, ref = _completed()
+    result = run("outcome", ref, "failed", "--supervisor", "5678", "--reason", "did not attend", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = as_json(result)
+    assert data["corrected_from"] == "completed" and data["outcome_code"] == 1
+    assert run("letter", ref, "--kind", "completion").exit_code == 1
+    assert run("letter", ref, "--kind", "failure").exit_code == 0
+    log = as_json(run("audit", "log", "--referral", ref, "--json"))
+    statuses = [json.loads(e["new"])["status"] for e in log if e["entity"] == "referral" and e["new"]]
+    assert statuses[-2:] == ["completed", "failed"]
+    assert "corrected from completed by supervisor 5678: did not attend" in log[-1]["reason"]
+    assert run("check", out["person_id"]).exit_code == 1  # still diverted: the one shot is used
+    assert run("audit", "verify").exit_code == 0
+
+
+def test_a_voided_correction_frees_the_one_shot_and_the_report_follows():
+    out, ref = _completed()
+    month = as_json(run("--db", db_file(), "check", out["person_id"], "--json"))["referrals"][0]["offered_at"][:7]
+    report = as_json(run("report", "--month", month, "--format", "json"))
+    result = run("outcome", ref, "voided", "--supervisor", "5678", "--reason", "wrong person arrested")
+    assert result.exit_code == 0, result.stderr
+    assert run("check", out["person_id"]).exit_code == 0
+    after = as_json(run("report", "--month", month, "--format", "json"))
+    assert after != report
+    assert run("audit", "verify").exit_code == 0
+
+
+def test_the_database_itself_refuses_a_closed_referral_changing_outside_a_correction():
+    _, ref = _completed()
+    conn = connect()
+    with pytest.raises(Exception, match="illegal_transition"):
+        conn.execute("UPDATE referrals SET status = 'failed' WHERE id = ?", (ref,))
+    conn.close()
+
+
+# ---- door 8: an outside edit is never laundered --------------------------------------------
+
+@pytest.mark.plain_file
+def test_a_write_refuses_to_start_while_an_outside_edit_is_pending():
+    import subprocess
+
+    record(surname="Smith", forename="John", dob="14/02/1990")
+    subprocess.run(["sqlite3", str(db_file()), "UPDATE people SET surname = 'Forged' WHERE id = 1"], check=True)
+    before = dump()
+    result = run("--officer", "4471", "record", "--surname", "New", "--forename", "Nell", "--dob", "1990-01-01",
+                 "--substance", "weed")
+    assert result.exit_code == 4
+    assert "changes made outside diversion are pending: run `diversion audit verify`" in result.stderr
+    assert dump() == before
+    verify = run("audit", "verify")
+    assert verify.exit_code == 1 and "outside diversion" in verify.stderr
+
+
+def test_a_returning_person_with_nothing_new_is_not_touched():
+    first = record("--pnc", "1990/0123456K", "--gender", "M", surname="Smith", forename="John", dob="14/02/1990")
+    conn = connect()
+    person_entries = conn.execute("SELECT count(*) FROM audit_log WHERE entity = 'person'").fetchone()[0]
+    stamps = dict(conn.execute("SELECT month, changes FROM month_changes").fetchall())
+    conn.close()
+    again = record("--person", first["person_id"], "--pnc", "1990/0123456K", "--gender", "M",
+                   "--when", "2026-06-15 10:00", substance="coke")
+    conn = connect()
+    assert conn.execute("SELECT count(*) FROM audit_log WHERE entity = 'person'").fetchone()[0] == person_entries
+    after = dict(conn.execute("SELECT month, changes FROM month_changes").fetchall())
+    conn.close()
+    assert again["person_id"] == first["person_id"]
+    assert {m: n for m, n in after.items() if stamps.get(m) != n} == {"2026-06": 3}  # only the new incident's month
+
+
+# ---- door 9: dates say what they mean ---------------------------------------------------------
+
+@pytest.mark.parametrize("dob", ["1995-15-03", "1995/15/03", "1995.15.03"])
+def test_a_year_first_date_with_month_15_is_refused(dob):
+    before = dump()
+    result = run("record", "--surname", "Date", "--forename", "Dan", "--dob", dob, "--substance", "weed")
+    assert result.exit_code == 2 and result.stderr.startswith("error: dob:") and "month 15" in result.stderr
+    assert dump() == before
+
+
+def test_check_applies_records_age_rule():
+    from datetime import date, timedelta
+
+    yesterday = (date.today() - timedelta(days=1)).strftime("%d/%m/%Y")
+    result = run("check", "--surname", "Baby", "--forename", "Bo", "--dob", yesterday)
+    assert result.exit_code == 2 and "below the age of criminal responsibility" in result.stderr
+    assert "ELIGIBLE" not in result.stdout
+
+
+def test_desk_output_says_dates_in_words():
+    out = run("record", "--surname", "Words", "--forename", "Wes", "--dob", "05/03/1990", "--when",
+              "2026-01-12 03:00", "--substance", "weed")
+    assert "at Mon 12 Jan 2026 03:00" in out.stdout and "born Mon 5 Mar 1990" in out.stdout
+    checked = run("check", "P-000001")
+    assert "Mon 12 Jan 2026 03:00" in checked.stdout and "born Mon 5 Mar 1990" in checked.stdout

@@ -298,11 +298,12 @@ class Store:
                          "ORDER BY id", (dob, surname_norm, forenames_norm))
 
     def same_person(self, pnc: str | None, surname_norm: str, forenames_norm: str, dob: str) -> tuple | None:
-        """(id, pnc) of the person with this PNC, else of the first with these names and
-        date of birth and no other PNC; one query (the bulk loader asks for every row)."""
+        """(id, pnc, surname_norm, forenames_norm, dob) of the person with this PNC, else of
+        the first with these names and date of birth and no other PNC; one query (the bulk
+        loader asks for every row)."""
         return self.conn.execute(
-            "SELECT id, pnc FROM (SELECT id, pnc, 0 AS rank FROM people WHERE pnc = :pnc "
-            "UNION ALL SELECT id, pnc, 1 FROM people WHERE dob = :dob AND surname_norm = :s "
+            "SELECT id, pnc, surname_norm, forenames_norm, dob FROM (SELECT *, 0 AS rank FROM people "
+            "WHERE pnc = :pnc UNION ALL SELECT *, 1 FROM people WHERE dob = :dob AND surname_norm = :s "
             "AND forenames_norm = :f AND (pnc IS NULL OR :pnc IS NULL OR pnc = :pnc)) ORDER BY rank, id LIMIT 1",
             {"pnc": pnc, "dob": dob, "s": surname_norm, "f": forenames_norm}).fetchone()
 
