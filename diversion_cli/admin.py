@@ -32,6 +32,19 @@ def verify_audit(ws: Workspace) -> dict:
         raise Refused(f"audit trail broken: {problem}") from None
 
 
+def accept_outside_changes(ws: Workspace, reason: str | None) -> dict:
+    """Enter changes made outside diversion (waiting unsealed) in the trail, openly:
+    under this officer's name, as accepted outside changes, with a reason. The
+    alternative is to restore a backup taken before them."""
+    officer, why = ws.officer(), _reason(reason)
+    store = ws.writer()
+    with store.transaction("accept outside changes", officer, why, accept_outside_changes=True):
+        accepted = store.accept_outside_changes()
+    if not accepted:
+        raise Refused("no changes made outside diversion are waiting; nothing was written")
+    return {"accepted": accepted, "reason": why}
+
+
 def check(ws: Workspace) -> dict:
     store = ws.reader()
     problems = [line for line in store.integrity_check() if line != "ok"]

@@ -711,6 +711,23 @@ def audit_verify(ctx: typer.Context):
     output.emit(_trail_ok(admin.verify_audit(ctx.obj)))
 
 
+@audit_app.command("accept")
+def audit_accept(
+    ctx: typer.Context,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why the outside changes are accepted "
+                                                  "(required).")] = None,
+):
+    """Enter changes made outside diversion in the trail, openly, under your name and a reason.
+
+    Run `diversion audit verify` first to see them; the alternative is `diversion db restore` of a backup taken
+    before them. Example: diversion audit accept --reason "DBA fix, ticket INC-2231"
+    """
+    from diversion_cli import admin
+
+    result = admin.accept_outside_changes(ctx.obj, reason)
+    output.emit(f"accepted {result['accepted']} change(s) made outside diversion: {result['reason']}")
+
+
 @audit_app.command("log")
 def audit_log(
     ctx: typer.Context,

@@ -563,3 +563,22 @@ def test_desk_output_says_dates_in_words():
     assert "at Mon 12 Jan 2026 03:00" in out.stdout and "born Mon 5 Mar 1990" in out.stdout
     checked = run("check", "P-000001")
     assert "Mon 12 Jan 2026 03:00" in checked.stdout and "born Mon 5 Mar 1990" in checked.stdout
+
+
+@pytest.mark.plain_file
+def test_outside_changes_are_accepted_only_openly_and_then_writes_go_on():
+    import subprocess
+
+    record(surname="Smith", forename="John", dob="14/02/1990")
+    assert run("audit", "accept", "--reason", "nothing to accept").exit_code == 1
+    subprocess.run(["sqlite3", str(db_file()), "UPDATE people SET surname = 'Smyth' WHERE id = 1"], check=True)
+    no_reason = run("audit", "accept")
+    assert no_reason.exit_code == 2
+    accepted = run("--officer", "9001", "audit", "accept", "--reason", "DBA fix INC-2231")
+    assert accepted.exit_code == 0, accepted.stderr
+    assert "accepted 1 change(s)" in accepted.stdout
+    assert run("audit", "verify").exit_code == 0
+    entry = as_json(run("audit", "log", "--person", "P-000001", "--json"))[-1]
+    assert (entry["officer"], entry["operation"], entry["reason"]) == ("9001", "accept outside changes",
+                                                                       "DBA fix INC-2231")
+    assert record(surname="New", forename="Nell", dob="1990-01-01")["person_id"] == "P-000002"

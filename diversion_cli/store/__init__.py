@@ -249,6 +249,14 @@ class Store:
         finally:
             self._audit_context = None
 
+    def accept_outside_changes(self) -> int:
+        """Inside a transaction opened with accept_outside_changes: clear flags set outside
+        diversion; returns how many waiting changes the commit will seal (and flags cleared)."""
+        waiting = self.conn.execute("SELECT count(*) FROM audit_pending").fetchone()[0]
+        for flag in ("bulk_load", "correction"):
+            waiting += self.conn.execute(f"DELETE FROM {flag}").rowcount
+        return waiting
+
     def note(self, text: str) -> None:
         """Add to the reason this transaction's changes are entered in the trail with
         (e.g. the officer's statement that let a referral through)."""
