@@ -41,11 +41,33 @@ def build(people: int, db: Path, env: dict) -> None:
         subprocess.run([sys.executable, str(ROOT / "sample_data" / "generate.py"), "--people", str(people),
                         "--start", "2016-01-01", "--caught-again", "0.2", "--out", str(csv_path)], check=True)
         print(f"generated {csv_path.name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    subprocess.run([str(BIN), "--db", str(db), "db", "init"], check=True, env=env)
+    drop_refused_rows(csv_path, db, env)
     t = time.perf_counter()
     subprocess.run([str(BIN), "--db", str(db), "import", str(csv_path)], check=True, env=env)
     elapsed = time.perf_counter() - t
     rows = sum(1 for _ in csv_path.open()) - 1
     print(f"imported {rows:,} rows in {elapsed:.0f} s ({rows / elapsed:,.0f} rows/s)", file=sys.stderr)
+
+
+def drop_refused_rows(csv_path: Path, db: Path, env: dict) -> None:
+    """Synthetic names repeat far more than real ones: among a million generated people some
+    open referrals are near matches of someone already diverted, which an import refuses
+    without a not_same_as statement. The benchmark leaves those rows out."""
+    import re
+
+    for _ in range(10):
+        done = subprocess.run([str(BIN), "--db", str(db), "import", "--dry-run", str(csv_path)], env=env,
+                              capture_output=True, text=True)
+        if done.returncode == 0:
+            return
+        bad = {int(n) for n in re.findall(r"line (\d+):", done.stderr)}
+        if not bad:
+            raise SystemExit(done.stderr[-500:])
+        lines = csv_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        csv_path.write_text("".join(line for i, line in enumerate(lines, 1) if i not in bad), encoding="utf-8")
+        print(f"left out {len(bad)} row(s) the importer refuses", file=sys.stderr)
+    raise SystemExit("the generated CSV does not import")
 
 
 def timed(cmd: list[str], env: dict, ok=(0, 1)) -> float:

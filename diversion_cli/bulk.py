@@ -178,7 +178,9 @@ class _Loader:
         person_id = self._person(rec, recorder)
         substance_keys = {key for key, _, _ in rec.substances}
         self._refuse_duplicate(person_id, rec.when, substance_keys, _flag(row.get("not_duplicate"), "not_duplicate"))
-        if referral:
+        if referral and referral["status"] in rules.OPEN:
+            # an open referral is a diversion being offered now, as `refer` would; a closed one
+            # is history, recorded as it happened (refusing it would hide a past diversion)
             self._refuse_near_match(person_id, rec, row.get("not_same_as"))
         history = self._history(person_id)
         case = rules.CaseFacts(rec.when, age, tuple(c for _, c, _ in rec.substances), rec.supply_suspected,
@@ -272,8 +274,8 @@ class _Loader:
                                               f"already on record; not_duplicate=yes if it is a different incident")
 
     def _refuse_near_match(self, person_id: int, rec, not_same_as: str | None) -> None:
-        """A referral row for someone who may be a diverted or referred person under another
-        spelling is a problem line, as `refer` refuses it, unless not_same_as names them."""
+        """An open referral row for someone who may be a diverted or referred person under
+        another spelling is a problem line, as `refer` refuses it, unless not_same_as names them."""
         others = {values.parse_person_id(p) for p in _split(not_same_as)} if (not_same_as or "").strip() else set()
         who = identity.NameAndBirth(rec.surname, rec.forenames, rec.dob)
         matches = operations.near_matches(self.store, who, exclude={person_id})

@@ -315,6 +315,18 @@ def test_an_import_referral_row_for_a_near_match_of_a_diverted_person_is_a_probl
     assert run("import", rows).exit_code == 0
 
 
+def test_closed_history_of_a_near_match_is_imported_as_it_happened(tmp_path):
+    """A past diversion under another spelling is recorded, not refused: refusing it
+    would leave that record looking eligible."""
+    _failed_obrien()
+    rows = tmp_path / "rows.csv"
+    rows.write_text("surname,forenames,dob,occurred_at,substances,scheme,referral_status,offered_at,accepted_at,"
+                    "closed_at\nOBrien,Sean,1993-03-03,2026-08-01 10:00,weed,dep-adult,completed,2026-08-01 12:00,"
+                    "2026-08-02 10:00,2026-08-20 10:00\n", encoding="utf-8")
+    assert run("import", rows).exit_code == 0
+    assert run("check", "--surname", "OBrien", "--forename", "Sean", "--dob", "1993-03-03").exit_code == 1
+
+
 def test_two_spellings_in_one_import_cannot_both_be_diverted(tmp_path):
     rows = tmp_path / "rows.csv"
     rows.write_text("surname,forenames,dob,occurred_at,substances,scheme,referral_status,offered_at,accepted_at,"
