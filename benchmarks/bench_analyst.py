@@ -129,6 +129,8 @@ def main() -> None:
         ours_db, theirs_db = WORK / f"import-{size}.db", WORK / f"import-{size}-su.db"
         for f in (ours_db, theirs_db, Path(f"{ours_db}-wal"), Path(f"{ours_db}-shm")):
             f.unlink(missing_ok=True)
+        subprocess.run([str(BIN / "diversion"), "--db", str(ours_db), "db", "init"], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
         ours_t, ours_mem = run([str(BIN / "diversion"), "--db", str(ours_db), "import", str(csv_path)], env)
         theirs_t, theirs_mem = run([str(BIN / "sqlite-utils"), "insert", str(theirs_db), "incidents",
                                     str(csv_path), "--csv"], env)
