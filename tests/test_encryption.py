@@ -16,9 +16,11 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("sqlcipher3") is None,
 RAW_KEY = "5f" * 32
 
 
+@pytest.mark.no_database
 @pytest.mark.parametrize("key", ["a passphrase, not hex", RAW_KEY])
 def test_encrypted_database_round_trip_and_wrong_key(db_path, key):
     env = {**os.environ, "DIVERSION_DB_KEY": key}
+    assert sub("db", "init", env=env).returncode == 0
     made = sub("record", "--surname", "Cipher", "--forename", "Ann", "--dob", "1991-03-04", "--substance", "weed",
                env=env)
     assert made.returncode == 0, made.stderr
