@@ -64,6 +64,8 @@ def read_rows(path: Path):
                 data = json.load(handle)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise BadInput("file", f"{path} is not valid JSON ({exc})") from None
+            except RecursionError:
+                raise BadInput("file", f"{path}: JSON nested too deeply to be a list of incidents") from None
             if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
                 raise BadInput("file", f"{path}: expected a JSON list of objects, one per incident")
             _check_columns(set().union(*data) if data else set(), path)
@@ -283,7 +285,9 @@ class _Loader:
         for dob in {rec.dob.isoformat(), *(d.isoformat() for d in [identity.swapped_day_month(rec.dob)] if d)}:
             for m in self.referred.get(dob, ()):
                 if m["id"] not in seen and m["id"] != values.format_person_id(person_id):
-                    why = identity.near_match_reasons(who, m["surname"], m["forenames"], date.fromisoformat(dob))
+                    born = date.fromisoformat(dob)
+                    why = identity.near_match_reasons(who, m["surname"], m["forenames"], born) or (
+                        [identity.EXACT] if identity.exact_match(who, m["surname"], m["forenames"], born) else [])
                     if why:
                         matches.append({**m, "pnc": None, "why": why})
         blocking = operations.blocking_matches(matches, others)
@@ -313,7 +317,19 @@ class _Loader:
             raise BadInput("closed_at", "is before the offer or acceptance")
         if status in ("offered", "declined"):
             accepted = None
-        return {"scheme": scheme, "status": status, "offered": offered, "accepted": accepted,
+        early = None
+        if scheme.pathway == "contract" and status == "completed":
+            # as at the desk: conditions that run to the end of the contract are met only then,
+            # unless a supervisor approved an early completion
+            ends = _end_of_day(_add_months(offered, scheme.contract_months))
+            if any(not c.due_days for c in scheme.conditions) and closed.date() < ends.date():
+                early = (row.get("approved_by") or "").strip().upper()
+                if not early:
+                    raise BadInput("closed_at", f"a {scheme.key} contract offered {offered:%Y-%m-%d} completes no "
+                                                f"earlier than its end ({ends:%Y-%m-%d}), when its conditions have "
+                                                f"run their course, unless approved_by names the supervisor who "
+                                                f"approved an early completion")
+        return {"scheme": scheme, "status": status, "offered": offered, "accepted": accepted, "early": early,
                 "closed": closed if status not in ("offered", "accepted") else None,
                 "reason": values.clean_text(row.get("outcome_reason"), "outcome_reason")}
 
@@ -339,9 +355,11 @@ class _Loader:
             rules.lookback_since(scheme, offered), status, scheme.provider, iso(deadline), iso(offered), recorder,
             iso(ref["accepted"]), iso(closed), code, ref["reason"], iso(last), recorder))
         met = status == "completed"
+        early = f"early completion approved by supervisor {ref['early']}" if ref["early"] else None
         self.batch["referral_conditions"].extend(
             (referral_id, i, key, text, iso(due), "met" if met else "pending", iso(closed) if met else None,
-             recorder if met else None) for i, (key, text, due) in enumerate(conditions))
+             recorder if met else None, early if due == deadline else None)
+            for i, (key, text, due) in enumerate(conditions))
         history.append(rules.PriorReferral(referral_id, scheme.key, scheme.one_shot_group, status, iso(offered),
                                            iso(ref["accepted"])))
         self.summary.referrals += 1

@@ -120,12 +120,15 @@ def similar(a: str, b: str) -> str | None:
         return None
     if a == b:
         return "same"
-    if skeleton(a) == skeleton(b):
-        return LOOKS_IDENTICAL  # before the other reasons: the spelling differs only in how it is drawn
+    if skeleton(a) == skeleton(b) or skeleton(a.upper()) == skeleton(b.upper()):
+        # before the other reasons: the spelling differs only in how it is drawn. Names are
+        # compared case-folded; capital look-alikes (Cyrillic М Т Н) are caught in capitals
+        return LOOKS_IDENTICAL
     shorter, longer = sorted((a, b), key=len)
     if len(shorter) >= 2 and (longer.startswith(shorter) or (len(shorter) >= 3 and longer[:3] == shorter[:3])):
         return "may be a short form"  # Mo/Mohammed, Danny/Daniel
-    if a.isascii() and b.isascii() and (sound_key(a) == sound_key(b) or jellyfish.nysiis(a) == jellyfish.nysiis(b)):
+    if a.isascii() and b.isascii() and (sound_key(a) == sound_key(b) or jellyfish.nysiis(a) == jellyfish.nysiis(b)
+                                        or jellyfish.soundex(a) == jellyfish.soundex(b)):  # Lewis/Louis
         return "sounds alike"
     if jellyfish.jaro_winkler_similarity(a, b) >= SIMILAR_SPELLING:
         return "similar spelling"
@@ -146,9 +149,21 @@ class NameAndBirth(NamedTuple):
         return normalise(self.forenames)
 
 
+def exact_match(new: NameAndBirth, surname: str, forenames: str, dob: date) -> bool:
+    return dob == new.dob and normalise(surname) == new.surname_norm and normalise(forenames) == new.forenames_norm
+
+
+EXACT = "same name and date of birth"
+
+
+def _shares_a_name(a: str, b: str) -> bool:
+    """A whole part in common (Smith-Matthews/Matthews, James Lewis/Lewis), look-alike letters aside."""
+    return bool({skeleton(p) for p in a.split() if len(p) >= 3} & {skeleton(p) for p in b.split() if len(p) >= 3})
+
+
 def near_match_reasons(new: NameAndBirth, surname: str, forenames: str, dob: date) -> list[str]:
     """Why a stored person (surname, forenames, dob) may be `new` under another
-    spelling; empty if they do not look alike or are an exact match."""
+    spelling; empty if they do not look alike or are an exact match (see exact_match)."""
     new_s, new_f = new.surname_norm, first_forename(new.forenames_norm)
     old_s, old_f = normalise(surname), first_forename(normalise(forenames))
     reasons = []
@@ -158,10 +173,12 @@ def near_match_reasons(new: NameAndBirth, surname: str, forenames: str, dob: dat
         reasons.append("day and month of birth swapped")
     else:
         return []
-    surname_like, forename_like = similar(new_s, old_s), similar(new_f, old_f)
+    surname_like = similar(new_s, old_s) or ("shares a name" if _shares_a_name(new_s, old_s) else None)
+    forename_like = similar(new_f, old_f) or (
+        "shares a name" if _shares_a_name(new.forenames_norm, normalise(forenames)) else None)
     if surname_like and forename_like:
         if surname_like == forename_like == "same":
-            if new.forenames_norm == normalise(forenames) and dob == new.dob:
+            if exact_match(new, surname, forenames, dob):
                 return []  # exact: the same person, not a near match
             reasons.append("same surname and first forename")
         else:

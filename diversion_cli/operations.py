@@ -121,7 +121,11 @@ def near_matches(store: Store, who: identity.NameAndBirth, exclude: set[int] = f
     for row in store.people_born_on(dobs):
         if row["id"] in exclude:
             continue
-        reasons = identity.near_match_reasons(who, row["surname"], row["forenames"], date.fromisoformat(row["dob"]))
+        born = date.fromisoformat(row["dob"])
+        # another record under exactly this name and birth date (a second PNC, a --new-person)
+        # may be the same person as much as a near spelling is
+        reasons = identity.near_match_reasons(who, row["surname"], row["forenames"], born) or (
+            [identity.EXACT] if identity.exact_match(who, row["surname"], row["forenames"], born) else [])
         if reasons:
             found.append(possible_match_view(row, reasons))
     return found
@@ -307,7 +311,8 @@ def blocking_matches(matches: list[dict], not_same_as: set[int]) -> list[dict]:
 
 
 def matches_line(matches: list[dict]) -> str:
-    return ", ".join(f"{m['id']} ({m['surname'].upper()}, {m['forenames']}, born {m['dob']}: {'; '.join(m['why'])}; "
+    return ", ".join(f"{m['id']} ({m['surname'].upper()}, {m['forenames']}, born "
+                     f"{values.date_in_words(date.fromisoformat(m['dob']))}: {'; '.join(m['why'])}; "
                      f"{'diverted' if m['diverted'] else 'open referral'})" for m in matches)
 
 
@@ -366,6 +371,7 @@ def _resolve_person(store: Store, rec: CleanRecord, now: datetime, officer: str)
         dob = date.fromisoformat(person["dob"])
         who = identity.NameAndBirth(person["surname"], person["forenames"], dob)
         matches = near_matches(store, who, exclude={person["id"]})
+        store.refuse_unaudited(person["id"])  # before this transaction changes anything of theirs
         store.fill_person_gaps(person["id"], rec.pnc, rec.gender, rec.ethnicity)
         return store.person(person["id"]), False, matches, notes + _not_same_statements(
             matches, rec.not_same_as, officer)
@@ -492,16 +498,13 @@ def check_person(ws: Workspace, ident: str | None = None, *, surname: str | None
     values.check_age(who.dob, now, at="today")  # record's rule: nobody under 10 is "eligible"
     store = ws.reader()
     exact = store.people_named(who.surname_norm, who.forenames_norm, who.dob.isoformat())
-    if exact:
-        report = _person_report(ws, store, exact[0], now)
-        report["possible_matches"] = [possible_match_view(p, ["same name and date of birth"]) for p in exact[1:]] \
-            + report["possible_matches"]
-        return report
+    if exact:  # any other record under the same name and birth date is among its possible matches
+        return _person_report(ws, store, exact[0], now)
     return {
         "person": None, "eligible": True,
         "reasons": [{"code": "NO_RECORD", "scheme": None,
-                     "message": f"No record found for {who.surname}, {who.forenames}, born {who.dob}: "
-                                f"no earlier diversion on file."}],
+                     "message": f"No record found for {who.surname}, {who.forenames}, born "
+                                f"{values.date_in_words(who.dob)}: no earlier diversion on file."}],
         "incidents": [], "referrals": [], "possible_matches": near_matches(store, who),
     }
 
@@ -573,6 +576,7 @@ def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: 
         row = store.incident(incident_id)
         if row is None:
             raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
+        store.refuse_unaudited(row["person_id"])
         live = store.live_referral_for_incident(incident_id)
         if live:
             raise Refused(f"incident {values.format_incident_id(incident_id)} already has referral {live['id']} "
@@ -674,6 +678,12 @@ def record_outcome(ws: Workspace, referral: str, status: str, when: str | None =
             "returned_to_normal_process": status == "failed"}
 
 
+def _refuse_self_approval(supervisor: str, officer: str) -> None:
+    if supervisor == officer:
+        raise Refused(f"supervisor: {supervisor} is the officer making the change; a supervisor approves "
+                      f"another officer's change")
+
+
 def _correct_outcome(store: Store, config: Config, row: dict, status: str, closed: datetime | None,
                      reason: str | None, approved_by: str | None, officer: str, now: datetime) -> dict:
     """A supervisor puts right a referral closed in the wrong state. The wrong state
@@ -685,6 +695,7 @@ def _correct_outcome(store: Store, config: Config, row: dict, status: str, close
     if not approved_by or not reason:
         raise Refused(f"{referral_id} is {was} (closed): a wrongly closed referral is corrected by a supervisor "
                       f"to {' or '.join(CORRECTIONS[was])}: add --supervisor COLLAR --reason TEXT")
+    _refuse_self_approval(approved_by, officer)
     if closed is not None and row["diverted_at"] and closed < datetime.fromisoformat(row["diverted_at"]):
         raise BadInput("when", f"{closed:%Y-%m-%d %H:%M} is before acceptance ({row['diverted_at'][:16]})")
     scheme = config.schemes.get(row["scheme"])
@@ -744,6 +755,7 @@ def record_condition(ws: Workspace, referral: str, condition: str, result: str, 
                 raise Refused(f"condition {target['key']} runs to the end of the contract: it can be marked met "
                               f"from {values.date_in_words(due.date())}. An early completion needs "
                               f"--supervisor COLLAR --reason TEXT")
+            _refuse_self_approval(approved_by, officer)
             early = f"early completion approved by supervisor {approved_by}: {reason}"
             note = f"{early} ({note})" if note else early
             store.note(early)
@@ -792,8 +804,8 @@ def work_queue(ws: Workspace, status: str | None = None, overdue: bool = False,
     now = ws.clock()
     if status is not None and status not in STATUSES:
         raise BadInput("status", f"{status!r} is not one of {', '.join(STATUSES)}")
-    if due_within is not None and due_within < 0:
-        raise BadInput("due-within", "must be 0 or more days")
+    if due_within is not None and not 0 <= due_within <= 3660:
+        raise BadInput("due-within", "must be 0 to 3660 days")
     statuses = (status,) if status else rules.OPEN
     due_before = None
     if overdue:

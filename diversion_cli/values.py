@@ -19,6 +19,7 @@ _NUMERIC_DATE = re.compile(r"^([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})(?:[ T
 # would read "1995-15-03" as 15 March, a silent guess on a record that decides prosecution.
 # Patterns, not compiled here: re compiles and caches them on first use, off the import path.
 _YEAR_FIRST_START = r"[0-9]{4}(?:\s*[-/.]\s*|\s+)[0-9]{1,2}(?![0-9])"
+_YEAR_FIRST_ANYWHERE = r"[0-9]{4}(?:\s*[-/.]\s*|\s+)[0-9]{1,2}(?:\s*[-/.]\s*|\s+)[0-9]{1,2}(?![0-9:])"
 _YEAR_FIRST = r"([0-9]{4})(?:\s*[-/.]\s*|\s+)([0-9]{1,2})(?:\s*[-/.]\s*|\s+)([0-9]{1,2})(?:(?:\s*T\s*|\s+)(.+))?"
 _COMPACT_DATE = r"([0-9]{4})([0-9]{2})([0-9]{2})"  # YYYYMMDD
 # English whatever the locale: %a and %b follow LC_TIME, and letters must read the same everywhere.
@@ -125,6 +126,8 @@ def parse_ethnicity(text: str | None, codes: dict[str, str]) -> str | None:
 
 def _parse_moment(text: str, field: str, dayfirst: bool = True) -> datetime:
     value = (text or "").strip()
+    if value.startswith("'"):  # a spreadsheet's mark for "this cell is text"
+        value = value[1:].strip()
     if not value:
         raise BadInput(field, "is empty")
     lowered = value.lower()
@@ -156,6 +159,8 @@ def _parse_moment(text: str, field: str, dayfirst: bool = True) -> datetime:
     if numeric:  # DD/MM/YYYY strictly: never fall back to month first
         day, month, year, rest = numeric.groups()
         return _calendar_moment(year, month, day, rest, value, field, "DD/MM/YYYY")
+    if re.search(_YEAR_FIRST_ANYWHERE, value):  # "on 1995-04-03": dateutil would read it year-day-month
+        raise BadInput(field, f"{value!r} is not a date (use YYYY-MM-DD or DD/MM/YYYY on its own)")
     from dateutil import parser as dateutil_parser  # slow import: only for worded dates
 
     try:

@@ -112,6 +112,10 @@ def referral_for(rng: random.Random, scheme: str, when: datetime, as_of: datetim
     accepted = offered + timedelta(days=rng.randint(1, 7))
     # a workshop is done within weeks; a contract runs its full four months
     finish = accepted + timedelta(days=rng.randint(7, 48) if scheme != "checkpoint" else rng.randint(112, 120))
+    if scheme == "checkpoint":  # no earlier than the contract's end: its conditions run that long
+        from dateutil.relativedelta import relativedelta
+
+        finish = max(finish, offered + relativedelta(months=4))
     if roll < 0.06:  # declined at the offer
         return {"referral_status": "declined", "offered_at": offered, "closed_at": accepted,
                 "outcome_reason": "declined the offer"}

@@ -594,3 +594,107 @@ def test_outside_changes_are_accepted_only_openly_and_then_writes_go_on():
     assert (entry["officer"], entry["operation"], entry["reason"]) == ("9001", "accept outside changes",
                                                                        "DBA fix INC-2231")
     assert record(surname="New", forename="Nell", dob="1990-01-01")["person_id"] == "P-000002"
+
+
+# ---- what an adversary tried next (each a second diversion or a crash before the fix) ----------
+
+def _diverted_matthews() -> dict:
+    out = record("--pnc", "2016/5403964R", surname="Matthews", forename="Lewis", dob="17/08/2006")
+    offer = refer(out["incident_id"])
+    for status in ("accepted", "completed"):
+        assert run("outcome", offer["id"], status).exit_code == 0
+    return out
+
+
+@pytest.mark.parametrize("extra", [["--pnc", "2016/1234567N"], ["--new-person"]], ids=["another PNC", "new person"])
+def test_the_same_name_and_birth_date_under_another_record_is_a_possible_same_person(extra):
+    _diverted_matthews()
+    before = dump()
+    result = run("record", "--surname", "Matthews", "--forename", "Lewis", "--dob", "2006-08-17", *extra,
+                 "--substance", "weed", "--refer")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "P-000001" in result.stderr and "same name and date of birth" in result.stderr
+    assert dump() == before
+
+
+@pytest.mark.parametrize("surname, forename", [
+    ("\u041c\u0410\u0422\u0422\u041d\u0415WS", "Lewis"),   # capital Cyrillic М А Т Т Н Е
+    ("Smith-Matthews", "Lewis"),                           # a double-barrelled name, new part first
+    ("Matthews", "James Lewis"),                           # a first forename added
+    ("Matthews", "Louis"),                                 # sounds the same
+])
+def test_variants_an_adversary_used_meet_the_diverted_person(surname, forename):
+    _diverted_matthews()
+    before = dump()
+    result = run("record", "--surname", surname, "--forename", forename, "--dob", "17/08/2006",
+                 "--substance", "weed", "--refer")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "P-000001" in result.stderr
+    assert dump() == before
+
+
+@pytest.mark.parametrize("dob", ["on 1995-04-03", "Mon 1995-04-03", "at 1995/04/03", "of 1995 15 03"])
+def test_a_year_first_date_inside_other_words_is_refused(dob):
+    result = run("check", "--surname", "Zqxv", "--forename", "Pqr", "--dob", dob)
+    assert result.exit_code == 2 and result.stderr.startswith("error: dob:")
+
+
+def test_a_spreadsheets_text_mark_before_a_date_is_read_as_written(tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("surname,forenames,dob,occurred_at,substances\nMark,Ann,'1995-04-03,'2026-05-04 10:00,weed\n",
+                    encoding="utf-8")
+    assert run("import", rows).exit_code == 0
+    person = as_json(run("check", "P-000001", "--json"))
+    assert person["person"]["dob"] == "1995-04-03" and person["incidents"][0]["occurred_at"] == "2026-05-04T10:00:00"
+
+
+@pytest.mark.plain_file
+def test_a_change_made_with_the_triggers_off_stops_the_next_decision_about_that_person():
+    import subprocess
+
+    out = _diverted_matthews()
+    subprocess.run(["sqlite3", "-cmd", ".dbconfig enable_trigger off", str(db_file()),
+                    "UPDATE referrals SET status = 'voided' WHERE person_id = 1"], check=True)
+    before = dump()
+    for args in (["record", "--person", out["person_id"], "--substance", "coke", "--refer"],
+                 ["refer", out["incident_id"]]):
+        result = run(*args)
+        assert result.exit_code == 4, (args, result.stdout, result.stderr)
+        assert "changed outside diversion" in result.stderr and "audit verify" in result.stderr
+    assert dump() == before
+
+
+def test_a_supervisor_cannot_approve_their_own_change():
+    _, ref = _completed()
+    result = run("--officer", "5678", "outcome", ref, "voided", "--supervisor", "5678", "--reason", "oops")
+    assert result.exit_code == 1 and "approves another officer's change" in result.stderr
+    contract = _running_contract()
+    early = run("--officer", "5678", "condition", contract, "no-reoffend", "met", "--supervisor", "5678",
+                "--reason", "ok")
+    assert early.exit_code == 1
+
+
+def test_an_imported_contract_cannot_complete_before_its_end(tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("surname,forenames,dob,occurred_at,substances,scheme,referral_status,offered_at,accepted_at,"
+                    "closed_at\nEarly,Eddie,1990-05-20,2026-07-28 10:00,weed,checkpoint,completed,2026-07-28 12:00,"
+                    "2026-07-29 10:00,2026-07-30 10:00\n", encoding="utf-8")
+    result = run("import", rows)
+    assert result.exit_code == 2 and "line 2: closed_at:" in result.stderr and "2026-11-28" in result.stderr
+    assert counts()["incidents"] == 0
+
+
+def test_inputs_that_once_crashed_are_bad_input(tmp_path):
+    assert run("referrals", "--due-within", "99999999999").exit_code == 2
+    nested = tmp_path / "deep.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    result = run("import", nested)
+    assert result.exit_code == 2 and "nested too deeply" in result.stderr
+
+
+def test_refusals_name_birth_dates_in_words():
+    _failed_obrien()
+    other = record("--new-person", surname="OBrien", forename="Sean", dob="03/03/1993")
+    assert "born Wed 3 Mar 1993" in run("refer", other["incident_id"]).stderr
+    nobody = as_json(run("check", "--surname", "Nobody", "--forename", "Here", "--dob", "01/01/2000", "--json"))
+    assert "born Sat 1 Jan 2000" in nobody["reasons"][0]["message"]

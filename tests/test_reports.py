@@ -24,7 +24,7 @@ from helpers import connect, run
 
 COLUMNS = ("surname", "forenames", "dob", "pnc", "gender", "ethnicity", "occurred_at", "substances", "quantity",
            "location", "co_offences", "supply_suspected", "recorded_by", "scheme", "referral_status",
-           "offered_at", "accepted_at", "closed_at", "outcome_reason")
+           "offered_at", "accepted_at", "closed_at", "outcome_reason", "approved_by")
 
 
 # ---- dates relative to today ---------------------------------------------------
@@ -141,6 +141,8 @@ def fixture_rows(location: str = "Broadmead") -> list[dict]:
                 row["accepted_at"] = at(when + timedelta(days=1), 9)
             if status in ("completed", "failed"):
                 row["closed_at"] = at(when + timedelta(days=10), 15)
+            if scheme == "checkpoint" and status == "completed":
+                row["approved_by"] = "9001"  # a contract closed in 10 days: an approved early completion
             if status == "declined":
                 row["closed_at"] = at(when + timedelta(days=1), 9)
         rows.append(row)

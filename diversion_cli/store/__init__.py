@@ -257,6 +257,18 @@ class Store:
             waiting += self.conn.execute(f"DELETE FROM {flag}").rowcount
         return waiting
 
+    def refuse_unaudited(self, person_id: int) -> None:
+        """Before a decision about this person: their record and referrals must be what the
+        trail says (a change made with the triggers switched off is caught here, not after)."""
+        if not self._audited:
+            return
+        from diversion_cli.store import audit
+
+        for table, where in (("people", "t.id = ?"), ("referrals", "t.person_id = ?")):
+            changed = audit.first_unaudited(self.conn, table, where, (person_id,))
+            if changed:
+                raise StoreUnusable(f"{changed}; run `diversion audit verify`. Nothing was written")
+
     def note(self, text: str) -> None:
         """Add to the reason this transaction's changes are entered in the trail with
         (e.g. the officer's statement that let a referral through)."""
@@ -848,7 +860,7 @@ BATCH_SQL = {
                  "closed_at, outcome_code, reason, updated_at, updated_by) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "referral_conditions": "INSERT INTO referral_conditions (referral_id, position, key, description, due, "
-                           "status, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           "status, recorded_at, recorded_by, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 }
 
 

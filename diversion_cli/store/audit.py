@@ -131,18 +131,12 @@ def verify(conn: sqlite3.Connection) -> dict:
                       referral_id, od, nd) != hash_:
             raise Problem(f"entry {seq} ({entity} {entity_id}) was edited: its hash does not match")
         prev, expected_seq, entries = hash_, seq + 1, entries + 1
-    conn.create_function("salted_sha256", 2, digest, deterministic=True)
     _check_erasures(conn)
     rows = 0
     for table, (entity, ident, _person, _referral, snap) in SNAPSHOTS.items():
-        ident_t, snap_t = ident.replace("X.", "t."), snap.replace("X.", "t.")
-        last_entry = (f"(SELECT max(seq) FROM audit_log WHERE entity = '{entity}' AND entity_id = {ident_t})")
-        changed = conn.execute(
-            f"SELECT {ident_t} FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM audit_log a "
-            f"WHERE a.seq = {last_entry} AND a.new_digest = salted_sha256(a.salt, {snap_t})) LIMIT 1").fetchone()
+        changed = first_unaudited(conn, table)
         if changed:
-            raise Problem(f"{entity} {changed[0]} differs from its last audited state: "
-                          f"it was changed outside diversion")
+            raise Problem(changed)
         vanished = conn.execute(
             f"SELECT a.entity_id FROM audit_log a WHERE a.entity = ? AND a.new_digest IS NOT NULL "
             f"AND a.seq = (SELECT max(seq) FROM audit_log b WHERE b.entity = a.entity AND b.entity_id = a.entity_id) "
@@ -151,6 +145,21 @@ def verify(conn: sqlite3.Connection) -> dict:
             raise Problem(f"{entity} {vanished[0]} was deleted outside diversion")
         rows += conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return {"entries": entries, "rows_checked": rows, "last_hash": prev}
+
+
+def first_unaudited(conn: sqlite3.Connection, table: str, where: str = "1", params: tuple = ()) -> str | None:
+    """The first row of `table` (matching `where`, in terms of alias t) that differs from
+    its last audited state, described; None if every one matches (a change made with the
+    triggers switched off leaves no pending entry, but cannot match its digest)."""
+    conn.create_function("salted_sha256", 2, digest, deterministic=True)
+    entity, ident, _person, _referral, snap = SNAPSHOTS[table]
+    ident_t, snap_t = ident.replace("X.", "t."), snap.replace("X.", "t.")
+    last_entry = f"(SELECT max(seq) FROM audit_log WHERE entity = '{entity}' AND entity_id = {ident_t})"
+    changed = conn.execute(
+        f"SELECT {ident_t} FROM {table} t WHERE ({where}) AND NOT EXISTS (SELECT 1 FROM audit_log a "
+        f"WHERE a.seq = {last_entry} AND a.new_digest = salted_sha256(a.salt, {snap_t})) LIMIT 1", params).fetchone()
+    return f"{entity} {changed[0]} differs from its last audited state: it was changed outside diversion" \
+        if changed else None
 
 
 def _check_erasures(conn: sqlite3.Connection) -> None:
