@@ -339,11 +339,13 @@ class Store:
 
     def insert_person(self, *, surname, forenames, dob, pnc, gender, ethnicity, surname_norm,
                       forenames_norm, at: datetime, officer: str) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO people (surname, forenames, dob, pnc, gender, ethnicity, surname_norm, "
-            "forenames_norm, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (surname, forenames, dob, pnc, gender, ethnicity, surname_norm, forenames_norm, _iso(at), officer))
-        return cur.lastrowid
+        person_id = self.next_row_ids()[0]
+        self.conn.execute(
+            "INSERT INTO people (id, surname, forenames, dob, pnc, gender, ethnicity, surname_norm, "
+            "forenames_norm, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (person_id, surname, forenames, dob, pnc, gender, ethnicity, surname_norm, forenames_norm, _iso(at),
+             officer))
+        return person_id
 
     def fill_person_gaps(self, person_id: int, pnc: str | None, gender: str | None, ethnicity: str | None) -> None:
         """Add details learnt at a later arrest without overwriting recorded ones."""
@@ -356,11 +358,12 @@ class Store:
     def insert_incident(self, *, person_id: int, occurred_at: datetime, age: int, location, quantity,
                         supply_suspected: bool, substances: list[tuple[str, str, str]],
                         co_offences: list[str], at: datetime, officer: str) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO incidents (person_id, occurred_at, age, location, quantity, supply_suspected, "
-            "recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (person_id, _iso(occurred_at), age, location, quantity, int(supply_suspected), _iso(at), officer))
-        incident_id = cur.lastrowid
+        incident_id = self.next_row_ids()[1]
+        self.conn.execute(
+            "INSERT INTO incidents (id, person_id, occurred_at, age, location, quantity, supply_suspected, "
+            "recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (incident_id, person_id, _iso(occurred_at), age, location, quantity, int(supply_suspected), _iso(at),
+             officer))
         self.conn.executemany(
             "INSERT INTO incident_substances (incident_id, position, substance, drug_class, entered_as) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -435,7 +438,12 @@ class Store:
         row = self.conn.execute("SELECT max(id) FROM referrals WHERE id >= ? AND id < ?",
                                 (f"R-{year}-", f"R-{year}-:")).fetchone()
         last = int(row[0].rsplit("-", 1)[1]) if row[0] else 0
-        return f"R-{year}-{last + 1:06d}"
+        return f"R-{year}-{max(last, self._issued(f'R-{year}')) + 1:06d}"
+
+    def _issued(self, kind: str) -> int:
+        """The highest id of this kind ever issued, erased or not (migration 8)."""
+        row = self.conn.execute("SELECT last FROM issued_ids WHERE kind = ?", (kind,)).fetchone()
+        return row[0] if row else 0
 
     def insert_referral(self, *, referral_id: str, person_id: int, incident_id: int, scheme: str, pathway: str,
                         one_shot_group: str, lookback_since: str | None, provider: str,
@@ -773,10 +781,11 @@ class Store:
         return [d[0] for d in cursor.description], cursor
 
     def next_row_ids(self) -> tuple[int, int]:
-        """The next free person and incident ids (inside a write transaction)."""
+        """The next person and incident ids never issued before, erasures included (inside a write
+        transaction)."""
         row = self.conn.execute("SELECT (SELECT coalesce(max(id), 0) FROM people), "
                                 "(SELECT coalesce(max(id), 0) FROM incidents)").fetchone()
-        return row[0] + 1, row[1] + 1
+        return max(row[0], self._issued("person")) + 1, max(row[1], self._issued("incident")) + 1
 
     @contextmanager
     def bulk_load(self):

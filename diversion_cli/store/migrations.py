@@ -453,4 +453,48 @@ BEGIN
 END;
 """))
 
+# ---- ids are never issued twice ----------------------------------------------------------
+# An INTEGER PRIMARY KEY hands out max(id) + 1, so erasing the newest person gave the
+# next one their id (and their audit history). Triggers keep the highest id ever issued
+# of each kind ('person', 'incident', and 'R-YYYY' for referrals of a year); new ids
+# count on from there. Started from the highest id in the tables, the trail and the
+# erasures, so ids erased before this migration are not reissued either.
+
+MIGRATIONS.append((8, "ids are never issued twice, erasure or not", """
+CREATE TABLE issued_ids (
+    kind TEXT PRIMARY KEY,          -- person, incident, or R-YYYY
+    last INTEGER NOT NULL           -- the highest id of that kind ever issued; only goes up
+) WITHOUT ROWID;
+
+INSERT INTO issued_ids (kind, last)
+SELECT 'person', max(n) FROM (
+    SELECT max(id) AS n FROM people UNION ALL SELECT max(person_id) FROM erasures
+    UNION ALL SELECT max(person_id) FROM audit_log) WHERE n IS NOT NULL HAVING max(n) IS NOT NULL;
+INSERT INTO issued_ids (kind, last)
+SELECT 'incident', max(n) FROM (
+    SELECT max(id) AS n FROM incidents
+    UNION ALL SELECT max(CAST(entity_id AS INTEGER)) FROM audit_log WHERE entity = 'incident')
+WHERE n IS NOT NULL HAVING max(n) IS NOT NULL;
+INSERT INTO issued_ids (kind, last)
+SELECT substr(id, 1, 6), max(CAST(substr(id, 8) AS INTEGER)) FROM (
+    SELECT id FROM referrals UNION SELECT entity_id FROM audit_log WHERE entity = 'referral')
+GROUP BY substr(id, 1, 6);
+
+CREATE TRIGGER issued_people AFTER INSERT ON people
+BEGIN
+    INSERT INTO issued_ids (kind, last) VALUES ('person', NEW.id)
+    ON CONFLICT (kind) DO UPDATE SET last = max(last, excluded.last);
+END;
+CREATE TRIGGER issued_incidents AFTER INSERT ON incidents
+BEGIN
+    INSERT INTO issued_ids (kind, last) VALUES ('incident', NEW.id)
+    ON CONFLICT (kind) DO UPDATE SET last = max(last, excluded.last);
+END;
+CREATE TRIGGER issued_referrals AFTER INSERT ON referrals
+BEGIN
+    INSERT INTO issued_ids (kind, last) VALUES (substr(NEW.id, 1, 6), CAST(substr(NEW.id, 8) AS INTEGER))
+    ON CONFLICT (kind) DO UPDATE SET last = max(last, excluded.last);
+END;
+"""))
+
 LATEST = MIGRATIONS[-1][0]
