@@ -23,13 +23,57 @@ def status(ws: Workspace) -> dict:
     return info
 
 
-def verify_audit(ws: Workspace) -> dict:
-    """Raises Refused (exit 1) naming the first bad entry if the trail or the data was tampered with."""
+def verify_audit(ws: Workspace, anchors: Path | None = None) -> dict:
+    """Raises Refused (exit 1) naming the first bad entry if the trail or the data was tampered
+    with, or if the trail no longer holds an anchor taken before (`anchor`)."""
+    marks = read_anchors(anchors) if anchors else []
     store = ws.reader()
     try:
-        return store.verify_audit()
+        result = store.verify_audit()
+        store.check_anchors(marks)
     except audit.Problem as problem:
         raise Refused(f"audit trail broken: {problem}") from None
+    result["anchors_checked"] = len(marks)
+    return result
+
+
+ANCHOR_LINE = "diversion-anchor {at} entry={entry} hash={hash}"
+
+
+def read_anchors(path: Path) -> list[tuple[int, str, int, str]]:
+    """(line, taken at, entry, hash) of every anchor line in a file a force keeps elsewhere."""
+    import re
+
+    pattern = re.compile(r"diversion-anchor (\S+) entry=([0-9]{1,18}) hash=([0-9a-f]{64})")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            lines = handle.read(10_000_000).splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput("anchors", f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    anchors = []
+    for n, text in enumerate(lines, 1):
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        found = pattern.search(text)
+        if not found:
+            raise BadInput("anchors", f"{path}:{n}: not an anchor line ({ANCHOR_LINE.format(at='TIME', entry='N', hash='HASH')})")
+        anchors.append((n, found[1], int(found[2]), found[3]))
+    return anchors
+
+
+def anchor(ws: Workspace, target: Path | None = None) -> str:
+    """Verify the trail, then give its head as one line to keep outside the database (a
+    daily log, another machine, paper): later verifies against it catch a rewritten chain."""
+    result = verify_audit(ws)
+    line = ANCHOR_LINE.format(at=ws.clock().isoformat(timespec="seconds"), **result["head"])
+    if target is not None:
+        try:  # appended, never replaced; never through a symlink
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise BadInput("output", f"cannot append to {target}: {exc.strerror}") from None
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+    return line
 
 
 def accept_outside_changes(ws: Workspace, reason: str | None) -> dict:

@@ -701,14 +701,43 @@ def db_erase_person(
 
 
 @audit_app.command("verify")
-def audit_verify(ctx: typer.Context):
+def audit_verify(
+    ctx: typer.Context,
+    anchors: Annotated[Optional[Path], typer.Option("--anchors", metavar="FILE", help="Also check the anchors "
+                                                    "kept in FILE (from `audit anchor`): catches a rewritten "
+                                                    "or shortened trail.")] = None,
+    json_out: JsonOpt = False,
+):
     """Prove nobody changed the record behind diversion's back (exit 1 names the first bad entry).
 
-    Example: diversion audit verify
+    Example: diversion audit verify --anchors /secure/diversion-anchors.log
     """
     from diversion_cli import admin
 
-    output.emit(_trail_ok(admin.verify_audit(ctx.obj)))
+    result = admin.verify_audit(ctx.obj, anchors)
+    if json_out:
+        output.emit_json(result)
+        return
+    output.emit(_trail_ok(result))
+    output.emit(f"head: entry {result['head']['entry']:,}, hash {result['head']['hash']}"
+                + (f"; {result['anchors_checked']} anchor(s) found in the trail" if anchors else ""))
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    ctx: typer.Context,
+    append_to: Annotated[Optional[Path], typer.Option("--append-to", metavar="FILE", help="Append the anchor "
+                                                      "line to FILE (kept outside the database) as well as "
+                                                      "printing it.")] = None,
+):
+    """Verify the trail and print its head as one line to keep elsewhere (a daily log, another machine).
+
+    A later `audit verify --anchors FILE` then catches a trail rewritten or cut short after it.
+    Example: diversion audit anchor --append-to /secure/diversion-anchors.log
+    """
+    from diversion_cli import admin
+
+    output.emit(admin.anchor(ctx.obj, append_to))
 
 
 @audit_app.command("accept")

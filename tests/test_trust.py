@@ -59,3 +59,143 @@ def test_a_database_erased_before_the_upgrade_does_not_reissue_the_erased_id():
     assert run("db", "upgrade").exit_code == 0
     assert record(surname="Third", forename="Tia", dob="1982-01-01")["person_id"] == "P-000003"
     assert run("audit", "verify").exit_code == 0
+
+
+# ---- verify does not trust the schema -------------------------------------------------
+
+SCHEMA_EDITS = {
+    "one-shot trigger dropped": ("DROP TRIGGER referrals_one_shot", "trigger referrals_one_shot is missing"),
+    "one-open index dropped": ("DROP INDEX referrals_one_open", "index referrals_one_open is missing"),
+    "audit trigger dropped": ("DROP TRIGGER audit_referrals_update", "trigger audit_referrals_update is missing"),
+    "view shows failed as completed": (
+        "DROP VIEW referrals_view; CREATE VIEW referrals_view AS SELECT r.id AS referral_id, "
+        "replace(r.status, 'failed', 'completed') AS status FROM referrals r",
+        "view referrals_view differs"),
+    "incidents filtered": (
+        "DROP VIEW incidents_view; CREATE VIEW incidents_view AS SELECT * FROM incidents WHERE id > 1",
+        "view incidents_view differs"),
+    "extra trigger": ("CREATE TRIGGER sneaky AFTER INSERT ON people BEGIN SELECT 1; END",
+                      "trigger sneaky is not one diversion defines"),
+}
+
+
+@pytest.mark.plain_file
+@pytest.mark.parametrize("edit", SCHEMA_EDITS, ids=list(SCHEMA_EDITS))
+def test_verify_names_a_schema_changed_outside_diversion(edit):
+    import subprocess
+
+    from helpers import db_file
+
+    out = record(surname="Schema", forename="Sid", dob="1980-01-01")
+    refer(out["incident_id"])
+    sql, named = SCHEMA_EDITS[edit]
+    subprocess.run(["sqlite3", str(db_file()), sql], check=True)
+    result = run("audit", "verify")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert named in result.stderr
+
+
+@pytest.mark.plain_file
+@pytest.mark.parametrize("sql", [
+    "UPDATE erasures SET reason = 'routine tidy-up', erased_by = '1'",
+    "INSERT INTO erasures VALUES (42, '2026-01-01T00:00:00', '1234', 'made up')",
+])
+def test_an_erasure_edited_or_forged_outside_diversion_is_named(sql):
+    import subprocess
+
+    from helpers import db_file
+
+    record(surname="Gone", forename="Gil", dob="1980-01-01")
+    _erase("P-000001")
+    assert run("audit", "verify").exit_code == 0
+    subprocess.run(["sqlite3", str(db_file()), sql], check=True)
+    result = run("audit", "verify")
+    assert result.exit_code == 1 and "erasure of person" in result.stderr
+
+
+# ---- a consistent rewrite of the chain, and the anchor that catches it --------------------
+
+def _without_guards(conn, tables: list[str], edit) -> None:
+    """What an adversary with the file can do: drop the guard triggers, edit, put them back
+    exactly as they were (so the schema check has nothing to see)."""
+    guards = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN (%s)"
+                          % ",".join("?" * len(tables)), tables).fetchall()
+    for name, _ in guards:
+        conn.execute(f"DROP TRIGGER {name}")
+    edit(conn)
+    for _, sql in guards:
+        conn.execute(sql)
+
+
+def _rechain(conn, first_seq: int) -> None:
+    """Recompute every hash from `first_seq` on: no secret stands in the way."""
+    from diversion_cli.store.audit import GENESIS, chain_hash, digest
+
+    prev = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (first_seq - 1,)).fetchone()
+    prev = prev[0] if prev else GENESIS
+    rows = conn.execute("SELECT seq, at, officer, operation, reason, action, entity, entity_id, person_id, "
+                        "referral_id, old, new, salt FROM audit_log WHERE seq >= ? ORDER BY seq", (first_seq,))
+    for (seq, at, officer, operation, reason, action, entity, entity_id, person_id, referral_id, old, new,
+         salt) in rows.fetchall():
+        od, nd = digest(salt, old), digest(salt, new)
+        current = chain_hash(prev, seq, at, officer, operation, reason, action, entity, entity_id, person_id,
+                             referral_id, od, nd)
+        conn.execute("UPDATE audit_log SET old_digest = ?, new_digest = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                     (od, nd, prev, current, seq))
+        prev = current
+
+
+def test_a_rewritten_chain_verifies_alone_but_not_against_an_anchor_taken_before(tmp_path):
+    record(surname="Truth", forename="Tom", dob="1980-01-01")
+    record(surname="Other", forename="Olga", dob="1981-01-01", substance="coke")
+    anchors = tmp_path / "anchors.log"
+    taken = run("audit", "anchor", "--append-to", anchors)
+    assert taken.exit_code == 0 and taken.stdout.startswith("diversion-anchor ")
+    assert anchors.read_text() == taken.stdout
+
+    conn = connect()
+    first = conn.execute("SELECT min(seq) FROM audit_log WHERE entity = 'person' AND entity_id = '1'").fetchone()[0]
+
+    def forge(c):
+        c.execute("UPDATE people SET surname = 'Forged' WHERE id = 1")
+        old = c.execute("SELECT new FROM audit_log WHERE seq = ?", (first,)).fetchone()[0]
+        c.execute("UPDATE audit_log SET new = ? WHERE seq = ?", (old.replace("Truth", "Forged"), first))
+        _rechain(c, first)
+
+    _without_guards(conn, ["people", "audit_log"], forge)
+    conn.close()
+    alone = run("audit", "verify", "--json")
+    assert alone.exit_code == 0, alone.stderr  # what verify cannot prove on its own (README)
+    result = run("audit", "verify", "--anchors", anchors)
+    assert result.exit_code == 1 and "the trail was rewritten" in result.stderr
+
+
+def test_a_trail_cut_short_is_caught_by_the_anchor(tmp_path):
+    record(surname="Keep", forename="Kay", dob="1980-01-01")
+    cut_from = as_json(run("audit", "verify", "--json"))["head"]["entry"] + 1
+    record(surname="Drop", forename="Dan", dob="1981-01-01", substance="coke")
+    anchors = tmp_path / "anchors.log"
+    anchors.write_text("# anchors of the custody suite\n")
+    assert run("audit", "anchor", "--append-to", anchors).exit_code == 0
+
+    conn = connect()
+
+    def cut(c):
+        for table in ("decisions", "incident_substances", "incidents", "people"):
+            column = "incident_id" if table == "incident_substances" else "person_id" if table in (
+                "decisions", "incidents") else "id"
+            c.execute(f"DELETE FROM {table} WHERE {column} = 2")
+        c.execute("DELETE FROM audit_log WHERE seq >= ?", (cut_from,))
+
+    _without_guards(conn, ["people", "incidents", "incident_substances", "decisions", "audit_log"], cut)
+    conn.close()
+    assert run("audit", "verify").exit_code == 0
+    result = run("audit", "verify", "--anchors", anchors)
+    assert result.exit_code == 1 and "entries were deleted" in result.stderr
+
+
+def test_an_anchor_file_that_is_not_one_is_bad_input(tmp_path):
+    bad = tmp_path / "anchors.log"
+    bad.write_text("diversion-anchor yesterday entry=x hash=nope\n")
+    result = run("audit", "verify", "--anchors", bad)
+    assert result.exit_code == 2 and "anchors.log:1: not an anchor line" in result.stderr

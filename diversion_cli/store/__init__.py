@@ -21,6 +21,7 @@ AUDIT_FROM = 3  # the migration that created the audit trail
 BULK_LOAD_FROM = 5  # the migration that added the bulk-load flag
 CORRECTION_FROM = 7  # the migration that added the correction flag
 
+MIGRATIONS_TABLE = "CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a desk waits for another desk's write
 
 
@@ -196,8 +197,7 @@ class Store:
         return version
 
     def _migrate(self) -> None:
-        self.conn.execute("CREATE TABLE IF NOT EXISTS migrations "
-                          "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        self.conn.execute(MIGRATIONS_TABLE.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
         current = self.schema_version()
         self._audited = current >= AUDIT_FROM
         for version, name, sql in MIGRATIONS:
@@ -503,6 +503,11 @@ class Store:
         result = audit.verify(self.conn)
         result["report_cache_checked"] = self.check_report_cache()
         return result
+
+    def check_anchors(self, anchors: list[tuple[int, str, int, str]]) -> None:
+        from diversion_cli.store import audit
+
+        audit.check_anchors(self.conn, anchors)
 
     def audit_entries(self, person_id: int | None = None, referral_id: str | None = None,
                       limit: int = 200) -> list[dict]:

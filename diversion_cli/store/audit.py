@@ -101,8 +101,44 @@ class Problem(Exception):
     """The first thing found wrong with the trail."""
 
 
+def expected_schema() -> dict[tuple[str, str], str | None]:
+    """(type, name) -> CREATE text of every table, index, trigger and view the migrations define."""
+    from diversion_cli.store import MIGRATIONS_TABLE, _statements
+    from diversion_cli.store.migrations import MIGRATIONS
+
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.execute(MIGRATIONS_TABLE)
+        for _version, _name, sql in MIGRATIONS:
+            for statement in _statements(sql):
+                scratch.execute(statement)
+        return _schema(scratch)
+    finally:
+        scratch.close()
+
+
+def _schema(conn) -> dict[tuple[str, str], str | None]:
+    return {(kind, name): sql for kind, name, sql in conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
+
+
+def check_schema(conn) -> None:
+    """The tables, indexes, triggers and views are exactly what the migrations define: a
+    dropped one-shot trigger, an edited view or an extra trigger is named."""
+    expected, found = expected_schema(), _schema(conn)
+    for key in sorted(expected.keys() | found.keys()):
+        kind, name = key
+        if key not in found:
+            raise Problem(f"the {kind} {name} is missing: it was dropped outside diversion")
+        if key not in expected:
+            raise Problem(f"the {kind} {name} is not one diversion defines: it was added outside diversion")
+        if " ".join((found[key] or "").split()) != " ".join((expected[key] or "").split()):
+            raise Problem(f"the {kind} {name} differs from what diversion defines: it was changed outside diversion")
+
+
 def verify(conn: sqlite3.Connection) -> dict:
-    """Check the chain and the data against it. Raises Problem naming the first bad entry."""
+    """Check the chain, the data against it, and the schema. Raises Problem naming the first
+    bad entry (an edit made by dropping a guard is named by the entry or row it changed)."""
     if conn.execute("SELECT 1 FROM bulk_load").fetchone():
         raise Problem("the bulk-load flag is set, which holds the audit triggers off: it was set outside "
                       "diversion (an import never commits it)")
@@ -144,7 +180,24 @@ def verify(conn: sqlite3.Connection) -> dict:
         if vanished:
             raise Problem(f"{entity} {vanished[0]} was deleted outside diversion")
         rows += conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    return {"entries": entries, "rows_checked": rows, "last_hash": prev}
+    check_schema(conn)
+    return {"entries": entries, "rows_checked": rows, "head": {"entry": expected_seq - 1, "hash": prev}}
+
+
+def check_anchors(conn: sqlite3.Connection, anchors: list[tuple[int, str, int, str]]) -> None:
+    """Each anchor (line, taken at, entry, hash), kept outside the file, must still be in
+    the chain: a trail whose tail was deleted, or whose hashes were all recomputed after
+    an edit, verifies on its own but not against an anchor taken before."""
+    last = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchone()[0]
+    for line, at, seq, expected in anchors:
+        if seq == 0:
+            continue
+        if seq > last:
+            raise Problem(f"the trail ends at entry {last}, but the anchor taken {at} (line {line}) records entry "
+                          f"{seq}: entries were deleted")
+        found = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (seq,)).fetchone()
+        if found is None or found[0] != expected:
+            raise Problem(f"entry {seq} is not the one anchored {at} (line {line}): the trail was rewritten")
 
 
 def first_unaudited(conn: sqlite3.Connection, table: str, where: str = "1", params: tuple = ()) -> str | None:
@@ -174,3 +227,11 @@ def _check_erasures(conn: sqlite3.Connection) -> None:
         "LIMIT 1").fetchone()
     if blanked:
         raise Problem(f"entry {blanked[0]} was blanked, but nobody was erased: it was edited outside diversion")
+    # who erased whom and why is bound to the chained entries of the erasure itself
+    forged = conn.execute(
+        "SELECT e.person_id FROM erasures e WHERE NOT EXISTS (SELECT 1 FROM audit_log a INDEXED BY audit_log_person "
+        "WHERE a.person_id = e.person_id AND a.operation = 'erase person' AND a.officer = e.erased_by "
+        "AND a.reason IS e.reason) LIMIT 1").fetchone()
+    if forged:
+        raise Problem(f"the erasure of person {forged[0]} does not match the trail's record of it (who or why "
+                      f"was edited, or the erasure was forged outside diversion)")
