@@ -199,3 +199,16 @@ def test_an_anchor_file_that_is_not_one_is_bad_input(tmp_path):
     bad.write_text("diversion-anchor yesterday entry=x hash=nope\n")
     result = run("audit", "verify", "--anchors", bad)
     assert result.exit_code == 2 and "anchors.log:1: not an anchor line" in result.stderr
+
+
+@pytest.mark.plain_file
+def test_binary_data_written_into_a_text_column_is_named_not_a_database_failure():
+    import subprocess
+
+    from helpers import db_file
+
+    record(surname="Blob", forename="Bea", dob="1980-01-01")
+    subprocess.run(["sqlite3", "-cmd", ".dbconfig enable_trigger off", str(db_file()),
+                    "UPDATE people SET surname = x'00ff' WHERE id = 1"], check=True)  # its audit trigger refuses a BLOB
+    result = run("audit", "verify")
+    assert result.exit_code == 1 and "person 1 holds binary data" in result.stderr

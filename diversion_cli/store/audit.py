@@ -207,6 +207,12 @@ def first_unaudited(conn: sqlite3.Connection, table: str, where: str = "1", para
     conn.create_function("salted_sha256", 2, digest, deterministic=True)
     entity, ident, _person, _referral, snap = SNAPSHOTS[table]
     ident_t, snap_t = ident.replace("X.", "t."), snap.replace("X.", "t.")
+    # diversion never writes binary data; a snapshot of it cannot even be taken (JSON holds no BLOB)
+    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    binary = conn.execute(f"SELECT {ident_t} FROM {table} t WHERE ({where}) AND ("
+                          + " OR ".join(f"typeof(t.{c}) = 'blob'" for c in columns) + ") LIMIT 1", params).fetchone()
+    if binary:
+        return f"{entity} {binary[0]} holds binary data where diversion writes text: it was changed outside diversion"
     last_entry = f"(SELECT max(seq) FROM audit_log WHERE entity = '{entity}' AND entity_id = {ident_t})"
     changed = conn.execute(
         f"SELECT {ident_t} FROM {table} t WHERE ({where}) AND NOT EXISTS (SELECT 1 FROM audit_log a "
