@@ -121,7 +121,8 @@ def main() -> None:
         samples["bare"].append(timed([sys.executable, str(bare), "noop"], env))
         samples["check"].append(timed([str(BIN), "--db", str(db), "check", f"P-{rng.randint(1, max_id):06d}"], env))
         samples["record"].append(timed(
-            [str(BIN), "--db", str(db), "record", "--surname", f"Benchmark{n}", "--forename", "Desk",
+            [str(BIN), "--db", str(db), "record", "--surname", f"Bench{'abcdefghijklmnopqrstuvwxyz'[n % 26]}"
+             f"{'abcdefghijklmnopqrstuvwxyz'[n // 26 % 26]}", "--forename", "Desk",
              "--dob", f"19{rng.randint(50, 99)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}", "--substance", "weed",
              "--location", "benchmark"], env, ok=(0,)))
     med = {k: statistics.median(v) for k, v in samples.items()}

@@ -99,59 +99,25 @@ def check(ws: Workspace) -> dict:
     return result
 
 
-def _private_new_file(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(fd)
-    except FileExistsError:
-        raise BadInput("file", f"{path} already exists; choose a new name") from None
-    except OSError as exc:
-        raise BadInput("file", f"cannot create {path}: {exc.strerror}") from None
-
-
 def backup(ws: Workspace, target: Path) -> dict:
-    """A consistent copy taken while other desks write; owner-only."""
-    store = ws.reader()
-    _private_new_file(target)
-    try:
-        store.backup_to(target)
-    except database_errors() as exc:
-        target.unlink(missing_ok=True)
-        raise StoreUnusable(f"backup failed: {exc}") from None
-    os.chmod(target, 0o600)
-    copy = Store.open(target)
-    try:
-        problems = [line for line in copy.integrity_check() if line != "ok"]
-        counts = copy.status()["counts"]
-    finally:
-        copy.close()
-    if problems:
-        raise StoreUnusable(f"the backup at {target} failed its integrity check: {problems[0]}")
-    return {"path": str(target), "counts": counts}
+    """A consistent copy taken while other desks write; owner-only, and checked (integrity,
+    and that it holds what the live database held) before it appears at `target`."""
+    held = ws.reader().backup_to(target)
+    return {"path": str(target), "counts": held["row_counts"], "audit_entry": held["audit_seq"]}
 
 
 def restore(ws: Workspace, source: Path) -> dict:
-    """Replace the live database with a checked backup, through SQLite's backup
-    API so desks with the file open see either the old or the new whole."""
+    """Replace the live database with a complete, verifying backup (integrity, audit trail,
+    and the record of what it held), all at once: desks with the file open see the old
+    database or the new one whole, and a failure part-way leaves the old one."""
+    from diversion_cli.store import backup as backups
+
     if not source.is_file():
         raise NotFound(f"no backup file {source}")
-    backup_store = Store.open(source)
-    try:
-        problems = [line for line in backup_store.integrity_check() if line != "ok"]
-        if problems:
-            raise StoreUnusable(f"the backup {source} is damaged: {problems[0]}")
-        try:
-            backup_store.verify_audit()
-        except audit.Problem as problem:
-            raise Refused(f"the backup's audit trail is broken, not restoring it: {problem}") from None
-        live = ws.writer()
-        try:
-            backup_store.conn.backup(live.conn)
-        except database_errors() as exc:
-            raise StoreUnusable(f"restore failed: {exc}") from None
-        return {"path": str(ws.db_path), "from": str(source), "counts": live.status()["counts"]}
-    finally:
-        backup_store.close()
+    live = ws.writer()
+    held = backups.restore(source, live)
+    return {"path": str(ws.db_path), "from": str(source), "counts": held["row_counts"],
+            "audit_entry": held["audit_seq"]}
 
 
 def audit_log(ws: Workspace, person: str | None = None, referral: str | None = None, limit: int = 200) -> list[dict]:

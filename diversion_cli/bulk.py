@@ -19,7 +19,10 @@ reported by line number and field, and the import is rolled back.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import os
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -53,42 +56,183 @@ class ImportFailed(BadInput):
 
 
 def read_rows(path: Path):
-    """(line number, row dict) pairs, streamed for CSV. JSON is a list of objects."""
+    """(line number, row dict) pairs, streamed: memory holds one row, never the file.
+    CSV, or JSON (a .json file) holding a list of objects."""
+    import stat
+
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # before opening: a pipe would block, a device never end
+            raise BadInput("file", f"{path} is not a regular file (a device, pipe or directory)")
         handle = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise BadInput("file", f"cannot read {path}: {exc.strerror}") from None
     with handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped for something else meanwhile
+            raise BadInput("file", f"{path} is not a regular file (a device, pipe or directory)")
         if path.suffix.lower() == ".json":
+            yield from _json_rows(handle, path)
+        else:
+            yield from _csv_rows(handle, path)
+
+
+MAX_ROW_CHARS = 1_000_000  # one row of a spreadsheet, generously (a real one is well under 2,000)
+
+
+class _BoundedLines:
+    """The lines of a text file for csv.reader, refusing a row (however many lines it spans)
+    longer than MAX_ROW_CHARS before reading the rest of it: a single 100 MB line, or a device,
+    cannot take the memory. `used` is reset by the reader's consumer after each row."""
+
+    def __init__(self, handle, path: Path):
+        self.handle, self.path, self.used = handle, path, 0
+        self.line = 1
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self.handle.readline(MAX_ROW_CHARS + 1 - self.used)
+        if not line:
+            raise StopIteration
+        self.used += len(line)
+        if self.used > MAX_ROW_CHARS:
+            raise BadInput("file", f"{self.path}: the row starting at line {self.line} is longer than "
+                                   f"{MAX_ROW_CHARS:,} characters; not a spreadsheet row")
+        return line
+
+
+def _csv_rows(handle, path: Path):
+    lines = _BoundedLines(handle, path)
+    reader = csv.reader(lines)
+    try:
+        header = next(reader, None) or []
+        duplicated = sorted({c for c in header if header.count(c) > 1})
+        if duplicated:  # a dict would keep only the last value: refuse rather than guess
+            raise BadInput("file", f"{path}: column(s) {', '.join(repr(c) for c in duplicated)} appear more "
+                                   f"than once in the header; name each column once")
+        _check_columns(set(header), path)
+        while True:
+            lines.used, lines.line = 0, reader.line_num + 1
+            values = next(reader, None)
+            if values is None:
+                return
+            if not values:  # a blank line
+                continue
+            if len(values) > len(header):
+                raise BadInput("file", f"{path}:{reader.line_num}: more values than columns")
+            yield reader.line_num, {c: values[i] if i < len(values) else None for i, c in enumerate(header)}
+    except UnicodeDecodeError:
+        raise BadInput("file", f"{path} is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise BadInput("file", f"{path}:{reader.line_num}: {exc}") from None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicate_keys(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _DuplicateKey(next(k for k in keys if keys.count(k) > 1))
+    return dict(pairs)
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_JSON_CHUNK = 1 << 16
+
+
+class _JsonList:
+    """The objects of a JSON list, decoded one at a time from a sliding buffer, so memory
+    holds one object (at most MAX_ROW_CHARS of text), never the whole file."""
+
+    def __init__(self, handle, path: Path):
+        self.handle, self.path = handle, path
+        self.buffer, self.pos, self.eof = "", 0, False
+        self.decoder = json.JSONDecoder(object_pairs_hook=_refuse_duplicate_keys)
+
+    def _more(self) -> bool:
+        chunk = self.handle.read(_JSON_CHUNK)
+        self.buffer, self.pos, self.eof = self.buffer[self.pos:] + chunk, 0, not chunk
+        return bool(chunk)
+
+    def _peek(self) -> str:
+        """The next character that is not white space ('' at the end of the file)."""
+        while True:
+            self.pos = _JSON_SPACE.match(self.buffer, self.pos).end()
+            if self.pos < len(self.buffer):
+                return self.buffer[self.pos]
+            if not self._more():
+                return ""
+
+    def _bad(self, problem: str) -> BadInput:
+        return BadInput("file", f"{self.path}: {problem}")
+
+    def _value(self, n: int):
+        self._peek()
+        while True:
             try:
-                data = json.load(handle)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise BadInput("file", f"{path} is not valid JSON ({exc})") from None
+                value, end = self.decoder.raw_decode(self.buffer, self.pos)
+                self.pos = end
+                return value
+            except _DuplicateKey as exc:
+                raise self._bad(f"incident {n} names {exc.args[0]!r} more than once") from None
+            except json.JSONDecodeError as exc:
+                # cut off at the end of the buffer (a token is at most a few characters, a string any
+                # length), or really malformed?
+                cut = exc.msg.startswith("Unterminated string") or exc.pos >= len(self.buffer) - 12
+                if self.eof or not cut:
+                    raise self._bad(f"not valid JSON at incident {n} ({exc.msg})") from None
+                if len(self.buffer) - self.pos > MAX_ROW_CHARS:
+                    raise self._bad(f"incident {n} is longer than {MAX_ROW_CHARS:,} characters") from None
+                self._more()
             except RecursionError:
-                raise BadInput("file", f"{path}: JSON nested too deeply to be a list of incidents") from None
-            if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-                raise BadInput("file", f"{path}: expected a JSON list of objects, one per incident")
-            _check_columns(set().union(*data) if data else set(), path)
-            for n, row in enumerate(data, 1):
-                yield n, {k: "" if v is None else str(v) for k, v in row.items()}
-            return
-        reader = csv.DictReader(handle)
-        try:
-            _check_columns(set(reader.fieldnames or ()), path)
-            for row in reader:
-                if None in row:
-                    raise BadInput("file", f"{path}:{reader.line_num}: more values than columns")
-                yield reader.line_num, row
-        except UnicodeDecodeError:
-            raise BadInput("file", f"{path} is not UTF-8 text") from None
-        except csv.Error as exc:
-            raise BadInput("file", f"{path}:{reader.line_num}: {exc}") from None
+                raise self._bad("JSON nested too deeply to be a list of incidents") from None
+            except ValueError:  # int()'s digit limit
+                raise self._bad(f"incident {n} holds a number too long to be a value (over 4,300 digits)") from None
+
+    def objects(self):
+        if self._peek() != "[":
+            raise self._bad("expected a JSON list of objects, one per incident")
+        self.pos += 1
+        if self._peek() == "]":
+            self.pos += 1
+        else:
+            for n in itertools.count(1):
+                value = self._value(n)
+                if not isinstance(value, dict):
+                    raise self._bad("expected a JSON list of objects, one per incident")
+                yield n, value
+                following = self._peek()
+                self.pos += 1
+                if following == "]":
+                    break
+                if following != ",":
+                    raise self._bad(f"not valid JSON after incident {n} (expected , or ])")
+        if self._peek():
+            raise self._bad("not valid JSON (text after the end of the list)")
 
 
-def _check_columns(found: set[str], path: Path) -> None:
+def _json_rows(handle, path: Path):
+    found: set[str] = set()
+    try:
+        for n, row in _JsonList(handle, path).objects():
+            _refuse_unknown(set(row), path)
+            found |= set(row)
+            yield n, {k: "" if v is None else str(v) for k, v in row.items()}
+    except UnicodeDecodeError:
+        raise BadInput("file", f"{path} is not UTF-8 text") from None
+    _check_columns(found, path)
+
+
+def _refuse_unknown(found: set[str], path: Path) -> None:
     unknown = sorted(found - set(COLUMNS))
     if unknown:
         raise BadInput("file", f"{path}: unknown column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}")
+
+
+def _check_columns(found: set[str], path: Path) -> None:
+    _refuse_unknown(found, path)
     missing = [c for c in REQUIRED if c not in found]
     if missing:
         raise BadInput("file", f"{path}: missing column(s) {', '.join(missing)}")
@@ -430,54 +574,95 @@ def _moment(row: dict, field: str, now: datetime, required: bool = False) -> dat
 # ---- export -------------------------------------------------------------------
 
 EXPORTS = ("incidents", "referrals")
-# Removed when pseudonymised: identifiers, and free text that may name people.
-IDENTIFYING = ("surname", "forenames", "dob", "pnc", "co_offences", "reason", "void_reason", "quantity")
+# What a pseudonymised extract keeps, by column; any column not named here is left out,
+# so a column added to a view later never leaks by default.
+KEEP = ("gender", "ethnicity", "age", "age_group", "substances", "drug_classes", "co_offence_count",
+        "supply_suspected", "eligible_at_record", "scheme", "pathway", "status", "referral_status", "provider",
+        "outcome_code", "conditions", "conditions_met")
 # Replaced by a keyed hash: links rows without saying who (officers included).
 KEYED = ("person_ref", "incident_ref", "referral_id", "recorded_by", "offered_by")
+# Cut to the date: the time of day helps pick a person out of a custody record.
+TIMES = ("occurred_at", "recorded_at", "voided_at", "offered_at", "diverted_at", "closed_at", "deadline",
+         "appointment")
+# Free text (it may name people and places): goes out only as the configured area it lies in.
+LOCATION, AREA = "location", "area"
 PSEUDONYM_KEY_ENV = "DIVERSION_PSEUDONYM_KEY"
+MIN_KEY_BITS = 128
+
+
+def key_bits(secret: str) -> float:
+    """A floor on the secret's entropy that gives no credit for repeats or runs ("aaaa",
+    "abcd", "0123", "Tr0ub4dor&3" typed three times): the number of its characters that begin
+    a three-character sequence not seen earlier in it, times the Shannon entropy per character
+    of its characters or of the steps between neighbours, whichever is less."""
+    import math
+    from collections import Counter
+
+    def entropy(items: list) -> float:
+        return -sum(c / len(items) * math.log2(c / len(items)) for c in Counter(items).values()) if items else 0.0
+
+    seen: set[str] = set()
+    novel = 0
+    for i in range(len(secret)):
+        sequence = secret[i:i + 3]
+        novel += sequence not in seen
+        seen.update((sequence, sequence[:2], sequence[:1]))  # the prefixes: the last characters' shorter sequences
+    steps = [ord(b) - ord(a) for a, b in zip(secret, secret[1:])]
+    return novel * min(entropy(list(secret)), entropy(steps))
+
+
+def pseudonym_key() -> bytes:
+    """The force's secret for the keyed hash, refused unless it carries MIN_KEY_BITS."""
+    secret = os.environ.get(PSEUDONYM_KEY_ENV, "")
+    if not secret:
+        raise BadInput(PSEUDONYM_KEY_ENV, "set it to the force's secret to pseudonymise (make one with: "
+                                          "python3 -c \"import secrets; print(secrets.token_hex(32))\")")
+    if key_bits(secret) < MIN_KEY_BITS:
+        raise BadInput(PSEUDONYM_KEY_ENV, f"too guessable: a key must carry at least {MIN_KEY_BITS} bits, with no "
+                                          f"credit for repeats or runs, such as the 64 hex digits of python3 -c "
+                                          f"\"import secrets; print(secrets.token_hex(32))\"")
+    return secret.encode("utf-8", "surrogateescape")  # the bytes the environment held
 
 
 def export(ws: Workspace, what: str, out, fmt: str = "csv", start: str | None = None, end: str | None = None,
            pseudonymise: bool = False) -> int:
     """Write incidents or referrals as CSV or JSON Lines to `out`; returns the row count.
 
-    Pseudonymised: names, dates of birth and PNC IDs removed; ids replaced by
-    an HMAC of the id under a key only the force holds (so a researcher can
-    link rows of one person, and nobody without the key can go back); times
-    cut to dates. Age at the incident stays.
+    Pseudonymised: names, dates of birth, PNC IDs and free text removed; the location
+    given only as the configured area it lies in (config [areas]; empty if none); ids
+    replaced by an HMAC of the id under a key only the force holds (so a researcher can
+    link rows of one person, and nobody without the key can go back); every time cut
+    to its date. Age at the incident stays.
     """
     import hashlib
     import hmac
-    import os
 
     if what not in EXPORTS:
         raise BadInput("what", f"{what!r} is not one of {', '.join(EXPORTS)}")
     if fmt not in ("csv", "json"):
         raise BadInput("format", f"{fmt!r} is not csv or json")
-    key = None
-    if pseudonymise:
-        secret = os.environ.get(PSEUDONYM_KEY_ENV, "")
-        if len(secret) < 16:
-            raise BadInput(PSEUDONYM_KEY_ENV, "set it to a secret of at least 16 characters to pseudonymise")
-        key = secret.encode()
+    key = pseudonym_key() if pseudonymise else None
     since = values.parse_date(start, "from").isoformat() if start else None
     until = (values.parse_date(end, "to") + timedelta(days=1)).isoformat() if end else None
     columns, rows = ws.reader().export_rows(what, since, until)
-    if key:
-        kept = [c for c in columns if c not in IDENTIFYING]
-    else:
-        kept = columns
-    index = [columns.index(c) for c in kept]
+    allowed = set(KEEP) | set(KEYED) | set(TIMES) | {LOCATION}
+    kept = list(columns) if key is None else [AREA if c == LOCATION else c for c in columns
+                                              if c in allowed or c.endswith("_at")]
+    where = {c: i for i, c in enumerate(columns)}
 
-    def transform(row):
-        record = {c: row[i] for c, i in zip(kept, index)}
-        if key:
-            for c in KEYED:
-                if c in record and record[c] is not None:
-                    record[c] = hmac.new(key, str(record[c]).encode(), hashlib.sha256).hexdigest()[:16]
-            for c, v in record.items():
-                if c.endswith("_at") and isinstance(v, str):
-                    record[c] = v[:10]
+    def transform(row) -> dict:
+        if key is None:
+            return dict(zip(columns, row))
+        record = {}
+        for c in kept:
+            v = row[where[LOCATION if c == AREA else c]]
+            if c == AREA:
+                v = ws.config.area(v)
+            elif c in KEYED and v is not None:
+                v = hmac.new(key, str(v).encode(), hashlib.sha256).hexdigest()[:16]
+            elif (c in TIMES or c.endswith("_at")) and isinstance(v, str):
+                v = v[:10]
+            record[c] = v
         return record
 
     count = 0

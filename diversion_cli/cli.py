@@ -4,6 +4,7 @@ No SQL and no rules here; domain errors are turned into exit codes once, in
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from contextlib import contextmanager
@@ -39,19 +40,29 @@ class _Group(TyperGroup):
             typer.echo(f"error: the database failed ({exc.__class__.__name__}); nothing was written", err=True)
             raise typer.Exit(4) from None
         except BrokenPipeError:  # `diversion export | head`: the reader has gone; not an error of ours
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            output.discard_stdout()
             raise typer.Exit(141) from None
+        except OSError as exc:  # a full or failing disk under an output or stdout: not a bug
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS):
+                _internal_error(exc)
+            output.discard_stdout()
+            typer.echo(f"error: cannot write ({exc.strerror}); what was being written is incomplete", err=True)
+            raise typer.Exit(2) from None
         except (KeyboardInterrupt, typer.Abort):  # Ctrl-C, or Ctrl-D at a prompt
             typer.echo("\ninterrupted: nothing was written", err=True)
             raise typer.Exit(130) from None
         except (typer.Exit, typer.TyperException):
             raise  # Typer's own exits and usage errors (exit 2) pass through
         except Exception as exc:  # a bug: say so without locals or personal data
-            if os.environ.get("DIVERSION_DEBUG"):
-                raise
-            typer.echo(f"internal error ({exc.__class__.__name__}); nothing more was written. "
-                       f"Please report it (set DIVERSION_DEBUG=1 for details).", err=True)
-            raise typer.Exit(EXIT_INTERNAL) from None
+            _internal_error(exc)
+
+
+def _internal_error(exc: Exception):
+    if os.environ.get("DIVERSION_DEBUG"):
+        raise exc
+    typer.echo(f"internal error ({exc.__class__.__name__}); nothing more was written. "
+               f"Please report it (set DIVERSION_DEBUG=1 for details).", err=True)
+    raise typer.Exit(EXIT_INTERNAL) from None
 
 
 def _database_errors() -> tuple:
@@ -408,8 +419,10 @@ def letter(
     ctx: typer.Context,
     referral_id: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
     kind: Annotated[str, typer.Option("--kind", help="offer, completion or failure.")],
-    output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this file (.html gives HTML).")] = None,
+    output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this new file, owner-only "
+                                                        "(.html gives HTML).")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="text or html (default from --output).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")] = False,
 ):
     """Print the letter the person is given: the offer, proof of completion, or failure.
 
@@ -420,21 +433,17 @@ def letter(
     chosen = fmt or ("html" if output_file and output_file.suffix.lower() in (".html", ".htm") else "text")
     text = letters.letter(ctx.obj, referral_id, kind, chosen)
     if output_file:
-        _write_private(output_file, text)
+        _write_private(output_file, text, force)
         output.warn(f"wrote {output_file}")
     else:
-        typer.echo(text)
+        with output.to_stdout():
+            typer.echo(text)
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Letters and exports hold personal data: owner-only."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(path, 0o600)
-    except OSError as exc:
-        raise BadInput("output", f"cannot write {path}: {exc.strerror}") from None
+def _write_private(path: Path, text: str, force: bool = False) -> None:
+    """Letters, reports and exports hold personal data: a new owner-only file, renamed into
+    place; symlinks and devices refused, an existing file replaced only with --force."""
+    output.write_private(path, text, force)
 
 
 @app.command()
@@ -490,10 +499,12 @@ def report(
     by: Annotated[Optional[str], typer.Option("--by", help="Break down by substance, drug_class, scheme, "
                                               "age_band, gender, ethnicity, location or officer.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json, csv or markdown.")] = "table",
-    output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this file.")] = None,
+    output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this new file "
+                                                        "(owner-only).")] = None,
     suppress: Annotated[Optional[int], typer.Option("--suppress", metavar="N", min=1,
                                                     help="Show counts below N (and rates built on them) "
                                                          "as <N, for publication.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")] = False,
 ):
     """Figures for the Home Office: take-up, completion, re-offending, equity, trend and cost.
 
@@ -506,10 +517,11 @@ def report(
     tables, meta = reports.make_report(ctx.obj, month=month, start=start, end=end, scheme=scheme, by=by)
     text = report_format.render(tables, fmt, meta, suppress)
     if output_file:
-        _write_private(output_file, text)
+        _write_private(output_file, text, force)
         output.warn(f"wrote {output_file}")
     else:
-        typer.echo(text, nl=False)
+        with output.to_stdout():
+            typer.echo(text, nl=False)
 
 
 @app.command("import")
@@ -537,11 +549,14 @@ def export(
     ctx: typer.Context,
     what: Annotated[str, typer.Argument(metavar="WHAT", help="incidents or referrals.")] = "incidents",
     fmt: Annotated[str, typer.Option("--format", help="csv or json (one object per line).")] = "csv",
-    output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this file (owner-only).")] = None,
+    output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this new file (owner-only).")]
+    = None,
     start: Annotated[Optional[str], typer.Option("--from", help="First day (incident date or offer date).")] = None,
     end: Annotated[Optional[str], typer.Option("--to", help="Last day, inclusive.")] = None,
-    pseudonymise: Annotated[bool, typer.Option("--pseudonymise", help="Remove names, dates of birth and PNC IDs; "
-                                               "replace ids with a keyed hash (key: DIVERSION_PSEUDONYM_KEY).")] = False,
+    pseudonymise: Annotated[bool, typer.Option("--pseudonymise", help="Remove names, dates of birth, PNC IDs and "
+                                               "free text; locations as their configured area; times as dates; "
+                                               "ids as a keyed hash (key: DIVERSION_PSEUDONYM_KEY).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")] = False,
 ):
     """Export incidents or referrals for analysis; --pseudonymise for a researcher.
 
@@ -549,17 +564,8 @@ def export(
     """
     from diversion_cli import bulk
 
-    if output_file is None:
-        count = bulk.export(ctx.obj, what, sys.stdout, fmt, start, end, pseudonymise)
-    else:
-        try:
-            fd = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise BadInput("output", f"cannot write {output_file}: {exc.strerror}") from None
-        with handle:
-            count = bulk.export(ctx.obj, what, handle, fmt, start, end, pseudonymise)
-        os.chmod(output_file, 0o600)
+    with output.to_stdout() if output_file is None else output.private_file(output_file, force) as handle:
+        count = bulk.export(ctx.obj, what, handle, fmt, start, end, pseudonymise)
     output.warn(f"exported {count} {what}" + (" (pseudonymised)" if pseudonymise else ""))
 
 
@@ -650,7 +656,7 @@ def _trail_ok(result: dict) -> str:
 
 @db_app.command("backup")
 def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(metavar="FILE", help="A new file.")]):
-    """Copy the database to FILE, consistently, while other desks keep working.
+    """Copy the database to FILE, consistently, while other desks keep working; FILE appears only once checked.
 
     Restore with `diversion db restore FILE`. Example: diversion db backup /secure/diversion-2026-11-28.db
     """
@@ -658,7 +664,8 @@ def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(metavar="
 
     result = admin.backup(ctx.obj, file)
     output.emit(f"backed up to {result['path']} ({result['counts']['incidents']:,} incidents, "
-                f"{result['counts']['referrals']:,} referrals); integrity ok")
+                f"{result['counts']['referrals']:,} referrals, audit trail to entry {result['audit_entry']:,}); "
+                f"integrity ok, and it holds what the live database held")
 
 
 @db_app.command("restore")
@@ -667,7 +674,8 @@ def db_restore(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="A backup made by `db backup`.")],
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: the live data is replaced by the backup.")] = False,
 ):
-    """Replace the live database with a backup, after checking the backup's integrity and audit trail.
+    """Replace the live database with a backup, all at once, after checking it is whole (integrity, audit
+    trail, and that it holds what it held when it was taken); anything else is refused and nothing changes.
 
     Example: diversion db restore /secure/diversion-2026-11-28.db --yes
     """
@@ -676,7 +684,8 @@ def db_restore(
     if not yes:
         raise BadInput("yes", "restoring replaces every record with the backup's; add --yes to confirm")
     result = admin.restore(ctx.obj, file)
-    output.emit(f"restored {result['path']} from {result['from']} ({result['counts']['incidents']:,} incidents)")
+    output.emit(f"restored {result['path']} from {result['from']} ({result['counts']['incidents']:,} incidents, "
+                f"audit trail to entry {result['audit_entry']:,}); the backup was complete and verified")
 
 
 @db_app.command("erase-person")
@@ -873,4 +882,17 @@ def _keep_only_invoked_command(argv: list[str]) -> None:
 
 def main() -> None:
     _keep_only_invoked_command(sys.argv[1:])
-    app(prog_name="diversion")
+    try:
+        app(prog_name="diversion")
+    except SystemExit as done:
+        # what is still buffered for stdout goes out now, where a full disk is a one-line
+        # error rather than a traceback from the interpreter's last flush
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            output.discard_stdout()
+        except OSError as exc:
+            output.discard_stdout()
+            typer.echo(f"error: stdout: cannot write the output ({exc.strerror or exc}); it is incomplete", err=True)
+            raise SystemExit(2) from None
+        raise

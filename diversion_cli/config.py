@@ -25,7 +25,12 @@ PATHWAYS = ("workshop", "contract")
 CO_OFFENCE_POLICIES = ("exclude", "supervisor", "allow")
 ONE_SHOT_SCOPES = ("scheme", "programme", "all")
 LETTER_KINDS = ("offer", "completion", "failure")
-TOP_LEVEL = {"force", "costs", "schemes", "letters", "substances", "outcome_codes", "ethnicity", "ethnicity_groups"}
+TOP_LEVEL = {"force", "costs", "schemes", "letters", "substances", "outcome_codes", "ethnicity", "ethnicity_groups",
+             "areas"}
+MAX_FILE_BYTES = 1_000_000  # a force's config is a few kilobytes; past this it is not one
+MAX_COST = 1_000_000_000    # per unit, in any currency: finite sums however many cases
+MAX_DEADLINE_DAYS = 730     # a workshop deadline of up to two years, like the longest contract
+MAX_WORKSHOP_HOURS = 1000
 
 
 class ConfigError(DiversionError):
@@ -104,11 +109,14 @@ class Config:
 
     def __init__(self, *, raw: dict, force_name: str, substances: dict[str, Substance], outcome_codes: dict[int, str],
                  ethnicity: dict[str, str], ethnicity_groups: dict[str, str], schemes: dict[str, Scheme],
-                 costs: dict, letters: dict[str, str], sources: tuple[str, ...], lookup: dict[str, Substance]):
+                 costs: dict, letters: dict[str, str], sources: tuple[str, ...], lookup: dict[str, Substance],
+                 areas: dict[str, tuple[str, ...]] | None = None):
         self.raw, self.force_name, self.substances = raw, force_name, substances
         self.outcome_codes, self.ethnicity, self.ethnicity_groups = outcome_codes, ethnicity, ethnicity_groups
         self.schemes, self.costs, self.letters, self.sources = schemes, costs, letters, sources
+        self.areas = areas or {}  # area name -> the place names that put a location in it
         self._lookup = lookup
+        self._places: list[tuple[str, str]] | None = None
         self._fingerprint: str | None = None
 
     @property
@@ -146,9 +154,25 @@ class Config:
             raise BadInput("scheme", f"{key!r} is not a configured scheme ({', '.join(self.schemes)})")
         return self.schemes[key]
 
+    def area(self, location: str | None) -> str | None:
+        """The configured area a free-text location lies in: an area whose place name appears
+        in it as whole words (case and spacing ignored; the longest such name wins), else None."""
+        if not location:
+            return None
+        if self._places is None:  # longest first, so "High Street East" beats "High Street"
+            self._places = sorted(((f" {_words(place)} ", area) for area, places in self.areas.items()
+                                   for place in places), key=lambda p: -len(p[0]))
+        text = f" {_words(location)} "
+        return next((area for place, area in self._places if place in text), None)
+
 
 def _norm(text: str) -> str:
     return " ".join((text or "").replace("_", " ").split()).casefold()
+
+
+def _words(text: str) -> str:
+    """A location as lower-case words, punctuation dropped ("12, High St." -> "12 high st")."""
+    return " ".join(re.sub(r"[\W_]+", " ", text.casefold()).split())
 
 
 def config_path_from_env(explicit: str | None = None) -> Path | None:
@@ -156,8 +180,12 @@ def config_path_from_env(explicit: str | None = None) -> Path | None:
     chosen = explicit or os.environ.get("DIVERSION_CONFIG")
     if chosen:
         path = Path(chosen).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"config: {path}: no such file")
+        try:
+            exists, regular = path.exists(), path.is_file()
+        except OSError as exc:  # e.g. a directory on the way that may not be entered
+            raise ConfigError(f"config: {path}: cannot read ({exc.strerror})") from None
+        if not regular:
+            raise ConfigError(f"config: {path}: " + ("not a regular file" if exists else "no such file"))
         return path
     default = user_config_path()
     return default if default.is_file() else None
@@ -171,7 +199,11 @@ def user_config_path() -> Path:
 
 def _read(path: Path) -> tuple[dict, str]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)  # bounded: a device or a huge file is not a config
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError(f"config: {path}: larger than {MAX_FILE_BYTES:,} bytes; not a diversion config")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config: {path}: cannot read ({exc.__class__.__name__})") from None
     try:
@@ -181,6 +213,10 @@ def _read(path: Path) -> tuple[dict, str]:
         problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         raise ConfigError(f"config: {path}:{where.group(1)}: {problem}" if where
                           else f"config: {path}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"config: {path}: arrays or tables nested too deeply") from None
+    except ValueError:  # tomllib lets int()'s digit limit through
+        raise ConfigError(f"config: {path}: a number too long to be a setting (over 4,300 digits)") from None
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -277,8 +313,18 @@ def _build(raw: dict, sources: tuple[str, ...]) -> Config:
     letters = {k: str(v) for k, v in _table(raw, "letters").items()}
     costs = dict(_table(raw, "costs"))
     for key, value in costs.items():
-        if key != "currency" and (not isinstance(value, (int, float)) or value < 0):
-            raise _Problem("costs", key, f"costs.{key} must be a number ≥ 0")
+        if key == "currency":
+            if not isinstance(value, str) or not 1 <= len(value.strip()) <= 16:
+                raise _Problem("costs", key, "costs.currency must be a currency code such as GBP")
+        elif not _amount(value):
+            raise _Problem("costs", key, f"costs.{key} must be a number from 0 to {MAX_COST:,} (got {value!r})")
+    areas = {}
+    for name, places in _table(raw, "areas").items():
+        if (not isinstance(places, list) or not places
+                or not all(isinstance(p, str) and _words(p) for p in places) or not _words(str(name))):
+            raise _Problem("areas", name, f"areas.{name} must be a list of place names (streets, estates, "
+                                          f"postcode districts) that put a location in that area")
+        areas[str(name)] = tuple(places)
 
     schemes = {key: _scheme(key, spec, outcome_codes, letters) for key, spec in _table(raw, "schemes").items()}
     if not schemes:
@@ -287,8 +333,14 @@ def _build(raw: dict, sources: tuple[str, ...]) -> Config:
         raw=raw, force_name=str(_table(raw, "force").get("name", "the police")),
         substances=substances, outcome_codes=outcome_codes, ethnicity=ethnicity,
         ethnicity_groups=groups, schemes=schemes, costs=costs, letters=letters,
-        sources=sources, lookup=lookup,
+        sources=sources, lookup=lookup, areas=areas,
     )
+
+
+def _amount(value: object) -> bool:
+    """A unit cost: a number (not a boolean) from 0 to MAX_COST; the range refuses nan and infinity
+    (every comparison with nan is false) and compares a huge integer without converting it."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= MAX_COST
 
 
 def _table(raw: dict, name: str) -> dict:
@@ -346,8 +398,9 @@ def _scheme(key: str, spec: dict, outcome_codes: dict[int, str], letters: dict[s
             raise _Problem(where, "conditions", f"{where}: condition keys must be unique")
     else:
         months = None
-        need("workshop_hours", (int, float), lambda v: v > 0, "must be > 0")
-        need("deadline_days", int, lambda v: v > 0, "must be > 0")
+        need("workshop_hours", (int, float), lambda v: 0 < v <= MAX_WORKSHOP_HOURS,  # refuses nan and inf
+             f"must be a number of hours above 0, up to {MAX_WORKSHOP_HOURS}")
+        need("deadline_days", int, lambda v: 1 <= v <= MAX_DEADLINE_DAYS, f"must be 1–{MAX_DEADLINE_DAYS}")
     scheme_letters = dict(letters)
     own = opt("letters", dict, {})
     for kind_, text in own.items():
@@ -367,13 +420,15 @@ def _scheme(key: str, spec: dict, outcome_codes: dict[int, str], letters: dict[s
                            "must be exclude or allow") == "exclude",
         co_offence=opt("co_offence", str, "exclude", lambda v: v in CO_OFFENCE_POLICIES,
                        "must be exclude, supervisor or allow"),
-        max_days_since_offence=opt("max_days_since_offence", int, None, lambda v: v > 0, "must be > 0"),
+        max_days_since_offence=opt("max_days_since_offence", int, None, lambda v: 1 <= v <= 36600,
+                                   "must be 1–36600 days"),
         one_shot_scope=opt("one_shot_scope", str, "scheme", lambda v: v in ONE_SHOT_SCOPES,
                            "must be scheme, programme or all"),
         lookback_years=opt("lookback_years", int, 0, lambda v: 0 <= v <= 100, "must be 0 (lifetime) to 100"),
         completion_outcome=opt("completion_outcome", int, 22, code_ok, "must be a configured outcome code"),
         failure_outcome=opt("failure_outcome", int, 1, code_ok, "must be a configured outcome code"),
-        cost_per_place=float(opt("cost_per_place", (int, float), 0, lambda v: v >= 0, "must be ≥ 0")),
+        cost_per_place=float(opt("cost_per_place", (int, float), 0, _amount, f"must be a number from 0 to "
+                                                                             f"{MAX_COST:,}")),
         requirements=tuple(opt("requirements", list, [], lambda v: all(isinstance(s, str) for s in v),
                                "must be a list of sentences")),
         workshop_hours=float(spec["workshop_hours"]) if pathway == "workshop" else None,

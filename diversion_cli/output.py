@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 
 import typer
+
+from diversion_cli.errors import BadInput
 
 
 def use_color() -> bool:
@@ -161,3 +165,110 @@ def render_queue(rows: list[dict]) -> None:
     for n, row in enumerate(table):
         line = "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
         emit(paint(line, "white") if n == 0 else line)
+
+
+# ---- writing results out: stdout, or an owner-only file -------------------------------
+
+@contextmanager
+def to_stdout():
+    """Around writing a command's output to stdout: a full disk or a failed device there is a
+    one-line error (exit 2), not a bug; a reader that went away stays the boundary's (exit 141)."""
+    try:
+        yield sys.stdout
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        discard_stdout()
+        raise BadInput("stdout", f"cannot write the output ({exc.strerror or exc}); it is incomplete") from None
+
+
+def discard_stdout() -> None:
+    """Point the process's stdout at /dev/null, so the interpreter's last flush of what is
+    still buffered does not fail a second time (and print a traceback) on the way out."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test runner's buffer): nothing is flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+@contextmanager
+def private_file(path: Path, force: bool = False):
+    """A text handle whose contents become the owner-only file `path`, whole or not at all.
+
+    Written to a new file (0600) beside the target and renamed into place, so nothing a
+    symlink points at is written through or chmodded, and a failure (a full disk) leaves
+    the old file as it was. Refused (exit 2): a symlink, anything not a regular file (a
+    device, a pipe, a directory), and an existing file unless `force`."""
+    import tempfile
+
+    _check_target(path, force)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise BadInput("output", f"cannot write {path}: {exc.strerror}") from None
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+            handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        except BaseException:
+            os.close(fd)
+            raise
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        _place(temp, path, force)
+    except OSError as exc:
+        raise BadInput("output", f"cannot write {path}: {exc.strerror or exc}; it was not changed") from None
+    finally:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+
+
+def write_private(path: Path, text: str, force: bool = False) -> None:
+    """`text` as the owner-only file `path` (see private_file)."""
+    with private_file(path, force) as handle:
+        handle.write(text)
+
+
+def _check_target(path: Path, force: bool) -> None:
+    import stat
+
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise BadInput("output", f"cannot write {path}: {exc.strerror}") from None
+    except ValueError:  # a NUL or an unencodable character: no file can have that name
+        raise BadInput("output", f"{str(path)!r} is not a usable file name") from None
+    if stat.S_ISLNK(found.st_mode):
+        raise BadInput("output", f"{path} is a symbolic link; give the path of the file itself")
+    if not stat.S_ISREG(found.st_mode):
+        raise BadInput("output", f"{path} is not a regular file (a device, pipe or directory); give a file's path")
+    if not force:
+        raise BadInput("output", f"{path} already exists; add --force to replace it")
+
+
+def _place(temp: str, path: Path, force: bool) -> None:
+    """Rename the finished file into place; without `force`, never over a file that appeared
+    meanwhile (a hard link fails if the name is taken, where a rename would replace it)."""
+    if force:
+        os.replace(temp, path)  # replaces a name: a symlink put there meanwhile is replaced, never followed
+        return
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        raise BadInput("output", f"{path} already exists; add --force to replace it") from None
+    except OSError:  # a file system without hard links
+        if os.path.lexists(path):
+            raise BadInput("output", f"{path} already exists; add --force to replace it") from None
+        os.replace(temp, path)

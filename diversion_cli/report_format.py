@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 from diversion_cli.reports import Change, Money, Rate, RelativeRate, Table, sparkline
 from diversion_cli.values import spreadsheet_safe
@@ -127,15 +128,26 @@ def _csv(tables: list[Table], s: Suppressor) -> str:
     return out.getvalue()
 
 
+# what a Markdown renderer would run or misread: HTML (a tag, comment or autolink starts with
+# '<' and a letter, '/', '!' or '?'), entities, a link or image ("]("), emphasis and code marks,
+# and the cell separator
+_MD_ACTIVE = re.compile(r"[\\|&*_`]|<(?=[A-Za-z/!?])|\]\(")
+
+
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+    """Text for a Markdown table cell or line, shown as typed and never run by a renderer."""
+    return _MD_ACTIVE.sub(lambda m: _MD_REPLACE[m.group()], text)
+
+
+_MD_REPLACE = {"\\": "\\\\", "|": "\\|", "&": "&amp;", "<": "&lt;", "](": "]\\(", "*": "\\*", "_": "\\_",
+               "`": "\\`"}
 
 
 def _markdown(tables: list[Table], meta: dict, s: Suppressor) -> str:
     heading = _heading(meta, s.mark if s.threshold else None)
-    lines = [f"# {heading[0]}", "", f"_{heading[1]}_", ""]
+    lines = [f"# {_md_escape(heading[0])}", "", f"_{_md_escape(heading[1])}_", ""]
     for t in tables:
-        lines += [f"## {t.title}", "", "| " + " | ".join(_md_escape(c.label) for c in t.columns) + " |",
+        lines += [f"## {_md_escape(t.title)}", "", "| " + " | ".join(_md_escape(c.label) for c in t.columns) + " |",
                   "|" + "|".join("---" for _ in t.columns) + "|"]
         for row in t.rows:
             lines.append("| " + " | ".join(_md_escape(s.cell(row.get(c.key))) for c in t.columns) + " |")

@@ -797,7 +797,19 @@ def test_restore_refuses_a_backup_whose_trail_was_tampered_with(tmp_path):
     assert shell("UPDATE people SET surname = 'Forged' WHERE id = 1", target).returncode == 0
     before = all_counts()
     result = run("db", "restore", target, "--yes")
-    assert result.exit_code == 1
+    assert result.exit_code == 1 and "does not hold what it held" in result.stderr  # its record of what it held
+    assert all_counts() == before
+    # a forger who also rewrites that record is stopped by the backup's audit trail
+    from diversion_cli.store.backup import digest, held
+
+    conn = connect(target)
+    try:
+        conn.execute("DELETE FROM audit_pending")
+        conn.execute(f"PRAGMA user_version = {digest(held(conn))}")
+    finally:
+        conn.close()
+    result = run("db", "restore", target, "--yes")
+    assert result.exit_code == 1 and "audit trail is broken" in result.stderr, result.stderr
     assert all_counts() == before
     assert run("db", "restore", tmp_path / "nothing.db", "--yes").exit_code == 3
 

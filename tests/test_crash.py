@@ -174,9 +174,15 @@ def _name(n: int) -> str:
     return "".join(letters[(n // 26 ** k) % 26] for k in range(3))
 
 
+def _unique_dob(n: int) -> str:
+    """A birth date of its own for each n (day after the 12th: no day/month swap meets
+    another), so no two Crash people are near matches held up by the one-shot checks."""
+    return f"{1940 + (n // 192) % 60}-{1 + (n // 16) % 12:02d}-{13 + n % 16}"
+
+
 def _record_args(db: Path, n: int) -> list[str]:
     return ["--db", db, "record", "--surname", f"Crash{_name(n)}", "--forename", "Kit",
-            "--dob", f"19{60 + n % 30}-0{1 + n % 9}-1{n % 10}", "--substance", "weed", "--substance", "coke",
+            "--dob", _unique_dob(n), "--substance", "weed", "--substance", "coke",
             "--location", "Temple Meads", "--new-person", "--refer"]
 
 
@@ -259,6 +265,9 @@ def _kill_loop(rng: random.Random, pool: Pool, db: Path, csv_file: Path, import_
     t_outcome = min(_calibrate(pool, ["--db", db, "outcome", ref, "accepted"], db) for ref in refs[:2])
     scratch = tmp_path / "scratch.db"
     assert run("db", "backup", scratch).exit_code == 0
+    scratch_conn = connect(scratch)  # a backup is one self-contained file; the import is timed from its WAL
+    scratch_conn.execute("PRAGMA journal_mode = WAL")
+    scratch_conn.close()
     scratch_before = _counts(scratch)
     t_commit = _calibrate(pool, ["--db", scratch, "import", csv_file], scratch, from_wal=True)
     import_effect = _delta(scratch_before, _counts(scratch))
@@ -295,7 +304,7 @@ def _kill_loop(rng: random.Random, pool: Pool, db: Path, csv_file: Path, import_
                                      "ORDER BY id")
             if not open_refs:
                 record("--refer", "--new-person", surname=f"Spare{_name(attempts)}", forename="Sid",
-                       dob=f"1970-01-{10 + attempts % 18}")
+                       dob=_unique_dob(5000 + attempts))
                 open_refs = _query(conn, "SELECT * FROM referrals WHERE status = 'offered' "
                                          "ORDER BY id DESC LIMIT 1")
             target_row = rng.choice(open_refs)

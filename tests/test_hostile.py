@@ -15,9 +15,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import stat
 import unicodedata
 from collections import Counter
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -454,3 +457,235 @@ def test_import_of_a_csv_with_hostile_cells(files, rows, header, raw):
             conn.close()
         expected = [clean({**IMPORT_BASE, **row}.get("location", "")) or None for row in reversed(rows)]
         assert [s[0] for s in stored] == expected
+
+
+# ---- issue 15: JSON, config, environment, output files, Markdown, pseudonym keys ---------------
+
+FEWER = settings(SETTINGS, max_examples=max(EXAMPLES // 4, 10))  # each example runs a command or two
+JSON_KEYS = st.one_of(st.sampled_from(IMPORT_COLUMNS), file_safe)
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), file_safe),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(JSON_KEYS, inner, max_size=3)),
+    max_leaves=8)
+
+
+@st.composite
+def hostile_json(draw) -> str:
+    """A JSON import file: rows that may be valid, odd values, and the shapes that once crashed
+    (a 4,300-digit number, 200,000-deep nesting, a key twice, a cut-off file)."""
+    rows = draw(st.lists(st.dictionaries(JSON_KEYS, json_values, max_size=4).map(lambda r: {**IMPORT_BASE, **r}),
+                         max_size=3))
+    text = json.dumps(rows, ensure_ascii=draw(st.booleans()))
+    twist = draw(st.sampled_from(["none", "digits", "deep", "deep-in-object", "duplicate", "cut", "trailing",
+                                  "not-a-list", "bytes"]))
+    depth = draw(st.sampled_from([10, 990, 1010, 5_000, 200_000]))
+    if twist == "digits":
+        text = '[{"occurred_at": ' + "9" * draw(st.integers(4000, 6000)) + "}]"
+    elif twist == "deep":
+        text = "[" * depth + "]" * depth
+    elif twist == "deep-in-object":
+        text = '[{"surname": ' + "[" * depth + "]" * depth + "}]"
+    elif twist == "duplicate":
+        text = '[{"surname": "A", "surname": "B", "occurred_at": "2026-03-02 14:00", "substances": "weed"}]'
+    elif twist == "cut":
+        text = text[:draw(st.integers(0, max(len(text) - 1, 0)))]
+    elif twist == "trailing":
+        text += draw(st.sampled_from([",", "]", "{}", "x", " [] "]))
+    elif twist == "not-a-list":
+        text = json.dumps(draw(json_values))
+    elif twist == "bytes":
+        text = draw(st.binary(max_size=200)).decode("latin-1")
+    return text
+
+
+@FEWER
+@given(text=hostile_json())
+def test_import_of_hostile_json(files, text):
+    TALLY["inputs", "import (json)"] += 1
+    path = files().with_suffix(".json")
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    invoke("import (json)", ["import", str(path)])
+
+
+TOML_VALUES = ["nan", "+nan", "-nan", "inf", "+inf", "-inf", "1e308", "-1e308", "1e-308", "-0.0", "0", "-1",
+               "true", "1979-05-27T07:32:00Z", "07:32:00", '"text"', "''", "[]", "{}", "[[]]", '["High St"]',
+               "3000000", "9" * 19, "9" * 400, "9" * 5000, "0x7fffffffffffffff", "[" * 3000 + "]" * 3000,
+               "{ a = " * 2000 + "1" + " }" * 2000, '"' + "x" * 10_000 + '"']
+TOML_SETTINGS = ["[costs]\nprosecution", "[costs]\ncaution", "[costs]\ncurrency", "[areas]\n\"Town\"",
+                 "[force]\nname", "[schemes.dep-adult]\ndeadline_days", "[schemes.dep-adult]\nworkshop_hours",
+                 "[schemes.dep-adult]\ncost_per_place", "[schemes.dep-adult]\nmax_days_since_offence",
+                 "[schemes.dep-adult]\nlookback_years", "[schemes.dep-adult]\nages", "[outcome_codes]\n22",
+                 "deep"]
+
+
+@FEWER
+@given(setting=st.sampled_from(TOML_SETTINGS), value=st.one_of(st.sampled_from(TOML_VALUES), hostile),
+       command=st.sampled_from([["schemes", "--json"], ["report", "--format", "json"], ["report", "--format", "csv"]]))
+def test_config_with_hostile_values(tmp_path_factory, setting, value, command):
+    """A force file with one hostile value: exit 0 or a config error (2), and never NaN in JSON."""
+    TALLY["inputs", "config"] += 1
+    shipped = (Path(__file__).resolve().parent.parent / "diversion_cli" / "data" / "schemes.toml").read_text()
+    if setting.startswith("[schemes."):  # one scheme's setting changed, the rest of the shipped file kept
+        table, key = setting.split("\n")
+        head, _, rest = shipped.partition(table + "\n")
+        rest = "\n".join(line for line in rest.split("\n") if not line.startswith(key + " ="))
+        text = f"{head}{table}\n{key} = {value}\n{rest}"
+    elif setting == "deep":
+        text = f"x = {value}\n"
+    else:
+        text = f"{setting} = {value}\n"
+    path = tmp_path_factory.mktemp("config") / "force.toml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    result = invoke("config", ["--config", str(path), *command], writes=False, allowed={0, 2})
+    if result.exit_code == 2:
+        assert result.stderr.startswith("error: config:") and result.stdout == "", result.stderr
+    elif "json" in command:
+        json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+
+
+def _float_or_none(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+@FEWER
+@given(value=st.one_of(hostile, st.floats().map(repr), st.integers(-10**6, 10**400).map(str),
+                       st.sampled_from(["nan", "NaN", "inf", "-inf", "1e308", "1e-308", "3600", "3600.0001", "0",
+                                        "-0", " 5 ", "1_0", "0x10", "∞", "５"])))
+def test_busy_timeout_from_the_environment(value):
+    """DIVERSION_BUSY_TIMEOUT: a number of seconds from 0 to 3600 (empty: the default), else exit 2."""
+    TALLY["inputs", "DIVERSION_BUSY_TIMEOUT"] += 1
+    try:
+        os.environ["DIVERSION_BUSY_TIMEOUT"] = value
+    except (ValueError, UnicodeError):  # a NUL or a lone surrogate cannot be in the environment at all
+        return
+    try:
+        result = invoke("DIVERSION_BUSY_TIMEOUT", ["referrals", "--json"], writes=False, allowed={0, 2})
+    finally:
+        del os.environ["DIVERSION_BUSY_TIMEOUT"]
+    seconds = _float_or_none(value) if value else 10.0
+    assert (result.exit_code == 0) == (seconds is not None and 0 <= seconds <= 3600), result.stderr
+
+
+OUTPUT_KINDS = ["new", "existing", "symlink to a file", "dangling symlink", "symlink to a directory", "fifo",
+                "directory", "device", "missing directory", "hostile name"]
+
+
+def _output_target(base, kind: str, name: str):
+    """Make an output target of this kind in `base`; returns its path and what must survive."""
+    precious = base / "precious.txt"
+    precious.write_text("the only copy")
+    target = base / "out.txt"
+    if kind == "existing":
+        target.write_text("yesterday's extract")
+    elif kind == "symlink to a file":
+        target.symlink_to(precious)
+    elif kind == "dangling symlink":
+        target.symlink_to(base / "nowhere" / "x")
+    elif kind == "symlink to a directory":
+        target.symlink_to(base)
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "directory":
+        target.mkdir()
+    elif kind == "device" and os.geteuid() == 0:
+        os.mknod(target, 0o20666, os.makedev(1, 3))
+    elif kind == "device":
+        target = Path("/dev/null")
+    elif kind == "missing directory":
+        target = base / "no such dir" / "out.txt"
+    elif kind == "hostile name":
+        target = base / (name.replace("/", "_").replace("\x00", "_")[:200] or "_")
+    return target
+
+
+@FEWER
+@given(kind=st.sampled_from(OUTPUT_KINDS), command=st.sampled_from(["report", "export", "letter"]),
+       force=st.booleans(), name=file_safe)
+def test_output_targets(seeded, tmp_path_factory, kind, command, force, name):
+    """--output: a new file, or an existing regular one with --force, is written (0600); anything
+    else is refused with exit 2, and nothing already there is changed or left behind."""
+    TALLY["inputs", "--output"] += 1
+    base = tmp_path_factory.mktemp("out")
+    target = _output_target(base, kind, name)
+    before = {p.name: (p.lstat().st_mode, p.lstat().st_ino, p.lstat().st_size) for p in base.iterdir()}
+    args = {"report": ["report", "--format", "markdown"], "export": ["export", "incidents"],
+            "letter": ["letter", seeded["referrals"][0], "--kind", "offer"]}[command]
+    result = invoke("--output", args + ["--output", str(target)] + (["--force"] if force else []),
+                    writes=False, allowed={0, 2})
+    writable = kind in ("new", "hostile name") or (kind == "existing" and force)
+    if kind == "hostile name" and result.exit_code == 2:  # e.g. a name too long for the file system
+        writable = False
+    assert (result.exit_code == 0) == writable, result.stderr
+    assert (base / "precious.txt").read_text() == "the only copy"
+    after = {p.name: (p.lstat().st_mode, p.lstat().st_ino, p.lstat().st_size) for p in base.iterdir()}
+    if writable:
+        assert stat.S_IMODE(target.lstat().st_mode) == 0o600 and stat.S_ISREG(target.lstat().st_mode)
+        assert {k: v for k, v in after.items() if k != target.name} == \
+            {k: v for k, v in before.items() if k != target.name}
+    else:
+        assert result.stderr.startswith("error: output:"), result.stderr
+        assert after == before
+    assert stat.S_IMODE(os.stat("/dev/null").st_mode) == 0o666
+
+
+def _markdown_renderer():
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark").enable("table")
+    md.validateLink = lambda url: True  # as permissive as the worst renderer: javascript: links pass
+    return md
+
+
+HTML_BITS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "<a href='javascript:x'>", "</td>",
+             "<!--", "<?php", "<!DOCTYPE", "<https://evil.example>", "[x](javascript:alert(1))", "![i](x.png)",
+             "[x]: javascript:y", "&lt;script&gt;", "&#60;", "\\", "\\|", "|", "`<b>`", "<5", "a < b > c"]
+markdown_text = st.one_of(printable, st.sampled_from(HTML_BITS),
+                          st.lists(st.one_of(st.sampled_from(HTML_BITS), printable), max_size=4).map("".join))
+
+
+@SETTINGS
+@given(cells=st.lists(markdown_text, min_size=1, max_size=4), title=markdown_text, note=markdown_text)
+def test_markdown_report_never_runs_in_a_renderer(cells, title, note):
+    """Whatever a location, label or note holds, the rendered Markdown has only the report's own
+    tags (tables, headings, emphasis), and every row keeps its cells."""
+    from diversion_cli import report_format
+    from diversion_cli.reports import Column, Table
+
+    TALLY["inputs", "markdown"] += 1
+    table = Table("t", title, (Column("where", note), Column("n", "Incidents")),
+                  [{"where": c, "n": 1} for c in cells], notes=(note,), labels=("where",))
+    meta = {"period": {"label": title, "from": "2026-01-01", "to": "2026-01-31"}, "scheme": note,
+            "generated_at": "2026-02-01T00:00:00", "config_fingerprint": "0" * 16}
+    text = report_format.render([table], "markdown", meta, None)
+    rendered = _markdown_renderer().render(text)
+    tags = set(re.findall(r"<\s*/?\s*([a-zA-Z][a-zA-Z0-9]*)", rendered))
+    assert tags <= {"h1", "h2", "p", "em", "table", "thead", "tbody", "tr", "th", "td"}, (tags, text)
+    assert rendered.count("<td") == 2 * len(cells), text
+
+
+@FEWER
+@given(key=st.one_of(hostile, printable, st.builds(lambda unit, n: unit * n, st.text(min_size=1, max_size=12),
+                                                    st.integers(1, 400))))
+def test_pseudonym_keys(seeded, key):
+    """A key passes only with MIN_KEY_BITS by the documented count; a repeated unit of one to
+    three characters never does; a refused key writes nothing out."""
+    from diversion_cli.bulk import MIN_KEY_BITS, key_bits
+
+    TALLY["inputs", "pseudonym key"] += 1
+    try:
+        os.environ["DIVERSION_PSEUDONYM_KEY"] = key
+    except (ValueError, UnicodeError):
+        return
+    try:
+        result = invoke("pseudonym key", ["export", "incidents", "--pseudonymise"], writes=False, allowed={0, 2})
+    finally:
+        del os.environ["DIVERSION_PSEUDONYM_KEY"]
+    strong = key_bits(key) >= MIN_KEY_BITS
+    assert (result.exit_code == 0) == strong, result.stderr
+    if not strong:
+        assert result.stdout == "" and "DIVERSION_PSEUDONYM_KEY" in result.stderr
+    if any(len(key) % p == 0 and key == key[:p] * (len(key) // p) for p in (1, 2, 3)):
+        assert not strong, key                    # however many times a short unit is repeated

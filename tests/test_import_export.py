@@ -306,8 +306,8 @@ def test_sample_data_matches_the_published_shape():
 
 # ---- export ----------------------------------------------------------------------------
 
-KEY = "a-force-secret-key-0123456789"
-OTHER_KEY = "another-secret-key-9876543210"
+KEY = "9f1c2e7a4b8d03f6e5a1c7b92d4f8e06a3b5c1d7e9f20486b3a5c7d9e1f30b2a"   # secrets.token_hex(32)
+OTHER_KEY = "Qm3v-Xr8Tz1Lp6Wn0Hs4Kd9Jf2Gc7Ba5Yu_Ee1Oi8Rt3Uy6Mw0Nq4Zx7Cv2Bs5"    # a token_urlsafe-like key
 
 
 def export(*args, key: str | None = None):
@@ -395,11 +395,11 @@ def test_export_output_file_is_owner_only(clean_db):
     assert result.stdout == ""
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert len(_csv(out.read_text(encoding="utf-8"))) == 5
-    # an existing file readable by others is replaced and made owner-only
+    # an existing file readable by others is replaced (with --force) by an owner-only one
     out2 = clean_db / "old.csv"
     out2.write_text("old")
     os.chmod(out2, 0o644)
-    assert export("referrals", "--output", out2).exit_code == 0
+    assert export("referrals", "--output", out2, "--force").exit_code == 0
     assert stat.S_IMODE(out2.stat().st_mode) == 0o600
     assert "Quarshie" in out2.read_text(encoding="utf-8")
 

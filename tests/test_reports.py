@@ -603,7 +603,7 @@ def test_output_file_already_readable_by_others_becomes_owner_only(fixture_db):
     out = fixture_db / "report.md"
     out.write_text("old")
     os.chmod(out, 0o644)
-    result = run("report", *FULL_RANGE, "--format", "markdown", "--output", out)
+    result = run("report", *FULL_RANGE, "--format", "markdown", "--output", out, "--force")
     assert result.exit_code == 0, result.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert out.read_text().startswith("# Diversion report")

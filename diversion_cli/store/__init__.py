@@ -40,12 +40,22 @@ def resolve_target(target: str | None) -> Path:
     return Path(chosen).expanduser()
 
 
+MAX_BUSY_TIMEOUT = 3600.0  # an hour: past that a desk is not waiting, it is stuck
+
+
 def busy_timeout() -> float:
+    """Seconds a desk waits for another's write: DIVERSION_BUSY_TIMEOUT, 0 to an hour."""
     raw = os.environ.get("DIVERSION_BUSY_TIMEOUT")
+    if not raw:
+        return DEFAULT_BUSY_TIMEOUT
     try:
-        return float(raw) if raw else DEFAULT_BUSY_TIMEOUT
+        seconds = float(raw)
     except ValueError:
         raise BadInput("DIVERSION_BUSY_TIMEOUT", f"{raw!r} is not a number of seconds") from None
+    if not 0 <= seconds <= MAX_BUSY_TIMEOUT:  # also refuses nan and inf
+        raise BadInput("DIVERSION_BUSY_TIMEOUT", f"{raw!r} must be a number of seconds from 0 to "
+                                                 f"{MAX_BUSY_TIMEOUT:g}")
+    return seconds
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -144,9 +154,13 @@ class Store:
         """Open an existing database. A missing file is never an empty record: exit 4,
         nothing created. Reading never writes: only a write brings an older schema up
         to date; a reader is told to (`diversion db upgrade`)."""
-        if not path.exists():
+        try:
+            path.stat()
+        except FileNotFoundError:
             raise StoreUnusable(f"no database at {path}: create one with `diversion db init`, "
-                                f"or check --db / DIVERSION_DB")
+                                f"or check --db / DIVERSION_DB") from None
+        except OSError as exc:  # a directory on the way that this user may not enter
+            raise StoreUnusable(f"cannot reach the database at {path}: {exc.strerror}") from None
         try:
             conn = connect(path)
         except database_errors() as exc:
@@ -566,7 +580,11 @@ class Store:
         return removed
 
     def integrity_check(self) -> list[str]:
-        return [row[0] for row in self.conn.execute("PRAGMA integrity_check")]
+        """SQLite's integrity check, then, for a backup, how the file differs from the
+        record of what it held when it was taken (store/backup.py); ["ok"] if all is well."""
+        from diversion_cli.store import backup
+
+        return [row[0] for row in self.conn.execute("PRAGMA integrity_check")] + backup.manifest_problems(self.conn)
 
     def status(self) -> dict:
         counts = {}
@@ -578,13 +596,12 @@ class Store:
         return {"schema_version": self.schema_version(), "counts": counts, "open_referrals": open_referrals,
                 "last_write": {"at": last[0], "officer": last[1], "operation": last[2]} if last else None}
 
-    def backup_to(self, target: Path) -> None:
-        """An online, consistent copy (SQLite's backup API) while other desks keep writing."""
-        destination = connect(target)
-        try:
-            self.conn.backup(destination, pages=4096)
-        finally:
-            destination.close()
+    def backup_to(self, target: Path) -> dict:
+        """A consistent, verified copy at `target` while other desks keep writing; returns
+        what it holds (the backup's manifest). How: store/backup.py."""
+        from diversion_cli.store import backup
+
+        return backup.take(self.conn, target)
 
     # ---- analytics (reports.py aggregates these rows) -----------------------
 
