@@ -124,7 +124,7 @@ def main() -> None:
             [str(BIN), "--db", str(db), "record", "--surname", f"Bench{'abcdefghijklmnopqrstuvwxyz'[n % 26]}"
              f"{'abcdefghijklmnopqrstuvwxyz'[n // 26 % 26]}", "--forename", "Desk",
              "--dob", f"19{rng.randint(50, 99)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}", "--substance", "weed",
-             "--location", "benchmark"], env, ok=(0,)))
+             "--location", "benchmark", "--not-duplicate"], env, ok=(0,)))  # names repeat across benchmark runs
     med = {k: statistics.median(v) for k, v in samples.items()}
     print(f"database: {people:,} people, {incidents:,} incidents ({db.stat().st_size / 1e6:,.0f} MB); "
           f"{args.runs} interleaved runs each, medians")

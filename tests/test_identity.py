@@ -197,11 +197,17 @@ def test_cyrillic_and_greek_look_alikes_share_the_latin_skeleton():
     ("Sean", "\u0405\u0435\u0430n"),              # Cyrillic Ѕ, е, а
     ("Popov", "\u0420\u043e\u0440ov"),             # Cyrillic Р, о, р
     ("Aiko", "\u0391\u03b9ko"),                   # Greek Alpha, iota
-    ("Kim", "Kirn"),                              # r and n drawn close together look like m
 ])
 def test_look_alike_spellings_share_a_skeleton(latin, look_alike):
     assert skeleton(normalise(latin)) == skeleton(normalise(look_alike))
     assert similar(normalise(latin), normalise(look_alike)) == LOOKS_IDENTICAL
+
+
+def test_two_ascii_spellings_are_left_to_spelling_and_sound():
+    # r and n drawn close together look like m on paper, but no other alphabet is involved:
+    # the desk does not load Unicode's table for it
+    assert skeleton("kim") == skeleton("kirn")
+    assert similar("kim", "kirn") != LOOKS_IDENTICAL
 
 
 @pytest.mark.parametrize("one, other", [("okoro", "okeke"), ("smith", "smyth"), ("окоро", "okoro"),
