@@ -58,6 +58,8 @@ def read_anchors(path: Path) -> list[tuple[int, str, int, str]]:
         if not found:
             raise BadInput("anchors", f"{path}:{n}: not an anchor line ({ANCHOR_LINE.format(at='TIME', entry='N', hash='HASH')})")
         anchors.append((n, found[1], int(found[2]), found[3]))
+    if not anchors:  # an emptied or wrong file proves nothing: say so rather than pass
+        raise BadInput("anchors", f"{path} holds no anchor lines")
     return anchors
 
 

@@ -884,15 +884,22 @@ def main() -> None:
     _keep_only_invoked_command(sys.argv[1:])
     try:
         app(prog_name="diversion")
-    except SystemExit as done:
+    except OSError as exc:  # help or usage text written to a full stdout, before any command ran
+        _unwritable_stdout(exc)
+    except SystemExit:
         # what is still buffered for stdout goes out now, where a full disk is a one-line
         # error rather than a traceback from the interpreter's last flush
         try:
-            sys.stdout.flush()
+            if sys.stdout is not None:  # closed (>&-): nothing to flush
+                sys.stdout.flush()
         except BrokenPipeError:
             output.discard_stdout()
         except OSError as exc:
-            output.discard_stdout()
-            typer.echo(f"error: stdout: cannot write the output ({exc.strerror or exc}); it is incomplete", err=True)
-            raise SystemExit(2) from None
+            _unwritable_stdout(exc)
         raise
+
+
+def _unwritable_stdout(exc: OSError) -> None:
+    output.discard_stdout()
+    sys.stderr.write(f"error: stdout: cannot write the output ({exc.strerror or exc}); it is incomplete\n")
+    raise SystemExit(2) from None

@@ -35,7 +35,7 @@ def letter(ws, referral: str, kind: str, fmt: str = "text") -> str:
     if row is None:
         raise NotFound(f"no referral {referral_id}")
     if row["status"] not in KINDS[kind]:
-        raise Refused(f"{referral_id} is {row['status']}: a {kind} letter needs a referral that is "
+        raise Refused(f"{referral_id} is {row['status']}: {'an' if kind[0] in 'aeiou' else 'a'} {kind} letter needs a referral that is "
                       f"{' or '.join(KINDS[kind])}")
     config = ws.config
     scheme = config.schemes.get(row["scheme"])

@@ -18,7 +18,7 @@ from diversion_cli.errors import BadInput
 
 
 def use_color() -> bool:
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    return sys.stdout is not None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def emit(text: str = "") -> None:
@@ -256,6 +256,8 @@ def _check_target(path: Path, force: bool) -> None:
         raise BadInput("output", f"{path} is not a regular file (a device, pipe or directory); give a file's path")
     if not force:
         raise BadInput("output", f"{path} already exists; add --force to replace it")
+    if found.st_uid != os.geteuid():  # --force replaces your own file, never another user's
+        raise BadInput("output", f"{path} belongs to another user: not replaced")
 
 
 def _place(temp: str, path: Path, force: bool) -> None:

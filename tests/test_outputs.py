@@ -509,3 +509,13 @@ def test_a_full_disk_under_stdout_is_one_line_for_any_command():
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "cannot write" in done.stderr
     assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_force_never_replaces_another_users_file(tmp_path, letter_ready):
+    out = tmp_path / "theirs.txt"
+    out.write_text("someone else's")
+    os.chown(out, 65534, 65534)  # nobody (the suite runs as root in CI)
+    result = run(*_commands(letter_ready, out)["export"], "--force")
+    assert result.exit_code == 2 and "belongs to another user" in result.stderr
+    assert out.read_text() == "someone else's" and out.stat().st_uid == 65534

@@ -212,3 +212,66 @@ def test_binary_data_written_into_a_text_column_is_named_not_a_database_failure(
                     "UPDATE people SET surname = x'00ff' WHERE id = 1"], check=True)  # its audit trigger refuses a BLOB
     result = run("audit", "verify")
     assert result.exit_code == 1 and "person 1 holds binary data" in result.stderr
+
+
+# ---- a second adversary's findings ------------------------------------------------------------
+
+def test_the_record_of_issued_ids_only_goes_up():
+    record(surname="First", forename="Fay", dob="1980-01-01")
+    conn = connect()
+    for sql in ("UPDATE issued_ids SET last = 0", "DELETE FROM issued_ids"):
+        with pytest.raises(Exception, match="issued_ids_only_go_up"):
+            conn.execute(sql)
+    conn.close()
+
+
+@pytest.mark.plain_file
+def test_issued_ids_lowered_with_the_triggers_off_stop_the_next_write_and_fail_verify():
+    import subprocess
+
+    from helpers import counts, db_file
+
+    record(surname="First", forename="Fay", dob="1980-01-01")
+    record(surname="Second", forename="Sam", dob="1981-01-01")
+    _erase("P-000002")
+    subprocess.run(["sqlite3", "-cmd", ".dbconfig enable_trigger off", str(db_file()),
+                    "UPDATE issued_ids SET last = 0"], check=True)
+    before = counts()
+    result = run("record", "--surname", "Third", "--forename", "Tia", "--dob", "1982-01-01", "--substance", "weed")
+    assert result.exit_code == 4 and "was issued before" in result.stderr
+    assert counts() == before
+    verify = run("audit", "verify")
+    assert verify.exit_code == 1 and "record of issued" in verify.stderr
+
+
+@pytest.mark.plain_file
+def test_a_dropped_index_is_named_not_a_database_failure():
+    import subprocess
+
+    from helpers import db_file
+
+    record(surname="First", forename="Fay", dob="1980-01-01")
+    _erase("P-000001")
+    subprocess.run(["sqlite3", str(db_file()), "DROP INDEX audit_log_person"], check=True)
+    result = run("audit", "verify")
+    assert result.exit_code == 1 and "index audit_log_person is missing" in result.stderr
+
+
+def test_help_to_a_full_or_closed_stdout_is_not_a_traceback():
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "diversion_cli", "--help"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    closed = subprocess.run(f"{sys.executable} -m diversion_cli audit verify >&-", shell=True,
+                            stderr=subprocess.PIPE, text=True, timeout=60)
+    assert "Traceback" not in closed.stderr and "internal error" not in closed.stderr, closed.stderr
+
+
+def test_an_empty_anchors_file_proves_nothing_and_says_so(tmp_path):
+    empty = tmp_path / "anchors.log"
+    empty.write_text("")
+    result = run("audit", "verify", "--anchors", empty)
+    assert result.exit_code == 2 and "holds no anchor lines" in result.stderr

@@ -452,7 +452,9 @@ class Store:
         row = self.conn.execute("SELECT max(id) FROM referrals WHERE id >= ? AND id < ?",
                                 (f"R-{year}-", f"R-{year}-:")).fetchone()
         last = int(row[0].rsplit("-", 1)[1]) if row[0] else 0
-        return f"R-{year}-{max(last, self._issued(f'R-{year}')) + 1:06d}"
+        referral_id = f"R-{year}-{max(last, self._issued(f'R-{year}')) + 1:06d}"
+        self._never_issued("referral", referral_id)
+        return referral_id
 
     def _issued(self, kind: str) -> int:
         """The highest id of this kind ever issued, erased or not (migration 8)."""
@@ -807,7 +809,19 @@ class Store:
         transaction)."""
         row = self.conn.execute("SELECT (SELECT coalesce(max(id), 0) FROM people), "
                                 "(SELECT coalesce(max(id), 0) FROM incidents)").fetchone()
-        return max(row[0], self._issued("person")) + 1, max(row[1], self._issued("incident")) + 1
+        person_id, incident_id = max(row[0], self._issued("person")) + 1, max(row[1], self._issued("incident")) + 1
+        self._never_issued("person", str(person_id))
+        self._never_issued("incident", str(incident_id))
+        return person_id, incident_id
+
+    def _never_issued(self, entity: str, entity_id: str) -> None:
+        """An id about to be issued must not be in the trail already: if it is, the record of
+        issued ids was lowered outside diversion (one index look-up)."""
+        if self._audited and self.conn.execute("SELECT 1 FROM audit_log WHERE entity = ? AND entity_id = ? LIMIT 1",
+                                               (entity, entity_id)).fetchone():
+            raise StoreUnusable(f"{entity} id {entity_id} was issued before (it is in the audit trail): the record "
+                                f"of issued ids was changed outside diversion; run `diversion audit verify`. "
+                                f"Nothing was written")
 
     @contextmanager
     def bulk_load(self):

@@ -221,6 +221,23 @@ def first_unaudited(conn: sqlite3.Connection, table: str, where: str = "1", para
         if changed else None
 
 
+def _check_issued_ids(conn: sqlite3.Connection) -> None:
+    """The highest ids ever issued (migration 8) are at least every id the trail mentions,
+    so an erased id is never handed out again."""
+    lowered = conn.execute("""
+        SELECT kind, last, issued FROM (
+            SELECT 'person' AS kind, (SELECT max(person_id) FROM audit_log) AS issued
+            UNION ALL SELECT 'incident', (SELECT max(CAST(entity_id AS INTEGER)) FROM audit_log
+                                          WHERE entity = 'incident')
+            UNION ALL SELECT substr(entity_id, 1, 6), max(CAST(substr(entity_id, 8) AS INTEGER))
+                      FROM audit_log WHERE entity = 'referral' GROUP BY substr(entity_id, 1, 6))
+        LEFT JOIN issued_ids USING (kind)
+        WHERE issued IS NOT NULL AND (last IS NULL OR last < issued) LIMIT 1""").fetchone()
+    if lowered:
+        raise Problem(f"the record of issued {lowered[0]} ids says {lowered[1] or 0}, but the trail holds id "
+                      f"{lowered[2]}: it was lowered outside diversion (an erased id could be issued again)")
+
+
 def _check_erasures(conn: sqlite3.Connection) -> None:
     """Blanked snapshots are allowed only for people who were really erased."""
     alive = conn.execute("SELECT e.person_id FROM erasures e JOIN people p ON p.id = e.person_id LIMIT 1").fetchone()
@@ -233,9 +250,10 @@ def _check_erasures(conn: sqlite3.Connection) -> None:
         "LIMIT 1").fetchone()
     if blanked:
         raise Problem(f"entry {blanked[0]} was blanked, but nobody was erased: it was edited outside diversion")
+    _check_issued_ids(conn)
     # who erased whom and why is bound to the chained entries of the erasure itself
     forged = conn.execute(
-        "SELECT e.person_id FROM erasures e WHERE NOT EXISTS (SELECT 1 FROM audit_log a INDEXED BY audit_log_person "
+        "SELECT e.person_id FROM erasures e WHERE NOT EXISTS (SELECT 1 FROM audit_log a "
         "WHERE a.person_id = e.person_id AND a.operation = 'erase person' AND a.officer = e.erased_by "
         "AND a.reason IS e.reason) LIMIT 1").fetchone()
     if forged:

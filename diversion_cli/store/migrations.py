@@ -495,6 +495,17 @@ BEGIN
     INSERT INTO issued_ids (kind, last) VALUES (substr(NEW.id, 1, 6), CAST(substr(NEW.id, 8) AS INTEGER))
     ON CONFLICT (kind) DO UPDATE SET last = max(last, excluded.last);
 END;
+
+-- only ever up: lowering or deleting a count would hand an erased id out again
+CREATE TRIGGER issued_ids_only_up BEFORE UPDATE ON issued_ids
+WHEN NEW.last < OLD.last OR NEW.kind IS NOT OLD.kind
+BEGIN
+    SELECT RAISE(ABORT, 'issued_ids_only_go_up');
+END;
+CREATE TRIGGER issued_ids_kept BEFORE DELETE ON issued_ids
+BEGIN
+    SELECT RAISE(ABORT, 'issued_ids_only_go_up');
+END;
 """))
 
 LATEST = MIGRATIONS[-1][0]
