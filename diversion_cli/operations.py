@@ -249,29 +249,26 @@ def _describe(person: dict) -> str:
             f"born {values.date_in_words(date.fromisoformat(person['dob']))})")
 
 
-def _typed_differences(person: dict, rec: CleanRecord) -> list[str]:
+def _typed_differences(person: dict, surname: str | None, forenames: str | None, dob: date | None) -> list[str]:
     """Which typed details differ from the person's record (middle names may be left out)."""
     differ = []
-    if rec.surname and identity.normalise(rec.surname) != person["surname_norm"]:
-        differ.append(f"surname typed {rec.surname!r}, recorded {person['surname']!r}")
-    if rec.forenames and identity.first_forename(identity.normalise(rec.forenames)) != \
+    if surname and identity.normalise(surname) != person["surname_norm"]:
+        differ.append(f"surname typed {surname!r}, recorded {person['surname']!r}")
+    if forenames and identity.first_forename(identity.normalise(forenames)) != \
             identity.first_forename(person["forenames_norm"]):
-        differ.append(f"forename typed {rec.forenames!r}, recorded {person['forenames']!r}")
-    if rec.dob and rec.dob.isoformat() != person["dob"]:
-        differ.append(f"date of birth typed {values.date_in_words(rec.dob)}, recorded "
+        differ.append(f"forename typed {forenames!r}, recorded {person['forenames']!r}")
+    if dob and dob.isoformat() != person["dob"]:
+        differ.append(f"date of birth typed {values.date_in_words(dob)}, recorded "
                       f"{values.date_in_words(date.fromisoformat(person['dob']))}")
     return differ
 
 
-def identity_conflict(store: Store, rec: CleanRecord) -> dict | None:
+def identity_conflict(store: Store, pnc: str, surname: str | None, forenames: str | None,
+                      dob: date | None) -> dict | None:
     """The person a typed PNC belongs to when the typed name or date of birth says
     someone else: never resolved silently (the officer confirms with --person)."""
-    if rec.person_id is not None or not rec.pnc or rec.new_person:
-        return None
-    person = store.person_by_pnc(rec.pnc)
-    if person is None:
-        return None
-    differ = _typed_differences(person, rec)
+    person = store.person_by_pnc(pnc)
+    differ = _typed_differences(person, surname, forenames, dob) if person else []
     return {"person": person, "differences": differ} if differ else None
 
 
@@ -289,17 +286,15 @@ def name_warnings(person: dict) -> list[str]:
 def pnc_conflict(ws: Workspace, req: RecordRequest) -> dict | None:
     """For the desk's question: the person a typed PNC belongs to, if the typed name or
     date of birth says someone else."""
+    if req.new_person:
+        return None
     today = ws.clock().date()
-    rec = CleanRecord(person_id=None, surname=values.clean_name(req.surname, "surname") if req.surname else None,
-                      forenames=values.clean_name(req.forename, "forename") if req.forename else None,
-                      dob=values.parse_date(req.dob, "dob", today=today) if req.dob else None,
-                      pnc=values.parse_pnc(req.pnc, today), gender=None, ethnicity=None, when=ws.clock(),
-                      substances=[], quantity=None, location=None, co_offences=[], supply_suspected=False,
-                      new_person=req.new_person, refer=False, scheme=None, appointment=None, supervisor=None)
-    conflict = identity_conflict(ws.reader(), rec)
+    pnc = values.parse_pnc(req.pnc, today)
+    conflict = identity_conflict(ws.reader(), pnc, values.clean_name(req.surname, "surname") if req.surname else None,
+                                 values.clean_name(req.forename, "forename") if req.forename else None,
+                                 values.parse_date(req.dob, "dob", today=today) if req.dob else None)
     if conflict:
-        conflict = {"pnc": rec.pnc, "person": person_view(conflict["person"]),
-                    "differences": conflict["differences"]}
+        conflict = {"pnc": pnc, "person": person_view(conflict["person"]), "differences": conflict["differences"]}
     return conflict
 
 
@@ -341,13 +336,13 @@ def _resolve_person(store: Store, rec: CleanRecord, now: datetime, officer: str)
         person = store.person(rec.person_id)
         if person is None:
             raise NotFound(f"no person {values.format_person_id(rec.person_id)}")
-        differ = _typed_differences(person, rec)
+        differ = _typed_differences(person, rec.surname, rec.forenames, rec.dob)
         if differ:  # the officer named the person: go on, and keep what differed
             notes.append({"code": "IDENTITY_CONFIRMED", "scheme": None,
                           "message": f"Officer {officer} confirmed {_describe(person)} although "
                                      f"{'; '.join(differ)} (correct a record with `diversion amend person`)."})
     elif rec.pnc and not rec.new_person:
-        conflict = identity_conflict(store, rec)
+        conflict = identity_conflict(store, rec.pnc, rec.surname, rec.forenames, rec.dob)
         if conflict:
             raise Refused(f"pnc: {rec.pnc} belongs to {_describe(conflict['person'])}, but "
                           f"{'; '.join(conflict['differences'])}. Check the PNC ID, or if it is them confirm "
