@@ -125,7 +125,12 @@ def restore(ws: Workspace, source: Path) -> dict:
 def audit_log(ws: Workspace, person: str | None = None, referral: str | None = None, limit: int = 200) -> list[dict]:
     person_id = values.parse_person_id(person) if person else None
     referral_id = values.parse_referral_id(referral) if referral else None
-    return ws.reader().audit_entries(person_id=person_id, referral_id=referral_id, limit=limit)
+    entries = ws.reader().audit_entries(person_id=person_id, referral_id=referral_id, limit=limit)
+    if not entries and (person_id is not None or referral_id is not None):
+        # an id never on record is a typo, not an empty history (an erased person's entries remain)
+        raise NotFound(f"no person {values.format_person_id(person_id)}" if person_id is not None
+                       else f"no referral {referral_id}")
+    return entries
 
 
 def _reason(reason: str | None) -> str:

@@ -7,7 +7,9 @@ DIVERSION_OFFICER="${DIVERSION_OFFICER:-4471}"
 export DIVERSION_DB DIVERSION_OFFICER
 here=$(dirname "$0")
 bin=${DIVERSION_BIN:-diversion}
-step() { printf '\n\033[1m== %s\033[0m\n$ diversion %s\n' "$1" "$(echo "$2")"; }
+# bold headings only on a terminal: a log or a pipe gets plain text
+if [ -t 1 ]; then bold=$(printf '\033[1m'); plain=$(printf '\033[0m'); else bold=; plain=; fi
+step() { printf '\n%s== %s%s\n$ diversion %s\n' "$bold" "$1" "$plain" "$(echo "$2")"; }
 run() { step "$1" "$2"; shift 2; "$bin" "$@"; echo "(exit $?)"; }
 
 rm -f "$DIVERSION_DB" "$DIVERSION_DB-wal" "$DIVERSION_DB-shm"

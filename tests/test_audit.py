@@ -852,3 +852,10 @@ def test_erasing_a_person_with_a_contract_blanks_every_snapshot_of_theirs(busy_h
     assert [tuple(r) for r in left] == []
     assert conditions == 0
     assert run("audit", "log", "--referral", b["referral_id"]).exit_code == 0
+
+
+@pytest.mark.parametrize("args", [["--person", "P-000999"], ["--referral", "R-2026-000999"]])
+def test_audit_log_for_an_id_never_on_record_is_not_found(args):
+    record()
+    result = run("audit", "log", *args)
+    assert result.exit_code == 3 and result.stderr.startswith("error: no ")

@@ -357,3 +357,15 @@ def test_fingerprint_changes_when_config_changes(tmp_path):
     costs = load_config(force_file(tmp_path, "[costs]\nprosecution = 2500\n", "costs.toml"))
     assert one.fingerprint == same.fingerprint
     assert len({SHIPPED.fingerprint, one.fingerprint, other.fingerprint, costs.fingerprint}) == 4
+
+
+@pytest.mark.parametrize("typed, key, drug_class", [
+    ("crystal meth", "methylamphetamine", "A"), ("tramadol", "tramadol", "C"),
+    ("lyrica", "pregabalin", "C"), ("gabapentin", "gabapentin", "C")])
+def test_substances_named_in_the_domain_reference_are_known(typed, key, drug_class):
+    """domain.md: methylamphetamine class A since 2007; tramadol C since 2014; pregabalin and gabapentin C
+    since April 2019."""
+    from diversion_cli.config import load_config
+
+    found = load_config(None).substance(typed)
+    assert (found.key, found.drug_class) == (key, drug_class)
