@@ -138,6 +138,26 @@ def _ask(label: str, parse, default: str | None = None, required: bool = True, e
         return answer
 
 
+def _ask_same_person(ws: Workspace, req: operations.RecordRequest) -> dict:
+    """Who is on record under this name, PNC or a near spelling; with near matches, the
+    officer says which it is (an id), or N: none of them (a statement kept with the decision)."""
+    found = operations.find_person_matches(ws, req.surname, req.forename, req.dob, req.pnc)
+    known = found["exact"] + found["possible_matches"]
+    if found["exact"]:
+        output.warn(f"On record: {output.person_line(found['exact'][0])}")
+    for line in output.matches_block(found["possible_matches"]):
+        output.warn(line)
+    if found["possible_matches"]:
+        choice = _ask("Same person as one of these? Enter its id, or N for a new person",
+                      _one_of([m["id"] for m in known] + ["N"]))
+        if choice.upper() == "N":  # the officer's statement that none of them is this person
+            req.new_person = True
+            req.not_same_as = [m["id"] for m in found["possible_matches"]]
+        else:
+            req.person = choice.upper()
+    return found
+
+
 def _confirm_identity(ws: Workspace, req: operations.RecordRequest) -> None:
     """At the desk, a PNC whose record names someone else is asked about, never resolved silently."""
     conflict = operations.pnc_conflict(ws, req)
@@ -180,26 +200,18 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
 
     if not ws.officer_given:
         ws.officer_given = _ask("Your collar number", values.parse_officer)
-    if not (req.person or req.pnc or (req.surname and req.forename and req.dob)):
+    asked = not (req.person or req.pnc or (req.surname and req.forename and req.dob))
+    if asked:
         req.pnc = _ask("PNC ID (Enter if none)", values.parse_pnc, required=False)
         req.surname = req.surname or _ask("Surname", lambda v: values.clean_name(v, "surname"))
         req.forename = req.forename or _ask("Forename(s)", lambda v: values.clean_name(v, "forename"))
         req.dob = req.dob or _ask("Date of birth (DD/MM/YYYY)", lambda v: values.parse_date(v, "dob"),
                                   echo=values.date_in_words)
-        found = operations.find_person_matches(ws, req.surname, req.forename, req.dob, req.pnc)
-        known = found["exact"] + [m for m in found["possible_matches"]]
-        if found["exact"]:
-            output.warn(f"On record: {output.person_line(found['exact'][0])}")
-        for line in output.matches_block(found["possible_matches"]):
-            output.warn(line)
-        if found["possible_matches"]:
-            choice = _ask("Same person as one of these? Enter its id, or N for a new person",
-                          _one_of([m["id"] for m in known] + ["N"]))
-            if choice.upper() == "N":  # the officer's statement that none of them is this person
-                req.new_person = True
-                req.not_same_as = [m["id"] for m in found["possible_matches"]]
-            else:
-                req.person = choice.upper()
+    found = {"exact": []}
+    if not (req.person or req.new_person) and req.surname and req.forename and req.dob:
+        # typed or given as flags: the same question, rather than a refusal after the prompts
+        found = _ask_same_person(ws, req)
+    if asked:
         known_person = bool(found["exact"]) or bool(req.person)
         if req.gender is None and not known_person:
             req.gender = _ask("Gender (M/F/X/U, Enter to skip)", values.parse_gender, required=False)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import count_rows, run
+from helpers import connect, count_rows, run
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
 
@@ -166,3 +166,20 @@ def test_ctrl_d_at_a_prompt_is_interrupted_with_exit_130(db_path):
     assert term.finish() == 130, term.seen
     assert "interrupted: nothing was written" in term.seen
     assert count_rows(db_path, "people") == 0
+
+
+def test_a_near_match_is_asked_about_when_name_and_birth_date_came_as_flags(db_path):
+    first = run("record", "--surname", "Okoro", "--forename", "Daniel", "--dob", "1999-02-14", "--substance", "weed",
+                "--refer")
+    assert first.exit_code == 0, first.stderr
+    term = Terminal("record", "--surname", "Okoro", "--forename", "Danny", "--dob", "14/02/1999",
+                    "--substance", "coke", "--when", "now", "--location", "Broadmead")
+    term.expect("Same person as one of these?")     # asked, not refused after the prompts
+    assert "P-000001" in term.seen and "OPEN REFERRAL" in term.seen
+    term.send("N")                                  # someone else: said, and kept with the decision
+    assert term.finish() == 0, term.seen
+    assert count_rows(db_path, "people") == 2
+    conn = connect(db_path)
+    reasons = conn.execute("SELECT reasons FROM decisions WHERE incident_id = 2").fetchone()[0]
+    conn.close()
+    assert "NOT_SAME_PERSON" in reasons and "P-000001" in reasons
