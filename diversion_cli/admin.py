@@ -11,7 +11,7 @@ from pathlib import Path
 from diversion_cli import identity, values
 from diversion_cli.errors import BadInput, NotFound, Refused, StoreUnusable
 from diversion_cli.operations import Workspace
-from diversion_cli.store import Store, audit, database_errors
+from diversion_cli.store import audit
 
 
 def status(ws: Workspace) -> dict:

@@ -422,16 +422,14 @@ class _Loader:
     def _refuse_near_match(self, person_id: int, rec, not_same_as: str | None) -> None:
         """An open referral row for someone who may be a diverted or referred person under
         another spelling is a problem line, as `refer` refuses it, unless not_same_as names them."""
-        others = {values.parse_person_id(p) for p in _split(not_same_as)} if (not_same_as or "").strip() else set()
+        others = {values.parse_person_id(p) for p in _split(not_same_as)}
         who = identity.NameAndBirth(rec.surname, rec.forenames, rec.dob)
         matches = operations.near_matches(self.store, who, exclude={person_id})
         seen = {m["id"] for m in matches}
         for dob in {rec.dob.isoformat(), *(d.isoformat() for d in [identity.swapped_day_month(rec.dob)] if d)}:
             for m in self.referred.get(dob, ()):
                 if m["id"] not in seen and m["id"] != values.format_person_id(person_id):
-                    born = date.fromisoformat(dob)
-                    why = identity.near_match_reasons(who, m["surname"], m["forenames"], born) or (
-                        [identity.EXACT] if identity.exact_match(who, m["surname"], m["forenames"], born) else [])
+                    why = identity.possible_same_person(who, m["surname"], m["forenames"], date.fromisoformat(dob))
                     if why:
                         matches.append({**m, "pnc": None, "why": why})
         blocking = operations.blocking_matches(matches, others)

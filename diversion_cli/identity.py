@@ -161,7 +161,11 @@ def exact_match(new: NameAndBirth, surname: str, forenames: str, dob: date) -> b
     return dob == new.dob and normalise(surname) == new.surname_norm and normalise(forenames) == new.forenames_norm
 
 
-EXACT = "same name and date of birth"
+def possible_same_person(new: NameAndBirth, surname: str, forenames: str, dob: date) -> list[str]:
+    """Why another record may be this person: a near spelling, or exactly the same name and
+    birth date (a second PNC, a record made with --new-person); empty if neither."""
+    return near_match_reasons(new, surname, forenames, dob) or (
+        ["same name and date of birth"] if exact_match(new, surname, forenames, dob) else [])
 
 
 def _shares_a_name(a: str, b: str) -> bool:

@@ -121,11 +121,7 @@ def near_matches(store: Store, who: identity.NameAndBirth, exclude: set[int] = f
     for row in store.people_born_on(dobs):
         if row["id"] in exclude:
             continue
-        born = date.fromisoformat(row["dob"])
-        # another record under exactly this name and birth date (a second PNC, a --new-person)
-        # may be the same person as much as a near spelling is
-        reasons = identity.near_match_reasons(who, row["surname"], row["forenames"], born) or (
-            [identity.EXACT] if identity.exact_match(who, row["surname"], row["forenames"], born) else [])
+        reasons = identity.possible_same_person(who, row["surname"], row["forenames"], date.fromisoformat(row["dob"]))
         if reasons:
             found.append(possible_match_view(row, reasons))
     return found
@@ -263,22 +259,13 @@ def _typed_differences(person: dict, surname: str | None, forenames: str | None,
     return differ
 
 
-def identity_conflict(store: Store, pnc: str, surname: str | None, forenames: str | None,
-                      dob: date | None) -> dict | None:
-    """The person a typed PNC belongs to when the typed name or date of birth says
-    someone else: never resolved silently (the officer confirms with --person)."""
-    person = store.person_by_pnc(pnc)
-    differ = _typed_differences(person, surname, forenames, dob) if person else []
-    return {"person": person, "differences": differ} if differ else None
-
-
 def name_warnings(person: dict) -> list[str]:
     """What the desk should look at twice: a name mixing alphabets (look-alike letters)."""
     warnings = []
-    for field in ("surname", "forenames"):
-        scripts = identity.mixed_scripts(person[field])
+    for part in ("surname", "forenames"):
+        scripts = identity.mixed_scripts(person[part])
         if scripts:
-            warnings.append(f"{field} {person[field]!r} mixes {' and '.join(scripts)} letters: check the spelling "
+            warnings.append(f"{part} {person[part]!r} mixes {' and '.join(scripts)} letters: check the spelling "
                             f"(look-alike letters can hide a record)")
     return warnings
 
@@ -290,12 +277,11 @@ def pnc_conflict(ws: Workspace, req: RecordRequest) -> dict | None:
         return None
     today = ws.clock().date()
     pnc = values.parse_pnc(req.pnc, today)
-    conflict = identity_conflict(ws.reader(), pnc, values.clean_name(req.surname, "surname") if req.surname else None,
-                                 values.clean_name(req.forename, "forename") if req.forename else None,
-                                 values.parse_date(req.dob, "dob", today=today) if req.dob else None)
-    if conflict:
-        conflict = {"pnc": pnc, "person": person_view(conflict["person"]), "differences": conflict["differences"]}
-    return conflict
+    person = ws.reader().person_by_pnc(pnc)
+    differ = _typed_differences(person, values.clean_name(req.surname, "surname") if req.surname else None,
+                                values.clean_name(req.forename, "forename") if req.forename else None,
+                                values.parse_date(req.dob, "dob", today=today) if req.dob else None) if person else []
+    return {"pnc": pnc, "person": person_view(person), "differences": differ} if differ else None
 
 
 def blocking_matches(matches: list[dict], not_same_as: set[int]) -> list[dict]:
@@ -342,13 +328,12 @@ def _resolve_person(store: Store, rec: CleanRecord, now: datetime, officer: str)
                           "message": f"Officer {officer} confirmed {_describe(person)} although "
                                      f"{'; '.join(differ)} (correct a record with `diversion amend person`)."})
     elif rec.pnc and not rec.new_person:
-        conflict = identity_conflict(store, rec.pnc, rec.surname, rec.forenames, rec.dob)
-        if conflict:
-            raise Refused(f"pnc: {rec.pnc} belongs to {_describe(conflict['person'])}, but "
-                          f"{'; '.join(conflict['differences'])}. Check the PNC ID, or if it is them confirm "
-                          f"with --person {values.format_person_id(conflict['person']['id'])} (correct their "
-                          f"details with `diversion amend person`)")
         person = store.person_by_pnc(rec.pnc)
+        differ = _typed_differences(person, rec.surname, rec.forenames, rec.dob) if person else []
+        if differ:  # a PNC identifies: a record that says someone else is never resolved silently
+            raise Refused(f"pnc: {rec.pnc} belongs to {_describe(person)}, but {'; '.join(differ)}. Check the "
+                          f"PNC ID, or if it is them confirm with --person {values.format_person_id(person['id'])} "
+                          f"(correct their details with `diversion amend person`)")
     if person is None and not rec.new_person and rec.surname:
         exact = [p for p in store.people_named(identity.normalise(rec.surname), identity.normalise(rec.forenames),
                                                rec.dob.isoformat())

@@ -353,7 +353,7 @@ class Store:
 
     def insert_person(self, *, surname, forenames, dob, pnc, gender, ethnicity, surname_norm,
                       forenames_norm, at: datetime, officer: str) -> int:
-        person_id = self.next_row_ids()[0]
+        person_id = self._next_id("people", "person")
         self.conn.execute(
             "INSERT INTO people (id, surname, forenames, dob, pnc, gender, ethnicity, surname_norm, "
             "forenames_norm, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -372,7 +372,7 @@ class Store:
     def insert_incident(self, *, person_id: int, occurred_at: datetime, age: int, location, quantity,
                         supply_suspected: bool, substances: list[tuple[str, str, str]],
                         co_offences: list[str], at: datetime, officer: str) -> int:
-        incident_id = self.next_row_ids()[1]
+        incident_id = self._next_id("incidents", "incident")
         self.conn.execute(
             "INSERT INTO incidents (id, person_id, occurred_at, age, location, quantity, supply_suspected, "
             "recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -807,12 +807,13 @@ class Store:
     def next_row_ids(self) -> tuple[int, int]:
         """The next person and incident ids never issued before, erasures included (inside a write
         transaction)."""
-        row = self.conn.execute("SELECT (SELECT coalesce(max(id), 0) FROM people), "
-                                "(SELECT coalesce(max(id), 0) FROM incidents)").fetchone()
-        person_id, incident_id = max(row[0], self._issued("person")) + 1, max(row[1], self._issued("incident")) + 1
-        self._never_issued("person", str(person_id))
-        self._never_issued("incident", str(incident_id))
-        return person_id, incident_id
+        return self._next_id("people", "person"), self._next_id("incidents", "incident")
+
+    def _next_id(self, table: str, kind: str) -> int:
+        last = self.conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+        issued = max(last, self._issued(kind)) + 1
+        self._never_issued(kind, str(issued))
+        return issued
 
     def _never_issued(self, entity: str, entity_id: str) -> None:
         """An id about to be issued must not be in the trail already: if it is, the record of
