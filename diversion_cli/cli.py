@@ -661,7 +661,7 @@ def db_check(ctx: typer.Context):
 
 
 def _trail_ok(result: dict) -> str:
-    return (f"audit trail ok: {result['entries']:,} entries chain unbroken; "
+    return (f"audit trail ok: {result['entries']:,} entries in {result['transactions']:,} transactions, chain unbroken; "
             f"{result['rows_checked']:,} rows match their last audited state; "
             f"{result['report_cache_checked']:,} cached report figures match the records")
 
@@ -742,6 +742,8 @@ def audit_verify(
     output.emit(_trail_ok(result))
     output.emit(f"head: entry {result['head']['entry']:,}, hash {result['head']['hash']}"
                 + (f"; {result['anchors_checked']} anchor(s) found in the trail" if anchors else ""))
+    for note in result["anchors_unchecked"]:
+        output.warn(note)
 
 
 @audit_app.command("anchor")

@@ -29,7 +29,7 @@ SQLITE3 = shutil.which("sqlite3")
 plain_file = pytest.mark.plain_file
 
 TABLES = ("people", "incidents", "incident_substances", "incident_co_offences", "decisions", "referrals",
-          "referral_conditions", "audit_log", "audit_pending")
+          "referral_conditions", "audit_entries", "audit_transactions", "audit_pending")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -57,33 +57,49 @@ def last_seq() -> int:
         return 0
     conn = connect()
     try:
-        return conn.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchone()[0]
+        return conn.execute("SELECT coalesce(max(seq), 0) FROM audit_entries").fetchone()[0]
     finally:
         conn.close()
 
 
-def entries(after: int = 0, where: str = "1", params=()) -> list[dict]:
-    conn = connect()
+def entries(after: int = 0, **match) -> list[dict]:
+    """Entries after `after` (with every field in `match` equal), as `audit log` reads them:
+    the whole row before and after each change, rebuilt from the lean trail."""
+    from diversion_cli.store import Store
+
+    store = Store.open(db_file())
     try:
-        rows = conn.execute(f"SELECT * FROM audit_log WHERE seq > ? AND ({where}) ORDER BY seq",
-                            (after, *params)).fetchall()
+        found = store.audit_entries(limit=10 ** 9)
     finally:
-        conn.close()
+        store.close()
     out = []
-    for row in rows:
-        e = dict(row)
-        e["old_json"] = json.loads(e["old"]) if e["old"] else None
-        e["new_json"] = json.loads(e["new"]) if e["new"] else None
-        out.append(e)
+    for e in found:
+        if e["seq"] > after and all(e[k] == v for k, v in match.items()):
+            e["old_json"] = json.loads(e["old"]) if e["old"] else None
+            e["new_json"] = json.loads(e["new"]) if e["new"] else None
+            out.append(e)
     return out
 
 
 def audit_table_dump(db: Path | None = None) -> list[tuple]:
     conn = connect(db)
     try:
-        return [tuple(r) for r in conn.execute("SELECT * FROM audit_log ORDER BY seq")]
+        return [tuple(r) for table in ("audit_entries", "audit_transactions")
+                for r in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")]
     finally:
         conn.close()
+
+
+def sealing(seq: int) -> str:
+    """The start of verify's line naming the transaction that seals entry `seq`."""
+    conn = connect()
+    try:
+        last = conn.execute("SELECT min(last_seq) FROM audit_transactions WHERE last_seq >= ?", (seq,)).fetchone()[0]
+        first = conn.execute("SELECT coalesce(max(last_seq), 0) + 1 FROM audit_transactions WHERE last_seq < ?",
+                             (seq,)).fetchone()[0]
+    finally:
+        conn.close()
+    return f"sealing entries {first}–{last} "
 
 
 def verify(*global_opts: str):
@@ -103,7 +119,7 @@ def assert_verify_fails(*fragments: str) -> str:
 
 
 def seq_of(entity: str, entity_id: str, action: str = "insert") -> int:
-    found = entries(where="entity = ? AND entity_id = ? AND action = ?", params=(entity, entity_id, action))
+    found = entries(entity=entity, entity_id=entity_id, action=action)
     assert found, (entity, entity_id, action)
     return found[0]["seq"]
 
@@ -274,7 +290,13 @@ def test_erasure_leaves_delete_entries_stamped_with_officer_and_reason():
     assert {e["entity"] for e in new} == {"person", "incident", "substance", "decision"}
     assert all(e["action"] == "delete" and e["officer"] == "99" and e["reason"] == "SAR-2026-0042"
                and "erase" in e["operation"] for e in new)
-    assert all(e["old_digest"] and e["new_digest"] is None for e in new)
+    assert all(e["new"] is None for e in new)
+    conn = connect()
+    try:  # a delete keeps the row's digest and no digest of a row that stands
+        raw = conn.execute("SELECT digest, old, old_digest FROM audit_entries WHERE seq > ?", (before,)).fetchall()
+    finally:
+        conn.close()
+    assert raw and all(digest is None and old is None and old_digest for digest, old, old_digest in raw)
 
 
 def test_nothing_is_left_unsealed_and_every_row_has_an_entry(busy_history):
@@ -283,8 +305,8 @@ def test_nothing_is_left_unsealed_and_every_row_has_an_entry(busy_history):
     conn = connect()
     try:
         missing = conn.execute(
-            "SELECT count(*) FROM incidents i WHERE NOT EXISTS (SELECT 1 FROM audit_log a "
-            "WHERE a.entity = 'incident' AND a.entity_id = CAST(i.id AS TEXT))").fetchone()[0]
+            "SELECT count(*) FROM incidents i WHERE NOT EXISTS (SELECT 1 FROM audit_entries a "
+            "WHERE a.entity = 'i' AND a.entity_id = CAST(i.id AS TEXT))").fetchone()[0]
         operations = {r[0] for r in conn.execute("SELECT DISTINCT operation FROM audit_log")}
     finally:
         conn.close()
@@ -336,55 +358,90 @@ def test_editing_a_data_row_and_emptying_the_pending_table_is_detected(busy_hist
 
 
 @plain_file
-@pytest.mark.parametrize("column, value", [("officer", "'9999'"), ("new", "replace(new, 'Stokes', 'Forged')"),
-                                           ("reason", "'nothing to see'"), ("at", "'2020-01-01T00:00:00'")])
-def test_editing_a_trail_entry_after_dropping_its_guard_names_that_entry(busy_history, column, value):
+@pytest.mark.parametrize("table, column, value", [
+    ("audit_entries", "person_id", "person_id + 1"), ("audit_entries", "entity_id", "entity_id || '0'"),
+    ("audit_entries", "digest", "randomblob(32)"), ("audit_entries", "action", "'b'"),
+    ("audit_transactions", "officer", "'9999'"), ("audit_transactions", "reason", "'nothing to see'"),
+    ("audit_transactions", "at", "'2020-01-01T00:00:00'"), ("audit_transactions", "operation", "'import'")])
+def test_editing_the_trail_after_dropping_its_guard_names_the_transaction(busy_history, table, column, value):
     seq = seq_of("incident", str(num(busy_history["a"]["incident_id"])))
-    tamper(f"DROP TRIGGER audit_log_no_update; UPDATE audit_log SET {column} = {value} WHERE seq = {seq}")
-    assert_verify_fails(f"entry {seq} ", "edited")
+    where = f"seq = {seq}" if table == "audit_entries" else \
+        f"last_seq = (SELECT min(last_seq) FROM audit_transactions WHERE last_seq >= {seq})"
+    guard = "audit_entries_no_update" if table == "audit_entries" else "audit_transactions_no_change"
+    tamper(f"DROP TRIGGER {guard}; UPDATE {table} SET {column} = {value} WHERE {where}")
+    assert_verify_fails(sealing(seq), "edited")
 
 
 @plain_file
-def test_of_two_edited_entries_the_first_is_named(busy_history):
+def test_of_two_edited_transactions_the_first_is_named(busy_history):
     last = last_seq()
     first = last // 3
-    tamper(f"DROP TRIGGER audit_log_no_update; UPDATE audit_log SET officer = '1' WHERE seq IN ({first}, {last - 1})")
-    assert_verify_fails(f"entry {first} ")
+    tamper("DROP TRIGGER audit_entries_no_update; "
+           f"UPDATE audit_entries SET person_id = 99 WHERE seq IN ({first}, {last - 1})")
+    assert_verify_fails(sealing(first))
 
 
 @plain_file
-def test_editing_a_snapshot_and_its_digest_is_detected_by_the_chain(busy_history):
-    seq = seq_of("person", "1")
-    tamper("DROP TRIGGER audit_log_no_update; "
-           f"UPDATE audit_log SET new = replace(new, 'Smith', 'Brown') WHERE seq = {seq}; ")
+def test_editing_old_values_is_named_by_their_entry(busy_history):
+    [amend] = entries(operation="amend person", action="update")
+    tamper("DROP TRIGGER audit_entries_no_update; "
+           f"UPDATE audit_entries SET old = replace(old, 'Smith', 'Brown') WHERE seq = {amend['seq']}")
+    assert_verify_fails(f"entry {amend['seq']} (person", "old values")
+
+
+@plain_file
+def test_editing_old_values_and_their_digest_is_detected_by_the_chain(busy_history):
+    [amend] = entries(operation="amend person", action="update")
+    seq = amend["seq"]
     conn = connect()
-    new = conn.execute("SELECT new FROM audit_log WHERE seq = ?", (seq,)).fetchone()[0]
+    old, salt = conn.execute("SELECT e.old, s.salt FROM audit_entries e JOIN audit_salts s USING (person_id) "
+                             "WHERE e.seq = ?", (seq,)).fetchone()
     conn.close()
-    tamper(f"UPDATE audit_log SET new_digest = '{hashlib.sha256(new.encode()).hexdigest()}' WHERE seq = {seq}")
-    assert_verify_fails(f"entry {seq} ")
+    forged = old.replace("Smith", "Brown")
+    tamper("DROP TRIGGER audit_entries_no_update; "
+           f"UPDATE audit_entries SET old = '{forged}', "
+           f"old_digest = x'{hashlib.sha256(salt + forged.encode()).hexdigest()}' WHERE seq = {seq}")
+    assert_verify_fails(sealing(seq), "edited")
 
 
 @plain_file
-def test_deleting_a_trail_entry_after_dropping_its_guard_names_the_missing_entry(busy_history):
+def test_deleting_a_trail_entry_after_dropping_its_guard_names_its_transaction(busy_history):
     seq = last_seq() // 2
-    tamper(f"DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = {seq}")
-    assert_verify_fails(f"entry {seq} is missing")
+    tamper(f"DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = {seq}")
+    assert_verify_fails(sealing(seq))
 
 
 @plain_file
 def test_deleting_the_last_trail_entry_is_detected(busy_history):
-    tamper(f"DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = {last_seq()}")
+    seq = last_seq()
+    tamper(f"DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = {seq}")
+    assert_verify_fails(sealing(seq))
+
+
+@plain_file
+def test_deleting_the_last_transaction_with_its_entries_is_detected(busy_history):
+    tamper("DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_transactions_no_delete; "
+           "DELETE FROM audit_entries WHERE seq > (SELECT max(last_seq) FROM audit_transactions WHERE last_seq < "
+           "(SELECT max(last_seq) FROM audit_transactions)); "
+           "DELETE FROM audit_transactions WHERE last_seq = (SELECT max(last_seq) FROM audit_transactions);")
+    # the chain that is left is whole: the rows its entries spoke for are what is caught
     assert_verify_fails("outside diversion")
 
 
 @plain_file
-def test_swapping_two_entries_is_detected_at_the_first_of_them(busy_history):
+def test_an_entry_slipped_in_after_the_last_transaction_is_detected(busy_history):
+    tamper("INSERT INTO audit_entries (action, entity, entity_id, person_id) VALUES ('i', 'p', '999', 999)")
+    assert_verify_fails("never sealed")
+
+
+@plain_file
+def test_swapping_two_entries_is_detected_at_their_transaction(busy_history):
     k = last_seq() // 2
-    tamper("DROP TRIGGER audit_log_no_update; "
-           f"UPDATE audit_log SET seq = -seq WHERE seq IN ({k}, {k + 1}); "
-           f"UPDATE audit_log SET seq = {k + 1} WHERE seq = -{k}; "
-           f"UPDATE audit_log SET seq = {k} WHERE seq = -{k + 1};")
-    assert_verify_fails(f"entry {k} ")
+    tamper("DROP TRIGGER audit_entries_no_update; "
+           f"UPDATE audit_entries SET seq = -seq WHERE seq IN ({k}, {k + 1}); "
+           f"UPDATE audit_entries SET seq = {k + 1} WHERE seq = -{k}; "
+           f"UPDATE audit_entries SET seq = {k} WHERE seq = -{k + 1};")
+    assert_verify_fails(sealing(k))
 
 
 @plain_file
@@ -401,10 +458,12 @@ def test_deleting_an_audited_row_after_dropping_its_triggers_is_detected(busy_hi
 
 @plain_file
 @pytest.mark.parametrize("sql", [
-    "UPDATE audit_log SET officer = '9999' WHERE seq = 2",
-    "UPDATE audit_log SET old = NULL, new = NULL WHERE seq = 2",
-    "DELETE FROM audit_log WHERE seq = 2",
-    "DELETE FROM audit_log",
+    "UPDATE audit_transactions SET officer = '9999'",
+    "UPDATE audit_entries SET person_id = 7 WHERE seq = 2",
+    "UPDATE audit_entries SET old = NULL WHERE old IS NOT NULL",
+    "DELETE FROM audit_entries WHERE seq = 2",
+    "DELETE FROM audit_entries",
+    "DELETE FROM audit_transactions",
 ])
 def test_the_database_itself_refuses_to_change_the_trail(busy_history, sql):
     before = audit_table_dump()
@@ -417,12 +476,8 @@ def test_the_database_itself_refuses_to_change_the_trail(busy_history, sql):
 
 @plain_file
 def test_blanking_a_living_persons_history_through_a_forged_erasure_is_detected(busy_history):
-    conn = connect()
-    columns = {r[1] for r in conn.execute("PRAGMA table_info(audit_log)")}
-    conn.close()
-    blank = "old = NULL, new = NULL" + (", salt = NULL" if "salt" in columns else "")  # all the guard allows
-    tamper("INSERT INTO erasures VALUES (1, '2026-01-01T00:00:00', '1', 'forged'); "
-           f"UPDATE audit_log SET {blank} WHERE person_id = 1; DELETE FROM erasures;")
+    tamper("INSERT INTO erasures VALUES (1, '2026-01-01T00:00:00', '1', 'forged'); "  # all the guard allows
+           "UPDATE audit_entries SET old = NULL WHERE person_id = 1; DELETE FROM erasures;")
     assert count_rows(None, "people") >= 1
     assert verify().exit_code == 1
 
@@ -453,7 +508,7 @@ def test_audit_log_for_a_person_shows_their_history_and_the_amendment(busy_histo
     data = as_json(run("audit", "log", "--person", a["person_id"], "--json"))
     assert data and {e["person_id"] for e in data} == {num(a["person_id"])}
     assert [e["seq"] for e in data] == sorted(e["seq"] for e in data)
-    mine = entries(where="person_id = ?", params=(num(a["person_id"]),))
+    mine = entries(person_id=num(a["person_id"]))
     assert [e["seq"] for e in data] == [e["seq"] for e in mine]
 
 
@@ -578,8 +633,8 @@ def test_after_erasure_the_person_is_gone_the_trail_verifies_and_no_name_remains
         assert conn.execute("SELECT count(*) FROM people WHERE id = ?", (pid,)).fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM incidents WHERE person_id = ?", (pid,)).fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM decisions WHERE person_id = ?", (pid,)).fetchone()[0] == 0
-        snapshots = conn.execute("SELECT old, new FROM audit_log").fetchall()
-        mine = conn.execute("SELECT count(*) FROM audit_log WHERE person_id = ?", (pid,)).fetchone()[0]
+        snapshots = conn.execute("SELECT old, NULL FROM audit_entries").fetchall()
+        mine = conn.execute("SELECT count(*) FROM audit_entries WHERE person_id = ?", (pid,)).fetchone()[0]
     finally:
         conn.close()
     assert mine > 0  # the trail keeps the entries ...
@@ -602,8 +657,10 @@ def test_the_trail_of_an_erased_person_cannot_confirm_a_guessed_identity():
     conn = connect()
     try:
         # the person's insert entry says when (to within a second or two) and by whom: all a guesser needs
-        at, officer, stored = conn.execute("SELECT at, officer, new FROM audit_log WHERE entity = 'person' "
-                                           "AND action = 'insert'").fetchone()
+        at, officer, stored, salt = conn.execute(
+            "SELECT t.at, t.officer, e.digest, s.salt FROM audit_entries e JOIN audit_salts s USING (person_id) "
+            "JOIN audit_transactions t ON t.last_seq >= e.seq WHERE e.entity = 'p' AND e.action = 'i' "
+            "ORDER BY t.last_seq LIMIT 1").fetchone()
         sealed = datetime.fromisoformat(at)
         guesses = [conn.execute(
             f"SELECT {SNAPSHOTS['people'][4]} FROM (SELECT ? AS surname, ? AS forenames, ? AS dob, NULL AS pnc, "
@@ -613,17 +670,20 @@ def test_the_trail_of_an_erased_person_cannot_confirm_a_guessed_identity():
              officer, surname_norm, forenames_norm)).fetchone()[0] for back in range(10)]
     finally:
         conn.close()
-    assert stored in guesses  # the guesser rebuilds the snapshot exactly ...
+    # with the person's salt, the guesser confirms the snapshot exactly ...
+    assert stored in {hashlib.sha256(salt + g.encode()).digest() for g in guesses}
     assert run("db", "erase-person", a["person_id"], "--confirm", a["person_id"], "--reason", "SAR-9").exit_code == 0
     conn = connect()
     try:
-        digests = {r[0] for r in conn.execute("SELECT old_digest FROM audit_log WHERE entity = 'person' "
-                                              "AND action = 'delete' UNION SELECT new_digest FROM audit_log "
-                                              "WHERE entity = 'person' AND action = 'insert'")}
+        digests = {r[0] for r in conn.execute("SELECT old_digest FROM audit_entries WHERE entity = 'p' "
+                                              "AND action = 'd' UNION SELECT digest FROM audit_entries "
+                                              "WHERE entity = 'p' AND action = 'i'")}
+        salts = conn.execute("SELECT count(*) FROM audit_salts").fetchone()[0]
     finally:
         conn.close()
-    # ... but once the snapshots are blanked, the digests left behind must not confirm the guess
-    assert not digests & {hashlib.sha256(g.encode()).hexdigest() for g in guesses}
+    # ... but the erasure took the salt, and the digests left behind cannot confirm a guess without it
+    assert salts == 0 and digests  # (the row deleted is the row inserted: one digest)
+    assert not digests & {hashlib.sha256(g.encode()).digest() for g in guesses}
 
 
 # ---- db status / check / newer schema ----------------------------------------------
@@ -634,13 +694,13 @@ def test_db_status_shows_schema_version_and_counts(busy_history):
     data = as_json(run("db", "status", "--json"))
     assert data["schema_version"] == LATEST
     direct = all_counts()
-    for table in ("people", "incidents", "referrals", "decisions", "audit_log"):
+    for table in ("people", "incidents", "referrals", "decisions", "audit_entries", "audit_transactions"):
         assert data["counts"][table] == direct[table], table
     text = run("db", "status")
     assert text.exit_code == 0
     assert f"schema version: {LATEST}" in text.stdout
     assert f"incidents:      {direct['incidents']}" in text.stdout
-    assert f"audit_log:      {direct['audit_log']:,}" in text.stdout
+    assert f"audit_entries:  {direct['audit_entries']:,}" in text.stdout
 
 
 @pytest.mark.no_database
@@ -843,13 +903,14 @@ def test_erasing_a_person_with_a_contract_blanks_every_snapshot_of_theirs(busy_h
     assert verify().exit_code == 0
     conn = connect()
     try:
-        left = conn.execute("SELECT seq, entity FROM audit_log WHERE old LIKE '%Okafor%' OR new LIKE '%Okafor%' "
-                            "OR (person_id = ? AND (old IS NOT NULL OR new IS NOT NULL))",
-                            (num(b["person_id"]),)).fetchall()
+        left = conn.execute("SELECT seq, entity FROM audit_entries WHERE old LIKE '%Okafor%' "
+                            "OR (person_id = ? AND old IS NOT NULL)", (num(b["person_id"]),)).fetchall()
+        salted = conn.execute("SELECT count(*) FROM audit_salts WHERE person_id = ?", (num(b["person_id"]),)).fetchone()
         conditions = conn.execute("SELECT count(*) FROM referral_conditions").fetchone()[0]
     finally:
         conn.close()
     assert [tuple(r) for r in left] == []
+    assert salted[0] == 0
     assert conditions == 0
     assert run("audit", "log", "--referral", b["referral_id"]).exit_code == 0
 

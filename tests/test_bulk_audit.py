@@ -56,10 +56,10 @@ def test_rows_slipped_in_with_the_triggers_held_off_are_caught(tmp_path):
 
 def test_a_change_after_an_import_continues_from_the_imported_snapshot(tmp_path):
     assert import_rows(tmp_path, [PERSON]).exit_code == 0
-    [imported] = entries(0, "entity = 'person'")
+    [imported] = entries(0, entity="person")
     before = last_seq()
     assert run("amend", "person", "P-000001", "--surname", "Ingham", "--reason", "typo").exit_code == 0
-    [update] = entries(before, "entity = 'person'")
+    [update] = entries(before, entity="person")
     assert update["old_json"] == imported["new_json"]
     assert update["new_json"]["surname"] == "Ingham"
     assert verify().exit_code == 0

@@ -45,7 +45,7 @@ TIME_BUDGET = 110.0 if ENCRYPTED else 80.0
 MAX_DELAY = 0.300
 REPO = Path(__file__).resolve().parent.parent
 TABLES = ("people", "incidents", "incident_substances", "incident_co_offences", "decisions", "referrals",
-          "referral_conditions", "audit_log", "audit_pending")
+          "referral_conditions", "audit_entries", "audit_transactions", "audit_pending")
 
 # Imports everything, says it is ready, waits for the go file, which holds the arguments.
 LAUNCHER = r"""
@@ -259,7 +259,7 @@ def _kill_loop(rng: random.Random, pool: Pool, db: Path, csv_file: Path, import_
     t_record = _calibrate(pool, _record_args(db, 100_000), db)
     record_effect = _delta(before, _counts(db))
     assert record_effect == {"people": 1, "incidents": 1, "incident_substances": 2, "decisions": 1,
-                             "referrals": 1, "audit_log": 6}, record_effect
+                             "referrals": 1, "audit_entries": 6, "audit_transactions": 1}, record_effect
     t_record = min(t_record, _calibrate(pool, _record_args(db, 100_001), db))  # the first run is often slow
     refs = [r["id"] for r in _query(db, "SELECT id FROM referrals WHERE status = 'offered' ORDER BY id")]
     t_outcome = min(_calibrate(pool, ["--db", db, "outcome", ref, "accepted"], db) for ref in refs[:2])
@@ -363,7 +363,7 @@ def _kill_loop(rng: random.Random, pool: Pool, db: Path, csv_file: Path, import_
                           len(_query(conn, "SELECT 1 FROM decisions WHERE incident_id = ?", (iid,))),
                           len(_query(conn, "SELECT 1 FROM referrals WHERE incident_id = ? AND status = 'offered'",
                                      (iid,))),
-                          len(_query(conn, "SELECT 1 FROM audit_log WHERE person_id = ?", (pid,))))
+                          len(_query(conn, "SELECT 1 FROM audit_entries WHERE person_id = ?", (pid,))))
                 if change != record_effect or pieces != (1, 1, 2, 1, 1, 6):
                     failures.append(f"{where}: partial record: {change}, pieces {pieces}")
         elif op == "outcome":
@@ -372,12 +372,12 @@ def _kill_loop(rng: random.Random, pool: Pool, db: Path, csv_file: Path, import_
                 if change:
                     failures.append(f"{where}: referral unchanged yet rows changed: {change}")
             else:
-                last = _query(conn, "SELECT entity_id, action, new FROM audit_log ORDER BY seq DESC LIMIT 1")[0]
+                last = _query(conn, "SELECT entity_id, action, old FROM audit_entries ORDER BY seq DESC LIMIT 1")[0]
                 moved = {k for k in now_row if now_row[k] != target_row[k]}
                 stamped = now_row["diverted_at"] if expected == "accepted" else now_row["closed_at"]
-                if not (now_row["status"] == expected and change == {"audit_log": 1} and stamped
-                        and (last["entity_id"], last["action"]) == (target_row["id"], "update")
-                        and json.loads(last["new"])["status"] == expected
+                if not (now_row["status"] == expected and change == {"audit_entries": 1, "audit_transactions": 1}
+                        and stamped and (last["entity_id"], last["action"]) == (target_row["id"], "u")
+                        and json.loads(last["old"])["status"] == target_row["status"]
                         and moved <= {"status", "diverted_at", "closed_at", "outcome_code", "updated_at",
                                       "updated_by", "reason"}):
                     failures.append(f"{where}: partial outcome: {change}, moved {sorted(moved)}, {now_row}")
@@ -386,8 +386,8 @@ def _kill_loop(rng: random.Random, pool: Pool, db: Path, csv_file: Path, import_
                 import_commits += 1
             elif change:
                 failures.append(f"{where}: partial import: {change} (all of it would be {import_effect})")
-        unaudited = _query(conn, "SELECT count(*) AS n FROM incidents i WHERE NOT EXISTS (SELECT 1 FROM audit_log a "
-                                 "WHERE a.entity = 'incident' AND a.entity_id = CAST(i.id AS TEXT))")[0]["n"]
+        unaudited = _query(conn, "SELECT count(*) AS n FROM incidents i WHERE NOT EXISTS (SELECT 1 FROM audit_entries a "
+                                 "WHERE a.entity = 'i' AND a.entity_id = CAST(i.id AS TEXT))")[0]["n"]
         if unaudited:
             failures.append(f"{where}: {unaudited} incident(s) without an audit entry")
         if killed:

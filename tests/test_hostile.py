@@ -37,7 +37,7 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
                                            HealthCheck.filter_too_much])
 ALLOWED_EXITS = {0, 1, 2, 3}
 TABLES = ("people", "incidents", "incident_substances", "incident_co_offences", "decisions", "referrals",
-          "referral_conditions", "audit_log", "audit_pending")
+          "referral_conditions", "audit_entries", "audit_transactions", "audit_pending")
 TALLY: Counter = Counter()  # examples and invocations per test, reported at the end of the module
 
 

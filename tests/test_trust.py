@@ -47,20 +47,6 @@ def test_import_after_an_erasure_does_not_reuse_ids(tmp_path):
     assert run("audit", "verify").exit_code == 0
 
 
-def test_a_database_erased_before_the_upgrade_does_not_reissue_the_erased_id():
-    record(surname="First", forename="Fay", dob="1980-01-01")
-    record(surname="Second", forename="Sam", dob="1981-01-01")
-    _erase("P-000002")
-    conn = connect()  # back to how the last release left the file: no record of issued ids
-    for statement in ("DROP TRIGGER issued_people", "DROP TRIGGER issued_incidents", "DROP TRIGGER issued_referrals",
-                      "DROP TABLE issued_ids", "DELETE FROM migrations WHERE version = 8"):
-        conn.execute(statement)
-    conn.close()
-    assert run("db", "upgrade").exit_code == 0
-    assert record(surname="Third", forename="Tia", dob="1982-01-01")["person_id"] == "P-000003"
-    assert run("audit", "verify").exit_code == 0
-
-
 # ---- verify does not trust the schema -------------------------------------------------
 
 SCHEMA_EDITS = {
@@ -128,21 +114,19 @@ def _without_guards(conn, tables: list[str], edit) -> None:
 
 
 def _rechain(conn, first_seq: int) -> None:
-    """Recompute every hash from `first_seq` on: no secret stands in the way."""
-    from diversion_cli.store.audit import GENESIS, chain_hash, digest
+    """Recompute every transaction hash from the one sealing `first_seq` on: no secret stands in the way."""
+    from diversion_cli.store.audit import ENTRIES_TEXT, GENESIS, TRANSACTION_TEXT, chain_hash
 
-    prev = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (first_seq - 1,)).fetchone()
+    prev = conn.execute("SELECT hash FROM audit_transactions WHERE last_seq < ? ORDER BY last_seq DESC LIMIT 1",
+                        (first_seq,)).fetchone()
     prev = prev[0] if prev else GENESIS
-    rows = conn.execute("SELECT seq, at, officer, operation, reason, action, entity, entity_id, person_id, "
-                        "referral_id, old, new, salt FROM audit_log WHERE seq >= ? ORDER BY seq", (first_seq,))
-    for (seq, at, officer, operation, reason, action, entity, entity_id, person_id, referral_id, old, new,
-         salt) in rows.fetchall():
-        od, nd = digest(salt, old), digest(salt, new)
-        current = chain_hash(prev, seq, at, officer, operation, reason, action, entity, entity_id, person_id,
-                             referral_id, od, nd)
-        conn.execute("UPDATE audit_log SET old_digest = ?, new_digest = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                     (od, nd, prev, current, seq))
-        prev = current
+    rows = conn.execute(
+        f"SELECT t.last_seq, {TRANSACTION_TEXT}, {ENTRIES_TEXT.format(after='t.after', upto='t.last_seq')} "
+        f"FROM (SELECT *, lag(last_seq, 1, 0) OVER (ORDER BY last_seq) AS after FROM audit_transactions) t "
+        f"WHERE t.last_seq >= ? ORDER BY t.last_seq", (first_seq,)).fetchall()
+    for last_seq, text, entries in rows:
+        prev = chain_hash(prev, text, entries)
+        conn.execute("UPDATE audit_transactions SET hash = ? WHERE last_seq = ?", (prev, last_seq))
 
 
 def test_a_rewritten_chain_verifies_alone_but_not_against_an_anchor_taken_before(tmp_path):
@@ -154,15 +138,17 @@ def test_a_rewritten_chain_verifies_alone_but_not_against_an_anchor_taken_before
     assert anchors.read_text() == taken.stdout
 
     conn = connect()
-    first = conn.execute("SELECT min(seq) FROM audit_log WHERE entity = 'person' AND entity_id = '1'").fetchone()[0]
+    first = conn.execute("SELECT min(seq) FROM audit_entries WHERE entity = 'p' AND entity_id = '1'").fetchone()[0]
 
     def forge(c):
+        from diversion_cli.store.migrations import TRAIL
+
         c.execute("UPDATE people SET surname = 'Forged' WHERE id = 1")
-        old = c.execute("SELECT new FROM audit_log WHERE seq = ?", (first,)).fetchone()[0]
-        c.execute("UPDATE audit_log SET new = ? WHERE seq = ?", (old.replace("Truth", "Forged"), first))
+        c.execute(f"UPDATE audit_entries SET digest = (SELECT diversion_digest(s.salt, {TRAIL['people'][3]}) "
+                  f"FROM people X JOIN audit_salts s ON s.person_id = X.id WHERE X.id = 1) WHERE seq = ?", (first,))
         _rechain(c, first)
 
-    _without_guards(conn, ["people", "audit_log"], forge)
+    _without_guards(conn, ["people", "audit_entries", "audit_transactions"], forge)
     conn.close()
     alone = run("audit", "verify", "--json")
     assert alone.exit_code == 0, alone.stderr  # what verify cannot prove on its own (README)
@@ -185,9 +171,12 @@ def test_a_trail_cut_short_is_caught_by_the_anchor(tmp_path):
             column = "incident_id" if table == "incident_substances" else "person_id" if table in (
                 "decisions", "incidents") else "id"
             c.execute(f"DELETE FROM {table} WHERE {column} = 2")
-        c.execute("DELETE FROM audit_log WHERE seq >= ?", (cut_from,))
+        c.execute("DELETE FROM audit_entries WHERE seq >= ?", (cut_from,))
+        c.execute("DELETE FROM audit_transactions WHERE last_seq >= ?", (cut_from,))
+        c.execute("DELETE FROM audit_salts WHERE person_id = 2")
 
-    _without_guards(conn, ["people", "incidents", "incident_substances", "decisions", "audit_log"], cut)
+    _without_guards(conn, ["people", "incidents", "incident_substances", "decisions", "audit_entries",
+                           "audit_transactions", "audit_salts"], cut)
     conn.close()
     assert run("audit", "verify").exit_code == 0
     result = run("audit", "verify", "--anchors", anchors)
@@ -252,9 +241,9 @@ def test_a_dropped_index_is_named_not_a_database_failure():
 
     record(surname="First", forename="Fay", dob="1980-01-01")
     _erase("P-000001")
-    subprocess.run(["sqlite3", str(db_file()), "DROP INDEX audit_log_person"], check=True)
+    subprocess.run(["sqlite3", str(db_file()), "DROP INDEX audit_entries_person"], check=True)
     result = run("audit", "verify")
-    assert result.exit_code == 1 and "index audit_log_person is missing" in result.stderr
+    assert result.exit_code == 1 and "index audit_entries_person is missing" in result.stderr
 
 
 def test_help_to_a_full_or_closed_stdout_is_not_a_traceback():

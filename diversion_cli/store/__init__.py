@@ -15,9 +15,10 @@ from datetime import date, datetime
 from pathlib import Path
 
 from diversion_cli.errors import BadInput, Refused, StoreUnusable
-from diversion_cli.store.migrations import LATEST, MIGRATIONS
+from diversion_cli.store.migrations import CONVERT_TRAIL, ENTITY_CODES, LATEST, MIGRATIONS
 
-AUDIT_FROM = 3  # the migration that created the audit trail
+AUDIT_FROM = 3  # the migration that created the audit trail (and audit_pending)
+TRAIL_FROM = 9  # the migration that made the trail lean: what is sealed now
 BULK_LOAD_FROM = 5  # the migration that added the bulk-load flag
 CORRECTION_FROM = 7  # the migration that added the correction flag
 
@@ -106,6 +107,9 @@ def connect(path: Path | str, timeout: float | None = None):
         else:  # a passphrase: SQLCipher derives the key (PBKDF2, ~0.1 s per command)
             conn.execute("PRAGMA key = '" + key.replace("'", "''") + "'")
     conn.row_factory = db.Row
+    from diversion_cli.store import audit
+
+    audit.register(conn)
     return conn
 
 
@@ -132,7 +136,7 @@ class Store:
         self.path = path
         self.conn = conn
         self._audit_context: tuple | None = None
-        self._audited = False  # the audit tables exist (migration 3 on)
+        self._audited = False  # writes are sealed into the trail (migration 9 on)
         self._fresh: dict[str, tuple] = {}  # report figures computed in this snapshot, to keep
 
     # ---- opening -------------------------------------------------------
@@ -213,19 +217,47 @@ class Store:
     def _migrate(self) -> None:
         self.conn.execute(MIGRATIONS_TABLE.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
         current = self.schema_version()
-        self._audited = current >= AUDIT_FROM
+        self._audited = current >= TRAIL_FROM
+        if current >= LATEST:
+            return
+        if current >= AUDIT_FROM:
+            # an upgrade must not seal a change made outside diversion under "system"
+            self.conn.execute("BEGIN")
+            try:
+                self._refuse_outside_changes(current)
+            finally:
+                self.conn.execute("ROLLBACK")
         for version, name, sql in MIGRATIONS:
             if version <= current:
                 continue
-            with self.transaction(f"migration {version}", "system"):
+            # (the baseline migration 3 takes waits in audit_pending until migration 9 seals it)
+            with self.transaction(f"migration {version}", "system", accept_outside_changes=True):
                 if self.schema_version() >= version:
                     continue  # another desk applied it while we waited for the lock
                 # executescript would commit; run the statements one by one instead
-                for statement in _statements(sql):
+                before, _, after = sql.partition(CONVERT_TRAIL)
+                for statement in _statements(before):
+                    self.conn.execute(statement)
+                if after:
+                    self._convert_trail()
+                for statement in _statements(after):
                     self.conn.execute(statement)
                 self.conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
                                   (version, name, _iso(datetime.now())))
-                self._audited = version >= AUDIT_FROM
+                self._audited = version >= TRAIL_FROM
+
+    def _convert_trail(self) -> None:
+        """Migration 9: carry the old trail over (store/audit.py), saying so in its entry."""
+        from diversion_cli.store import audit
+
+        try:
+            converted = audit.convert_legacy_trail(self.conn)
+        except audit.Problem as problem:
+            raise StoreUnusable(f"the database {self.path} cannot be upgraded: {problem}. Nothing was "
+                                f"changed") from None
+        if converted:
+            self.note(f"the old audit trail ({converted['entries']} entries, head hash {converted['head_hash']}) "
+                      f"was verified and converted")
 
     # ---- transactions --------------------------------------------------
 
@@ -289,13 +321,13 @@ class Store:
         at, officer, operation, reason = self._audit_context
         self._audit_context = (at, officer, operation, f"{reason}; {text}" if reason else text)
 
-    def _refuse_outside_changes(self) -> None:
-        if not self._audited:
+    def _refuse_outside_changes(self, version: int | None = None) -> None:
+        if not self._audited and version is None:
             return
         if self.conn.execute("SELECT EXISTS (SELECT 1 FROM audit_pending)").fetchone()[0]:
             raise StoreUnusable("changes made outside diversion are pending: run `diversion audit verify`; "
                                 "nothing was written")
-        version = self.schema_version()
+        version = self.schema_version() if version is None else version
         for flag, since in (("bulk_load", BULK_LOAD_FROM), ("correction", CORRECTION_FROM)):
             if version >= since and self.conn.execute(f"SELECT EXISTS (SELECT 1 FROM {flag})").fetchone()[0]:
                 raise StoreUnusable(f"the {flag.replace('_', '-')} flag was set outside diversion: run "
@@ -520,24 +552,29 @@ class Store:
         result["report_cache_checked"] = self.check_report_cache()
         return result
 
-    def check_anchors(self, anchors: list[tuple[int, str, int, str]]) -> None:
+    def check_anchors(self, anchors: list[tuple[int, str, int, str]]) -> list[str]:
         from diversion_cli.store import audit
 
-        audit.check_anchors(self.conn, anchors)
+        return audit.check_anchors(self.conn, anchors)
 
     def audit_entries(self, person_id: int | None = None, referral_id: str | None = None,
                       limit: int = 200) -> list[dict]:
+        """The most recent `limit` entries (oldest first), whole rows before and after each."""
+        from diversion_cli.store import audit
+
         where, params = [], []
         if person_id is not None:
-            where.append("person_id = ?")
+            where.append("e.person_id = ?")
             params.append(person_id)
-        if referral_id is not None:
-            where.append("referral_id = ?")
-            params.append(referral_id)
-        sql = ("SELECT seq, at, officer, operation, reason, action, entity, entity_id, person_id, referral_id, "
-               "old, new FROM audit_log" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY seq DESC LIMIT ?")
-        return list(reversed(self._all(sql, (*params, limit))))
+        if referral_id is not None:  # the referral and its conditions
+            where.append("((e.entity = 'r' AND e.entity_id = ?) OR (e.entity = 'c' AND e.entity_id > ? "
+                         "AND e.entity_id < ?))")
+            params += [referral_id, referral_id + "/", referral_id + "0"]
+        sql = ("SELECT e.seq, t.at, t.officer, t.operation, t.reason, e.action, e.entity, e.entity_id, e.person_id, "
+               "e.old, e.old_digest FROM audit_entries e JOIN audit_transactions t ON t.last_seq = "
+               "(SELECT min(last_seq) FROM audit_transactions WHERE last_seq >= e.seq)"
+               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.seq DESC LIMIT ?")
+        return audit.history(self.conn, list(reversed(self._all(sql, (*params, limit)))))
 
     def void_incident(self, incident_id: int, at: datetime, reason: str) -> None:
         self.conn.execute("UPDATE incidents SET voided_at = ?, void_reason = ? WHERE id = ?",
@@ -577,8 +614,9 @@ class Store:
         }
         c.execute("DELETE FROM report_cache")  # cached figures were computed with them in
         self.seal_audit()
-        c.execute("UPDATE audit_log SET old = NULL, new = NULL, salt = NULL WHERE person_id = ? "
-                  "AND (old IS NOT NULL OR new IS NOT NULL OR salt IS NOT NULL)", (person_id,))
+        # the trail keeps ids and digests; without the salt, no digest can confirm a guess
+        c.execute("UPDATE audit_entries SET old = NULL WHERE person_id = ? AND old IS NOT NULL", (person_id,))
+        c.execute("DELETE FROM audit_salts WHERE person_id = ?", (person_id,))
         return removed
 
     def integrity_check(self) -> list[str]:
@@ -590,9 +628,13 @@ class Store:
 
     def status(self) -> dict:
         counts = {}
-        for table in ("people", "incidents", "referrals", "decisions", "audit_log"):
+        for table in ("people", "incidents", "referrals", "decisions"):
             counts[table] = self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        last = self.conn.execute("SELECT at, officer, operation FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        counts["audit_entries"], counts["audit_transactions"] = self.conn.execute(
+            "SELECT (SELECT coalesce(max(seq), 0) FROM audit_entries), (SELECT count(*) FROM audit_transactions)"
+        ).fetchone()
+        last = self.conn.execute("SELECT at, officer, operation FROM audit_transactions "
+                                 "ORDER BY last_seq DESC LIMIT 1").fetchone()
         open_referrals = self.conn.execute(
             "SELECT count(*) FROM referrals WHERE status IN ('offered', 'accepted')").fetchone()[0]
         return {"schema_version": self.schema_version(), "counts": counts, "open_referrals": open_referrals,
@@ -818,8 +860,8 @@ class Store:
     def _never_issued(self, entity: str, entity_id: str) -> None:
         """An id about to be issued must not be in the trail already: if it is, the record of
         issued ids was lowered outside diversion (one index look-up)."""
-        if self._audited and self.conn.execute("SELECT 1 FROM audit_log WHERE entity = ? AND entity_id = ? LIMIT 1",
-                                               (entity, entity_id)).fetchone():
+        if self._audited and self.conn.execute("SELECT 1 FROM audit_entries WHERE entity = ? AND entity_id = ? LIMIT 1",
+                                               (ENTITY_CODES[entity], entity_id)).fetchone():
             raise StoreUnusable(f"{entity} id {entity_id} was issued before (it is in the audit trail): the record "
                                 f"of issued ids was changed outside diversion; run `diversion audit verify`. "
                                 f"Nothing was written")
@@ -864,7 +906,7 @@ class Store:
                     c.executemany(sql, rows)
                     rows.clear()
                     if table in inserted:  # entered before any later update of the same rows
-                        audit.seal_inserted(c, table, *inserted[table], *self._audit_context)
+                        audit.enter_inserted(c, table, *inserted[table])
         except integrity_errors() as exc:
             raise refusal_for(exc) from None
         c.execute(MONTHS_OF_BATCH, {"first": incident_ids[0], "last": incident_ids[1],

@@ -1,101 +1,107 @@
-"""Sealing and verifying the hash-chained audit log (see migration 3).
+"""Sealing, verifying and reading the audit trail (migration 9; its shape is argued there).
 
-Every entry's hash covers the previous entry's hash and the digests of its
-old and new row snapshots. `verify` walks the chain, then checks that each
-audited row in the database is exactly what its last sealed entry says, and
-that nothing is waiting unsealed in audit_pending (a change made outside
-diversion, e.g. with the sqlite3 shell).
+Triggers copy every change of an audited table into audit_pending (so even an edit
+made with the sqlite3 shell leaves a trace). Diversion seals pending changes into
+audit_entries in the same transaction, and closes them with one audit_transactions
+row: who, when, what, why, and the chain hash
+
+    hash = sha256(previous hash || transaction text || entries text)
+
+where the texts are built by SQL (TRANSACTION_TEXT below), so sealing and verifying
+hash exactly the same bytes. `verify` walks the chain, then checks set-wise that each
+audited row is exactly what its last entry's digest says, that nothing waits unsealed,
+and that the schema is what the migrations define.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 import sqlite3
 
-from diversion_cli.store.migrations import SNAPSHOTS
+from diversion_cli.store.migrations import ACTION_CODES, ENTITY_CODES, TRAIL
 
-GENESIS = "0" * 64
-SEAL_CHUNK = 20_000
-
-
-def digest(salt: str | None, text: str | None) -> str | None:
-    return None if text is None else hashlib.sha256(((salt or "") + text).encode()).hexdigest()
+GENESIS = bytes(32)
+SEAL_CHUNK = 20_000  # entries per transaction row at most: the chain text of one stays small
+ENTITY_NAMES = {code: name for name, code in ENTITY_CODES.items()}
+ACTION_NAMES = {code: name for name, code in ACTION_CODES.items()}
 
 
-# How verify finds the row an entry is about, through the table's primary key.
-LOOKUPS = {
-    "people": "t.id = CAST(a.entity_id AS INTEGER)",
-    "incidents": "t.id = CAST(a.entity_id AS INTEGER)",
-    "decisions": "t.id = CAST(a.entity_id AS INTEGER)",
-    "referrals": "t.id = a.entity_id",
-    "incident_substances": "t.incident_id = CAST(substr(a.entity_id, 1, instr(a.entity_id, '/') - 1) AS INTEGER) "
-                           "AND t.position = CAST(substr(a.entity_id, instr(a.entity_id, '/') + 1) AS INTEGER)",
-    "incident_co_offences": "t.incident_id = CAST(substr(a.entity_id, 1, instr(a.entity_id, '/') - 1) AS INTEGER) "
-                            "AND t.position = CAST(substr(a.entity_id, instr(a.entity_id, '/') + 1) AS INTEGER)",
-    "referral_conditions": "t.referral_id = substr(a.entity_id, 1, instr(a.entity_id, '/') - 1) "
-                           "AND t.position = CAST(substr(a.entity_id, instr(a.entity_id, '/') + 1) AS INTEGER)",
-}
+def digest(salt: bytes | None, text: str | None) -> bytes | None:
+    """A row snapshot's salted SHA-256 (registered as the SQL function diversion_digest)."""
+    return None if text is None else hashlib.sha256((salt or b"") + text.encode()).digest()
 
 
-def chain_hash(prev: str, seq: int, at: str, officer: str, operation: str, reason: str | None, action: str,
-               entity: str, entity_id: str, person_id, referral_id, old_digest, new_digest) -> str:
-    # Unit-separated fields; None is "\x00" so it never equals an empty string.
-    body = "\x1f".join(_field(f) for f in (prev, seq, at, officer, operation, reason, action, entity, entity_id,
-                                          person_id, referral_id, old_digest, new_digest))
-    return hashlib.sha256(body.encode()).hexdigest()
+def register(conn) -> None:
+    conn.create_function("diversion_digest", 2, digest, deterministic=True)
 
 
-def _field(value) -> str:
-    return "\x00" if value is None else str(value)
+# One entry as the chain covers it: unit-separated fields; NULL is "\x00" (hex() of NULL is '').
+ENTRY_TEXT = ("char(30) || e.seq || char(31) || e.action || char(31) || e.entity || char(31) || e.entity_id "
+              "|| char(31) || ifnull(e.person_id, char(0)) || char(31) || hex(e.digest) || char(31) "
+              "|| hex(e.old_digest)")
+ENTRIES_TEXT = (f"(SELECT group_concat(text, '') FROM (SELECT {ENTRY_TEXT} AS text FROM audit_entries e "
+                f"WHERE e.seq > {{after}} AND e.seq <= {{upto}} ORDER BY e.seq))")
+TRANSACTION_TEXT = ("t.last_seq || char(31) || t.at || char(31) || t.officer || char(31) || t.operation "
+                    "|| char(31) || ifnull(t.reason, char(0))")
 
 
-def seal(conn: sqlite3.Connection, at: str, officer: str, operation: str, reason: str | None) -> int:
-    """Move pending changes into the chain, in order; returns how many were sealed."""
-    sealed = 0
-    while True:
-        rows = conn.execute("SELECT id, action, entity, entity_id, person_id, referral_id, old, new "
-                            "FROM audit_pending ORDER BY id LIMIT ?", (SEAL_CHUNK,)).fetchall()
-        if not rows:
-            return sealed
+def chain_hash(prev: bytes, transaction_text: str, entries_text: str | None) -> bytes:
+    return hashlib.sha256(prev + transaction_text.encode() + (entries_text or "").encode()).digest()
+
+
+def head(conn) -> tuple[int, bytes]:
+    """(last sealed entry, its transaction's hash); (0, GENESIS) for an empty trail."""
+    row = conn.execute("SELECT last_seq, hash FROM audit_transactions ORDER BY last_seq DESC LIMIT 1").fetchone()
+    return (row[0], row[1]) if row else (0, GENESIS)
+
+
+# ---- sealing ----------------------------------------------------------------------------
+
+def seal(conn, at: str, officer: str, operation: str, reason: str | None) -> int:
+    """Enter pending changes in the trail, in order, and close them in the chain;
+    returns how many entries were sealed."""
+    moved = conn.execute(
+        "INSERT INTO audit_entries (action, entity, entity_id, person_id, digest, old, old_digest) "
+        "SELECT p.action, p.entity, p.entity_id, p.person_id, diversion_digest(s.salt, p.new), p.old, "
+        "diversion_digest(s.salt, p.old) FROM audit_pending p LEFT JOIN audit_salts s ON s.person_id = p.person_id "
+        "ORDER BY p.id").rowcount
+    if moved:
         if not officer or not operation:
             raise RuntimeError("a change was written without an audit context")
-        append(conn, (row[1:] for row in rows), at, officer, operation, reason)
-        conn.execute("DELETE FROM audit_pending WHERE id <= ?", (rows[-1][0],))
-        sealed += len(rows)
+        conn.execute("DELETE FROM audit_pending")
+    return close(conn, at, officer, operation, reason)
 
 
-def seal_inserted(conn: sqlite3.Connection, table: str, where: str, params: tuple, at: str, officer: str,
-                  operation: str, reason: str | None) -> int:
+def enter_inserted(conn, table: str, where: str, params: tuple) -> int:
     """Enter rows a bulk load inserted (with the audit insert triggers held off,
-    migration 5) in the chain, straight from the table: the same snapshots the
-    triggers would have taken, without the round trip through audit_pending."""
-    entity, ident, person, referral, snap = (part.replace("X.", "t.") for part in SNAPSHOTS[table])
-    rows = conn.execute(f"SELECT 'insert', '{entity}', {ident}, {person}, {referral}, NULL, {snap} "
-                        f"FROM {table} t WHERE {where}", params)
-    return append(conn, rows, at, officer, operation, reason)
+    migration 5) straight from the table: the entry the trigger would have made."""
+    code, ident, person, snap = (part.replace("X.", "t.") for part in TRAIL[table])
+    return conn.execute(
+        f"INSERT INTO audit_entries (action, entity, entity_id, person_id, digest) "
+        f"SELECT 'i', '{code}', {ident}, {person}, diversion_digest(s.salt, {snap}) "
+        f"FROM {table} t LEFT JOIN audit_salts s ON s.person_id = {person} WHERE {where}", params).rowcount
 
 
-def append(conn: sqlite3.Connection, changes, at: str, officer: str, operation: str, reason: str | None) -> int:
-    """Chain (action, entity, entity_id, person_id, referral_id, old, new) changes onto the log."""
-    last = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, prev = (last[0], last[1]) if last else (0, GENESIS)
-    entries = []
-    for action, entity, entity_id, person_id, referral_id, old, new in changes:
-        seq += 1
-        salt = os.urandom(12).hex()
-        od, nd = digest(salt, old), digest(salt, new)
-        current = chain_hash(prev, seq, at, officer, operation, reason, action, entity, entity_id, person_id,
-                             referral_id, od, nd)
-        entries.append((seq, at, officer, operation, reason, action, entity, entity_id, person_id,
-                        referral_id, old, new, salt, od, nd, prev, current))
-        prev = current
-    conn.executemany(
-        "INSERT INTO audit_log (seq, at, officer, operation, reason, action, entity, entity_id, person_id, "
-        "referral_id, old, new, salt, old_digest, new_digest, prev_hash, hash) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", entries)
-    return len(entries)
+def close(conn, at: str, officer: str, operation: str, reason: str | None) -> int:
+    """Chain the entries entered since the last transaction row, SEAL_CHUNK at a time."""
+    last_seq, prev = head(conn)
+    newest = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_entries").fetchone()[0]
+    sealed = newest - last_seq
+    while last_seq < newest:
+        upto = min(newest, last_seq + SEAL_CHUNK)
+        text, entries = conn.execute(
+            f"SELECT {TRANSACTION_TEXT}, {ENTRIES_TEXT.format(after=int(last_seq), upto=int(upto))} "
+            f"FROM (SELECT ? AS last_seq, ? AS at, ? AS officer, ? AS operation, ? AS reason) t",
+            (upto, at, officer, operation, reason)).fetchone()
+        prev = chain_hash(prev, text, entries)
+        conn.execute("INSERT INTO audit_transactions (last_seq, at, officer, operation, reason, hash) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (upto, at, officer, operation, reason, prev))
+        last_seq = upto
+    return sealed
 
+
+# ---- verifying ----------------------------------------------------------------------------
 
 class Problem(Exception):
     """The first thing found wrong with the trail."""
@@ -136,9 +142,9 @@ def check_schema(conn) -> None:
             raise Problem(f"the {kind} {name} differs from what diversion defines: it was changed outside diversion")
 
 
-def verify(conn: sqlite3.Connection) -> dict:
+def verify(conn) -> dict:
     """Check the chain, the data against it, and the schema. Raises Problem naming the first
-    bad entry (an edit made by dropping a guard is named by the entry or row it changed)."""
+    bad transaction, entry or row (an edit made by dropping a guard is named by what it changed)."""
     if conn.execute("SELECT 1 FROM bulk_load").fetchone():
         raise Problem("the bulk-load flag is set, which holds the audit triggers off: it was set outside "
                       "diversion (an import never commits it)")
@@ -150,87 +156,141 @@ def verify(conn: sqlite3.Connection) -> dict:
         first = conn.execute("SELECT action, entity, entity_id FROM audit_pending WHERE id = ?",
                              (pending[1],)).fetchone()
         raise Problem(f"{pending[0]} change(s) were made outside diversion and never entered in the trail "
-                      f"(first: {first[0]} of {first[1]} {first[2]})")
-    expected_seq, prev, entries = 1, GENESIS, 0
-    cursor = conn.execute("SELECT seq, at, officer, operation, reason, action, entity, entity_id, person_id, "
-                          "referral_id, old, new, salt, old_digest, new_digest, prev_hash, hash "
-                          "FROM audit_log ORDER BY seq")
-    for (seq, at, officer, operation, reason, action, entity, entity_id, person_id, referral_id, old, new, salt,
-         od, nd, prev_hash, hash_) in cursor:
-        if seq != expected_seq:
-            raise Problem(f"entry {expected_seq} is missing (next present is {seq}): entries were deleted")
-        if prev_hash != prev:
-            raise Problem(f"entry {seq} does not follow entry {seq - 1}: the trail was re-ordered or edited")
-        if (old is not None and digest(salt, old) != od) or (new is not None and digest(salt, new) != nd):
-            raise Problem(f"entry {seq} ({entity} {entity_id}) was edited: its snapshot no longer matches")
-        if chain_hash(prev, seq, at, officer, operation, reason, action, entity, entity_id, person_id,
-                      referral_id, od, nd) != hash_:
-            raise Problem(f"entry {seq} ({entity} {entity_id}) was edited: its hash does not match")
-        prev, expected_seq, entries = hash_, seq + 1, entries + 1
+                      f"(first: {ACTION_NAMES.get(first[0], first[0])} of {ENTITY_NAMES.get(first[1], first[1])} "
+                      f"{first[2]})")
+    last_seq, prev, transactions = _check_chain(conn)
+    _check_old_values(conn)
     _check_erasures(conn)
+    rows = _check_rows(conn)
+    check_schema(conn)
+    return {"entries": last_seq, "transactions": transactions, "rows_checked": rows,
+            "head": {"entry": last_seq, "hash": prev.hex()}}
+
+
+def _check_chain(conn) -> tuple[int, bytes, int]:
+    """Recompute every transaction's hash in order, each from the one before."""
+    prev, last, transactions = GENESIS, 0, 0
+    cursor = conn.execute(
+        f"SELECT t.last_seq, t.hash, {TRANSACTION_TEXT}, {ENTRIES_TEXT.format(after='t.after', upto='t.last_seq')} "
+        f"FROM (SELECT *, lag(last_seq, 1, 0) OVER (ORDER BY last_seq) AS after FROM audit_transactions) t "
+        f"ORDER BY t.last_seq")
+    for last_seq, stored, text, entries in cursor:
+        if chain_hash(prev, text, entries) != stored:
+            raise Problem(f"the transaction sealing entries {last + 1}–{last_seq} does not match its hash: "
+                          f"the trail was edited, re-ordered or cut")
+        prev, last, transactions = stored, last_seq, transactions + 1
+    newest = conn.execute("SELECT coalesce(max(seq), 0), count(*) FROM audit_entries").fetchone()
+    if newest[0] > last:
+        raise Problem(f"entries {last + 1}–{newest[0]} were never sealed: they were added outside diversion")
+    if newest[1] != last:
+        raise Problem(f"the trail holds {newest[1]} entries where its transactions seal {last}: entries were "
+                      f"deleted outside diversion")
+    return last, prev, transactions
+
+
+def _check_old_values(conn) -> None:
+    """The old values an update or delete kept are the ones chained (their digest)."""
+    edited = conn.execute(
+        "SELECT e.seq, e.entity, e.entity_id FROM audit_entries e LEFT JOIN audit_salts s ON s.person_id = e.person_id "
+        "WHERE e.old IS NOT NULL AND diversion_digest(s.salt, e.old) IS NOT e.old_digest LIMIT 1").fetchone()
+    if edited:
+        raise Problem(f"entry {edited[0]} ({ENTITY_NAMES.get(edited[1], edited[1])} {edited[2]}) was edited: "
+                      f"its old values no longer match")
+
+
+def _check_rows(conn) -> int:
+    """Every audited row is what its last entry says, and every row the trail says
+    exists does; returns how many rows were checked."""
     rows = 0
-    for table, (entity, ident, _person, _referral, snap) in SNAPSHOTS.items():
+    for table, (code, _ident, _person, _snap) in TRAIL.items():
         changed = first_unaudited(conn, table)
         if changed:
             raise Problem(changed)
-        vanished = conn.execute(
-            f"SELECT a.entity_id FROM audit_log a WHERE a.entity = ? AND a.new_digest IS NOT NULL "
-            f"AND a.seq = (SELECT max(seq) FROM audit_log b WHERE b.entity = a.entity AND b.entity_id = a.entity_id) "
-            f"AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {LOOKUPS[table]}) LIMIT 1", (entity,)).fetchone()
-        if vanished:
-            raise Problem(f"{entity} {vanished[0]} was deleted outside diversion")
-        rows += conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    check_schema(conn)
-    return {"entries": entries, "rows_checked": rows, "head": {"entry": expected_seq - 1, "hash": prev}}
+        # every live row matched a live entry above, so a missing row shows as a count short
+        present = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        audited = conn.execute(
+            "SELECT (SELECT count(DISTINCT entity_id) FROM audit_entries WHERE entity = :code) - "
+            "(SELECT count(*) FROM audit_entries a WHERE a.entity = :code AND a.action = 'd' AND NOT EXISTS (SELECT 1 FROM audit_entries b "
+            " WHERE b.entity = a.entity AND b.entity_id = a.entity_id AND b.seq > a.seq))",
+            {"code": code}).fetchone()[0]
+        if present != audited:
+            vanished = _first_vanished(conn, table)
+            raise Problem(f"{ENTITY_NAMES[code]} {vanished} was deleted outside diversion" if vanished else
+                          f"the {table} table holds {present} rows where the trail says {audited}: "
+                          f"it was changed outside diversion")
+        rows += present
+    return rows
 
 
-def check_anchors(conn: sqlite3.Connection, anchors: list[tuple[int, str, int, str]]) -> None:
+def _first_vanished(conn, table: str) -> str | None:
+    code, ident, _person, _snap = TRAIL[table]
+    found = conn.execute(
+        f"SELECT a.entity_id FROM audit_entries a WHERE a.entity = ? AND a.digest IS NOT NULL "
+        f"AND a.seq = (SELECT max(seq) FROM audit_entries b WHERE b.entity = a.entity AND b.entity_id = a.entity_id) "
+        f"AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {ident.replace('X.', 't.')} = a.entity_id) LIMIT 1",
+        (code,)).fetchone()
+    return found[0] if found else None
+
+
+def first_unaudited(conn, table: str, where: str = "1", params: tuple = ()) -> str | None:
+    """The first row of `table` (matching `where`, in terms of alias t) that differs from
+    its last audited state, described; None if every one matches (a change made with the
+    triggers switched off leaves no pending entry, but cannot match its digest)."""
+    code, ident, person, snap = (part.replace("X.", "t.") for part in TRAIL[table])
+    entity = ENTITY_NAMES[code]
+    # diversion never writes binary data; a snapshot of it cannot even be taken (JSON holds no BLOB)
+    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    binary = conn.execute(f"SELECT {ident} FROM {table} t WHERE ({where}) AND ("
+                          + " OR ".join(f"typeof(t.{c}) = 'blob'" for c in columns) + ") LIMIT 1", params).fetchone()
+    if binary:
+        return f"{entity} {binary[0]} holds binary data where diversion writes text: it was changed outside diversion"
+    changed = conn.execute(
+        f"SELECT {ident} FROM {table} t LEFT JOIN audit_salts s ON s.person_id = {person} WHERE ({where}) AND "
+        f"(SELECT a.digest FROM audit_entries a WHERE a.entity = '{code}' AND a.entity_id = {ident} "
+        f"ORDER BY a.seq DESC LIMIT 1) IS NOT diversion_digest(s.salt, {snap}) LIMIT 1", params).fetchone()
+    return f"{entity} {changed[0]} differs from its last audited state: it was changed outside diversion" \
+        if changed else None
+
+
+def check_anchors(conn, anchors: list[tuple[int, str, int, str]]) -> list[str]:
     """Each anchor (line, taken at, entry, hash), kept outside the file, must still be in
     the chain: a trail whose tail was deleted, or whose hashes were all recomputed after
-    an edit, verifies on its own but not against an anchor taken before."""
-    last = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchone()[0]
+    an edit, verifies on its own but not against an anchor taken before. Returns notes on
+    anchors taken before the trail was converted (migration 9), which only the old head
+    recorded by the conversion can answer for."""
+    last = head(conn)[0]
+    converted = conn.execute("SELECT old_last_entry, old_head_hash FROM audit_conversions").fetchone()
+    notes = []
     for line, at, seq, expected in anchors:
         if seq == 0:
             continue
         if seq > last:
             raise Problem(f"the trail ends at entry {last}, but the anchor taken {at} (line {line}) records entry "
                           f"{seq}: entries were deleted")
-        found = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (seq,)).fetchone()
-        if found is None or found[0] != expected:
-            raise Problem(f"entry {seq} is not the one anchored {at} (line {line}): the trail was rewritten")
+        found = conn.execute("SELECT hash FROM audit_transactions WHERE last_seq = ?", (seq,)).fetchone()
+        if found is not None and found[0].hex() == expected:
+            continue
+        if converted and seq <= converted[0]:
+            if seq == converted[0] and expected == converted[1]:
+                continue
+            if seq < converted[0]:
+                notes.append(f"the anchor taken {at} (line {line}) predates the conversion of the trail at entry "
+                             f"{converted[0]}: it can no longer be checked (check anchors before `db upgrade`)")
+                continue
+        raise Problem(f"entry {seq} is not the one anchored {at} (line {line}): the trail was rewritten")
+    return notes
 
 
-def first_unaudited(conn: sqlite3.Connection, table: str, where: str = "1", params: tuple = ()) -> str | None:
-    """The first row of `table` (matching `where`, in terms of alias t) that differs from
-    its last audited state, described; None if every one matches (a change made with the
-    triggers switched off leaves no pending entry, but cannot match its digest)."""
-    conn.create_function("salted_sha256", 2, digest, deterministic=True)
-    entity, ident, _person, _referral, snap = SNAPSHOTS[table]
-    ident_t, snap_t = ident.replace("X.", "t."), snap.replace("X.", "t.")
-    # diversion never writes binary data; a snapshot of it cannot even be taken (JSON holds no BLOB)
-    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
-    binary = conn.execute(f"SELECT {ident_t} FROM {table} t WHERE ({where}) AND ("
-                          + " OR ".join(f"typeof(t.{c}) = 'blob'" for c in columns) + ") LIMIT 1", params).fetchone()
-    if binary:
-        return f"{entity} {binary[0]} holds binary data where diversion writes text: it was changed outside diversion"
-    last_entry = f"(SELECT max(seq) FROM audit_log WHERE entity = '{entity}' AND entity_id = {ident_t})"
-    changed = conn.execute(
-        f"SELECT {ident_t} FROM {table} t WHERE ({where}) AND NOT EXISTS (SELECT 1 FROM audit_log a "
-        f"WHERE a.seq = {last_entry} AND a.new_digest = salted_sha256(a.salt, {snap_t})) LIMIT 1", params).fetchone()
-    return f"{entity} {changed[0]} differs from its last audited state: it was changed outside diversion" \
-        if changed else None
-
-
-def _check_issued_ids(conn: sqlite3.Connection) -> None:
+def _check_issued_ids(conn) -> None:
     """The highest ids ever issued (migration 8) are at least every id the trail mentions,
     so an erased id is never handed out again."""
     lowered = conn.execute("""
         SELECT kind, last, issued FROM (
-            SELECT 'person' AS kind, (SELECT max(person_id) FROM audit_log) AS issued
-            UNION ALL SELECT 'incident', (SELECT max(CAST(entity_id AS INTEGER)) FROM audit_log
-                                          WHERE entity = 'incident')
+            SELECT 'person' AS kind, (SELECT max(person_id) FROM audit_entries) AS issued
+            UNION ALL SELECT 'incident', (SELECT max(CAST(entity_id AS INTEGER)) FROM audit_entries
+                                          WHERE entity = 'i')
             UNION ALL SELECT substr(entity_id, 1, 6), max(CAST(substr(entity_id, 8) AS INTEGER))
-                      FROM audit_log WHERE entity = 'referral' GROUP BY substr(entity_id, 1, 6))
+                      FROM audit_entries WHERE entity = 'r' GROUP BY substr(entity_id, 1, 6))
         LEFT JOIN issued_ids USING (kind)
         WHERE issued IS NOT NULL AND (last IS NULL OR last < issued) LIMIT 1""").fetchone()
     if lowered:
@@ -238,24 +298,144 @@ def _check_issued_ids(conn: sqlite3.Connection) -> None:
                       f"{lowered[2]}: it was lowered outside diversion (an erased id could be issued again)")
 
 
-def _check_erasures(conn: sqlite3.Connection) -> None:
-    """Blanked snapshots are allowed only for people who were really erased."""
+def _check_erasures(conn) -> None:
+    """Blanked old values and deleted salts are allowed only for people who were really erased."""
     alive = conn.execute("SELECT e.person_id FROM erasures e JOIN people p ON p.id = e.person_id LIMIT 1").fetchone()
     if alive:
         raise Problem(f"an erasure is recorded for person {alive[0]}, who is still on record: "
                       f"it was forged outside diversion")
     blanked = conn.execute(
-        "SELECT seq FROM audit_log WHERE old IS NULL AND new IS NULL AND (old_digest IS NOT NULL OR "
-        "new_digest IS NOT NULL) AND (person_id IS NULL OR person_id NOT IN (SELECT person_id FROM erasures)) "
-        "LIMIT 1").fetchone()
+        "SELECT seq FROM audit_entries WHERE old IS NULL AND old_digest IS NOT NULL "
+        "AND (person_id IS NULL OR person_id NOT IN (SELECT person_id FROM erasures)) LIMIT 1").fetchone()
     if blanked:
         raise Problem(f"entry {blanked[0]} was blanked, but nobody was erased: it was edited outside diversion")
+    unsalted = conn.execute("SELECT id FROM people WHERE id NOT IN (SELECT person_id FROM audit_salts) "
+                            "LIMIT 1").fetchone()
+    if unsalted:
+        raise Problem(f"the digest salt of person {unsalted[0]} was deleted outside diversion")
     _check_issued_ids(conn)
-    # who erased whom and why is bound to the chained entries of the erasure itself
+    # who erased whom and why is bound to the chained transaction of the erasure itself
     forged = conn.execute(
-        "SELECT e.person_id FROM erasures e WHERE NOT EXISTS (SELECT 1 FROM audit_log a "
-        "WHERE a.person_id = e.person_id AND a.operation = 'erase person' AND a.officer = e.erased_by "
-        "AND a.reason IS e.reason) LIMIT 1").fetchone()
+        "SELECT e.person_id FROM erasures e WHERE NOT EXISTS (SELECT 1 FROM audit_entries a "
+        "JOIN audit_transactions t ON t.last_seq = (SELECT min(last_seq) FROM audit_transactions "
+        "WHERE last_seq >= a.seq) WHERE a.person_id = e.person_id AND a.action = 'd' "
+        "AND t.operation = 'erase person' AND t.officer = e.erased_by AND t.reason IS e.reason) LIMIT 1").fetchone()
     if forged:
         raise Problem(f"the erasure of person {forged[0]} does not match the trail's record of it (who or why "
                       f"was edited, or the erasure was forged outside diversion)")
+
+
+# ---- reading: who changed what from what to what ---------------------------------------------
+
+def history(conn, entries: list[dict]) -> list[dict]:
+    """The entries (oldest first, each with the transaction's at/officer/operation/reason
+    and the stored action/entity codes and old values) with `old` and `new` as the whole
+    row before and after, rebuilt by walking back from the row as it stands: the trail
+    keeps only what an update changed. None where an erasure blanked them."""
+    later: dict[tuple[str, str], dict | None] = {}
+    out = []
+    for e in reversed(entries):
+        key = (e["entity"], e["entity_id"])
+        if key not in later:
+            later[key] = _live(conn, *key)
+        after = later[key]
+        old = json.loads(e["old"]) if e["old"] is not None else None
+        blanked = e["old"] is None and e["old_digest"] is not None
+        if e["action"] == "d":
+            before, after = old, None
+        elif e["action"] == "u":
+            before = None if blanked or after is None else {**after, **old}
+        else:
+            before = None
+        later[key] = before
+        entity = ENTITY_NAMES.get(e["entity"], e["entity"])
+        referral = e["entity_id"] if entity == "referral" else \
+            e["entity_id"].split("/")[0] if entity == "condition" else None
+        out.append({"seq": e["seq"], "at": e["at"], "officer": e["officer"], "operation": e["operation"],
+                    "reason": e["reason"], "action": ACTION_NAMES.get(e["action"], e["action"]), "entity": entity,
+                    "entity_id": e["entity_id"], "person_id": e["person_id"], "referral_id": referral,
+                    "old": _text(before), "new": _text(after)})
+    return list(reversed(out))
+
+
+def _live(conn, code: str, entity_id: str) -> dict | None:
+    """The row's current snapshot, as the trail digests it; None if it no longer exists."""
+    table = next((t for t, spec in TRAIL.items() if spec[0] == code), None)
+    if table is None:
+        return None
+    _code, ident, _person, snap = (part.replace("X.", "t.") for part in TRAIL[table])
+    row = conn.execute(f"SELECT {snap} FROM {table} t WHERE {ident} = ?", (entity_id,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def _text(snapshot: dict | None) -> str | None:
+    return None if snapshot is None else json.dumps(snapshot, ensure_ascii=False, separators=(",", ":"))
+
+
+# ---- converting a trail written before migration 9 ---------------------------------------------
+
+def _legacy_hash(prev: str, *fields) -> str:
+    body = "\x1f".join("\x00" if f is None else str(f) for f in (prev, *fields))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _legacy_digest(salt: str | None, text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(((salt or "") + text).encode()).hexdigest()
+
+
+def convert_legacy_trail(conn) -> dict | None:
+    """Migration 9: verify the old trail's chain and snapshots, then carry every entry over
+    (same numbers, grouped into the transactions they were sealed in) and record its head
+    in audit_conversions. Raises Problem, and nothing is converted, if the old trail does
+    not verify: converting it would launder the change. None if there was no old trail."""
+    pending = conn.execute("SELECT count(*) FROM audit_pending WHERE action != 'baseline'").fetchone()[0]
+    if pending:
+        raise Problem(f"{pending} change(s) were made outside diversion and never entered in the trail: "
+                      f"run `diversion audit verify` with the earlier diversion before upgrading")
+    conn.execute("DELETE FROM audit_pending")  # a baseline of a pre-trail file: migration 9 takes it afresh
+    salts = dict(conn.execute("SELECT person_id, salt FROM audit_salts").fetchall())
+    prev, expected, context, converted = "0" * 64, 1, None, []
+    cursor = conn.execute("SELECT seq, at, officer, operation, reason, action, entity, entity_id, person_id, "
+                          "referral_id, old, new, salt, old_digest, new_digest, prev_hash, hash "
+                          "FROM audit_log ORDER BY seq")
+    for (seq, at, officer, operation, reason, action, entity, entity_id, person_id, referral_id, old, new, salt,
+         od, nd, prev_hash, hash_) in cursor:
+        if seq != expected or prev_hash != prev:
+            raise Problem(f"the old trail is broken at entry {expected}: it was cut, re-ordered or edited; "
+                          f"it was not converted")
+        if (old is not None and _legacy_digest(salt, old) != od) or (new is not None and _legacy_digest(salt, new) != nd) \
+                or _legacy_hash(prev, seq, at, officer, operation, reason, action, entity, entity_id, person_id,
+                                referral_id, od, nd) != hash_:
+            raise Problem(f"entry {seq} of the old trail ({entity} {entity_id}) was edited; it was not converted")
+        if (at, officer, operation, reason) != context and converted:
+            _write_converted(conn, converted, *context)
+            converted = []
+        context = (at, officer, operation, reason)
+        person_salt = salts.get(person_id)
+        if old is None and new is None:  # blanked by an erasure: its digests are all that is left
+            carried = (bytes.fromhex(nd) if nd else None, None, bytes.fromhex(od) if od else None)
+        else:
+            kept = old
+            if action == "update":
+                before, after = json.loads(old), json.loads(new)
+                kept = json.dumps({k: v for k, v in before.items() if k not in after or after[k] != v},
+                                  ensure_ascii=False, separators=(",", ":"))
+            carried = (digest(person_salt, new), kept, digest(person_salt, kept))
+        converted.append((seq, ACTION_CODES[action], ENTITY_CODES[entity], entity_id, person_id, *carried))
+        if len(converted) >= SEAL_CHUNK:
+            _write_converted(conn, converted, *context)
+            converted = []
+        prev, expected = hash_, seq + 1
+    if converted:
+        _write_converted(conn, converted, *context)
+    if expected == 1:
+        return None
+    conn.execute("INSERT INTO audit_conversions (old_last_entry, old_head_hash, converted_at) "
+                 "VALUES (?, ?, datetime('now'))", (expected - 1, prev))
+    return {"entries": expected - 1, "head_hash": prev}
+
+
+def _write_converted(conn, entries: list[tuple], at, officer, operation, reason) -> None:
+    conn.executemany("INSERT INTO audit_entries (seq, action, entity, entity_id, person_id, digest, old, "
+                     "old_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", entries)
+    close(conn, at, officer, operation, reason)

@@ -141,19 +141,23 @@ def _problems_of_copy(partial: Path) -> list[str]:
 
 def held(conn) -> dict:
     """The manifest: schema version, last audit entry and the rows of every table."""
-    from diversion_cli.store.audit import GENESIS
+    from diversion_cli.store import audit
 
     tables = [row[0] for row in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!' "
         "ORDER BY name")]
     tables = [table for table in tables if table not in NOT_COUNTED]
     counts = {table: conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}
-    head = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone() \
-        if "audit_log" in counts else None
+    if "audit_transactions" in counts:
+        seq, last = audit.head(conn)
+        head = (seq, last.hex()) if seq else None
+    else:  # a backup taken before migration 9: its manifest as it was written
+        head = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone() \
+            if "audit_log" in counts else None
     version = conn.execute("SELECT coalesce(max(version), 0) FROM migrations").fetchone()[0] \
         if "migrations" in counts else 0
     return {"schema_version": version, "audit_seq": head[0] if head else 0,
-            "audit_hash": head[1] if head else GENESIS, "row_counts": counts}
+            "audit_hash": head[1] if head else "0" * 64, "row_counts": counts}
 
 
 def digest(manifest: dict) -> int:

@@ -508,4 +508,165 @@ BEGIN
 END;
 """))
 
+
+# ---- the lean audit trail ----------------------------------------------------------------
+# The trail of migration 3 copied every row whole into every entry, with hex hashes, a
+# copy of the previous entry's hash, and the officer, time, operation and reason repeated
+# on each: 77% of the file. Now:
+#   - audit_transactions: each sealed transaction once: who, when, what, why, and the
+#     chain hash (sha256 of the previous transaction's hash, this one, and its entries);
+#   - audit_entries: per changed row, a one-letter action and entity, the row's key and
+#     person, the digest of the row as it stands after the change (the live row holds
+#     the values themselves), and for an update the changed columns' old values (for a
+#     delete, the whole row), with their digest so an erasure can blank them;
+#   - audit_salts: a random salt per person for their digests; an erasure deletes it,
+#     so an erased person's digests cannot confirm a guess.
+# `audit log` rebuilds "from what to what" by walking back from the live row
+# (store/audit.py history). Existing trails are verified and converted (audit.py
+# convert_legacy_trail); the conversion is itself an audited row recording the old head.
+
+ENTITY_CODES = {"person": "p", "incident": "i", "substance": "s", "co_offence": "o", "decision": "d",
+                "referral": "r", "condition": "c", "trail_conversion": "v"}
+ACTION_CODES = {"insert": "i", "update": "u", "delete": "d", "baseline": "b"}
+
+# table: (entity code, entity id, person id, snapshot), in terms of a row alias X; frozen with migration 9
+TRAIL = {table: (ENTITY_CODES[entity], ident, person, snap)
+         for table, (entity, ident, person, _referral, snap) in SNAPSHOTS.items()}
+TRAIL["audit_conversions"] = ("v", "CAST(X.old_last_entry AS TEXT)", "NULL",
+                              "json_object('old_last_entry', X.old_last_entry, 'old_head_hash', X.old_head_hash, "
+                              "'converted_at', X.converted_at)")
+
+
+def _changed_only(table: str) -> str:
+    """The OLD snapshot without the columns an update left as they were."""
+    import re
+
+    snap = TRAIL[table][3]
+    columns = re.findall(r"'(\w+)', X\.(\w+)", snap)
+    unchanged = ", ".join(f"CASE WHEN OLD.{c} IS NEW.{c} THEN '$.{k}' ELSE '$.~' END" for k, c in columns)
+    return f"json_remove({snap.replace('X.', 'OLD.')}, {unchanged})"
+
+
+def _trail_trigger(table: str, action: str) -> str:
+    code, ident, person, snap = TRAIL[table]
+    row = "OLD" if action == "delete" else "NEW"
+    old = {"insert": "NULL", "update": _changed_only(table), "delete": snap.replace("X.", "OLD.")}[action]
+    new = "NULL" if action == "delete" else snap.replace("X.", "NEW.")
+    guard = "WHEN NOT EXISTS (SELECT 1 FROM bulk_load)\n" if action == "insert" else ""
+    return (f"CREATE TRIGGER audit_{table}_{action} AFTER {action.upper()} ON {table}\n{guard}"
+            f"BEGIN\n    INSERT INTO audit_pending (action, entity, entity_id, person_id, old, new)\n"
+            f"    VALUES ('{ACTION_CODES[action]}', '{code}', {ident.replace('X.', row + '.')}, "
+            f"{person.replace('X.', row + '.')}, {old}, {new});\nEND;\n")
+
+
+CONVERT_TRAIL = "-- (here store/audit.py convert_legacy_trail carries the old trail over)\n"
+
+MIGRATIONS.append((9, "a lean audit trail", """
+CREATE TABLE audit_transactions (
+    last_seq INTEGER PRIMARY KEY,   -- its entries: after the previous transaction's last_seq, up to this
+    at TEXT NOT NULL,
+    officer TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    reason TEXT,
+    hash BLOB NOT NULL              -- sha256(previous hash, this transaction, its entries): audit.py
+);
+
+CREATE TABLE audit_entries (
+    seq INTEGER PRIMARY KEY,
+    action TEXT NOT NULL CHECK (action IN ('i', 'u', 'd', 'b')),    -- insert, update, delete, baseline
+    entity TEXT NOT NULL,           -- migrations.ENTITY_CODES
+    entity_id TEXT NOT NULL,
+    person_id INTEGER,
+    digest BLOB,                    -- of the row after the change, salted with the person's salt; NULL: deleted
+    old TEXT,                       -- update: the changed columns before; delete: the whole row
+    old_digest BLOB                 -- of old: kept when an erasure blanks it
+);
+CREATE INDEX audit_entries_entity ON audit_entries (entity, entity_id);
+CREATE INDEX audit_entries_person ON audit_entries (person_id);
+-- the few deletes, so verify can count the rows that should exist without reading every entry
+CREATE INDEX audit_entries_deleted ON audit_entries (entity, entity_id) WHERE action = 'd';
+
+CREATE TABLE audit_salts (
+    person_id INTEGER PRIMARY KEY,
+    salt BLOB NOT NULL
+);
+INSERT INTO audit_salts (person_id, salt) SELECT id, randomblob(16) FROM people;
+CREATE TRIGGER audit_salts_new_person AFTER INSERT ON people
+BEGIN
+    INSERT INTO audit_salts (person_id, salt) VALUES (NEW.id, randomblob(16));
+END;
+
+-- a conversion of an older trail: its last entry and hash, entered in the new trail
+CREATE TABLE audit_conversions (
+    old_last_entry INTEGER PRIMARY KEY,
+    old_head_hash TEXT NOT NULL,
+    converted_at TEXT NOT NULL
+);
+""" + CONVERT_TRAIL + """
+DROP TABLE audit_log;
+DROP TABLE audit_pending;
+CREATE TABLE audit_pending (
+    id INTEGER PRIMARY KEY,
+    action TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    person_id INTEGER,
+    old TEXT,
+    new TEXT
+);
+""" + "\n".join(f"DROP TRIGGER audit_{table}_{action};" for table in SNAPSHOTS
+                for action in ("insert", "update", "delete")) + "\n"
+    + "\n".join(_trail_trigger(table, action) for table in TRAIL for action in ("insert", "update", "delete"))
+    + """
+-- rows no entry speaks for (a file from before the trail existed) enter it as a baseline
+""" + "\n".join(
+    f"INSERT INTO audit_pending (action, entity, entity_id, person_id, old, new) "
+    f"SELECT 'b', '{code}', {ident}, {person}, NULL, {snap} FROM {table} AS X "
+    f"WHERE NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.entity = '{code}' AND e.entity_id = {ident});"
+    for table, (code, ident, person, snap) in TRAIL.items()) + """
+
+-- The trail is append-only. The one permitted change: an erasure blanks the person's old values.
+CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log_is_append_only');
+END;
+CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries
+WHEN NOT (NEW.old IS NULL AND NEW.seq = OLD.seq AND NEW.action = OLD.action AND NEW.entity = OLD.entity
+          AND NEW.entity_id = OLD.entity_id AND NEW.person_id IS OLD.person_id AND NEW.digest IS OLD.digest
+          AND NEW.old_digest IS OLD.old_digest
+          AND EXISTS (SELECT 1 FROM erasures e WHERE e.person_id = OLD.person_id))
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log_is_append_only');
+END;
+CREATE TRIGGER audit_transactions_no_change BEFORE UPDATE ON audit_transactions
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log_is_append_only');
+END;
+CREATE TRIGGER audit_transactions_no_delete BEFORE DELETE ON audit_transactions
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log_is_append_only');
+END;
+CREATE TRIGGER audit_salts_no_change BEFORE UPDATE ON audit_salts
+BEGIN
+    SELECT RAISE(ABORT, 'audit_salts_are_kept');
+END;
+CREATE TRIGGER audit_salts_kept BEFORE DELETE ON audit_salts
+WHEN NOT EXISTS (SELECT 1 FROM erasures e WHERE e.person_id = OLD.person_id)
+BEGIN
+    SELECT RAISE(ABORT, 'audit_salts_are_kept');
+END;
+
+-- The trail as people read it (sqlite3, sqlite-utils, Datasette): one row per entry with
+-- its transaction's time, officer, operation and reason, and words for the codes.
+CREATE VIEW audit_log AS
+SELECT e.seq, t.at, t.officer, t.operation, t.reason,
+       CASE e.action WHEN 'i' THEN 'insert' WHEN 'u' THEN 'update' WHEN 'd' THEN 'delete' ELSE 'baseline' END
+           AS action,
+       CASE e.entity """ + " ".join(f"WHEN '{code}' THEN '{name}'" for name, code in ENTITY_CODES.items()) + """
+           END AS entity,
+       e.entity_id, e.person_id, e.old AS old_values
+FROM audit_entries e
+JOIN audit_transactions t ON t.last_seq = (SELECT min(last_seq) FROM audit_transactions WHERE last_seq >= e.seq);
+"""))
+
 LATEST = MIGRATIONS[-1][0]
