@@ -23,6 +23,17 @@ def status(ws: Workspace) -> dict:
     return info
 
 
+def compact(ws: Workspace) -> dict:
+    """SQLite's VACUUM: the file is rewritten without its free pages (same data, same trail)."""
+    def size() -> int:
+        return sum(p.stat().st_size for p in (ws.db_path, Path(f"{ws.db_path}-wal")) if p.exists())
+
+    store = ws.writer()
+    before = size()
+    store.compact()
+    return {"path": str(ws.db_path), "before_bytes": before, "after_bytes": size()}
+
+
 def verify_audit(ws: Workspace, anchors: Path | None = None) -> dict:
     """Raises Refused (exit 1) naming the first bad entry if the trail or the data was tampered
     with, or if the trail no longer holds an anchor taken before (`anchor`)."""

@@ -621,6 +621,19 @@ def db_upgrade(ctx: typer.Context):
     output.emit(f"{ctx.obj.db_path}: schema version {store.schema_version()} (up to date)")
 
 
+@db_app.command("compact")
+def db_compact(ctx: typer.Context):
+    """Give back the space deleted data left inside the file (after an upgrade that converted the trail, or
+    erasures). Other desks wait while it runs: run it at a quiet time.
+
+    Example: diversion db compact
+    """
+    from diversion_cli import admin
+
+    result = admin.compact(ctx.obj)
+    output.emit(f"{result['path']}: {result['before_bytes'] / 1e6:,.1f} MB -> {result['after_bytes'] / 1e6:,.1f} MB")
+
+
 @db_app.command("path")
 def db_path(ctx: typer.Context):
     """Print where the database is (whether or not one has been created there)."""

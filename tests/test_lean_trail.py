@@ -154,3 +154,15 @@ def test_the_trail_keeps_no_copy_of_what_the_live_row_holds():
     assert inserts[0] > 0 and inserts[1] == 0 and inserts[2] == 32  # an insert: a digest, no copy
     assert json.loads(update) == {"surname": "Jones", "surname_norm": "jones"}  # only what changed, as it was
     assert contexts < entries  # who, when and why once per transaction
+
+
+def test_compact_gives_back_the_space_the_old_trail_took_and_keeps_everything():
+    path = release_8()
+    assert run("db", "upgrade").exit_code == 0
+    before = as_json(run("audit", "log", "--json"))
+    result = run("db", "compact")
+    assert result.exit_code == 0, result.stderr
+    assert "MB ->" in result.stdout
+    assert path.stat().st_size < (FIXTURES / "release-8.db").stat().st_size
+    assert run("audit", "verify").exit_code == 0
+    assert as_json(run("audit", "log", "--json")) == before

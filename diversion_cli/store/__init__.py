@@ -640,6 +640,14 @@ class Store:
         return {"schema_version": self.schema_version(), "counts": counts, "open_referrals": open_referrals,
                 "last_write": {"at": last[0], "officer": last[1], "operation": last[2]} if last else None}
 
+    def compact(self) -> None:
+        """VACUUM (it takes the write lock for as long as it runs), then fold the WAL back in."""
+        try:
+            self.conn.execute("VACUUM")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except database_errors() as exc:
+            raise _unusable(exc, self.path) from None
+
     def backup_to(self, target: Path) -> dict:
         """A consistent, verified copy at `target` while other desks keep writing; returns
         what it holds (the backup's manifest). How: store/backup.py."""
