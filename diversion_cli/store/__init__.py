@@ -548,7 +548,7 @@ class Store:
         """Raises audit.Problem naming the first bad entry or row."""
         from diversion_cli.store import audit
 
-        result = audit.verify(self.conn)
+        result = audit.verify(self.conn, reopen=lambda: connect(self.path))
         result["report_cache_checked"] = self.check_report_cache()
         return result
 

@@ -142,9 +142,43 @@ def check_schema(conn) -> None:
             raise Problem(f"the {kind} {name} differs from what diversion defines: it was changed outside diversion")
 
 
-def verify(conn) -> dict:
+def verify(conn, reopen=None) -> dict:
     """Check the chain, the data against it, and the schema. Raises Problem naming the first
-    bad transaction, entry or row (an edit made by dropping a guard is named by what it changed)."""
+    bad transaction, entry or row (an edit made by dropping a guard is named by what it changed).
+    With `reopen` (a function giving another connection to the same file) the chain is walked
+    on it in a second thread while the rows are checked here: SQLite leaves the interpreter
+    lock while it builds the chain's text, so the two take about the time of the longer."""
+    conn.execute("BEGIN")  # one state of the file, whoever commits meanwhile
+    try:
+        if reopen is None:
+            return _verify(conn, lambda: _check_chain(conn))
+        other = reopen()
+        try:
+            other.execute("BEGIN")
+            if head(other) != head(conn):  # a desk committed between the two: both see it after
+                other.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN")
+                other.execute("BEGIN")
+                if head(other) != head(conn):
+                    return _verify(conn, lambda: _check_chain(conn))
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(1) as pool:
+                chain = pool.submit(_check_chain, other)
+                try:
+                    return _verify(conn, chain.result, chain_first=False)
+                except Problem:
+                    chain.result()  # a broken chain is named before what follows from it
+                    raise
+        finally:
+            other.close()
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+
+def _verify(conn, chain, chain_first: bool = True) -> dict:
     if conn.execute("SELECT 1 FROM bulk_load").fetchone():
         raise Problem("the bulk-load flag is set, which holds the audit triggers off: it was set outside "
                       "diversion (an import never commits it)")
@@ -158,10 +192,13 @@ def verify(conn) -> dict:
         raise Problem(f"{pending[0]} change(s) were made outside diversion and never entered in the trail "
                       f"(first: {ACTION_NAMES.get(first[0], first[0])} of {ENTITY_NAMES.get(first[1], first[1])} "
                       f"{first[2]})")
-    last_seq, prev, transactions = _check_chain(conn)
+    if chain_first:
+        last_seq, prev, transactions = chain()
     _check_old_values(conn)
     _check_erasures(conn)
     rows = _check_rows(conn)
+    if not chain_first:
+        last_seq, prev, transactions = chain()
     check_schema(conn)
     return {"entries": last_seq, "transactions": transactions, "rows_checked": rows,
             "head": {"entry": last_seq, "hash": prev.hex()}}
