@@ -815,6 +815,8 @@ def audit_log(
         why = f" — {e['reason']}" if e["reason"] else ""
         output.emit(f"#{e['seq']}  {e['at'][:16].replace('T', ' ')}  {e['officer']:<8} {e['operation']:<22} "
                     f"{e['action']:<8} {e['entity']} {e['entity_id']}{why}")
+        if e["note"]:
+            output.emit(f"      ({e['note']})")
         if e["action"] == "update" and e["old"] and e["new"]:
             import json
 

@@ -920,3 +920,26 @@ def test_audit_log_for_an_id_never_on_record_is_not_found(args):
     record()
     result = run("audit", "log", *args)
     assert result.exit_code == 3 and result.stderr.startswith("error: no ")
+
+
+@plain_file
+def test_a_row_changed_behind_the_triggers_backs_is_never_laundered_by_a_later_change():
+    out = record("--refer")
+    conn = connect()
+    trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'audit_referrals_update'").fetchone()[0]
+    conn.close()
+    # the trigger dropped, the referral changed, the trigger put back exactly as it was
+    tamper(f"DROP TRIGGER audit_referrals_update; UPDATE referrals SET provider = 'Forged & Co' "
+           f"WHERE id = '{out['referral_id']}'; {trigger};")
+    before = all_counts()
+    result = run("outcome", out["referral_id"], "accepted")
+    assert result.exit_code == 4, (result.stdout, result.stderr)
+    assert f"referral {out['referral_id']} differs from its last audited state" in result.stderr
+    assert all_counts() == before
+    trail = entries()  # the trail never takes the forged row as its own, nor shows it as what was written
+    assert "Forged" not in str(trail)
+    assert all(e["note"] and "changed outside diversion" in e["note"] for e in trail
+               if e["entity_id"] == out["referral_id"])
+    shown = run("audit", "log", "--referral", out["referral_id"])
+    assert shown.exit_code == 0 and "Forged" not in shown.stdout and "changed outside diversion" in shown.stdout
+    assert_verify_fails(f"referral {out['referral_id']}", "outside diversion")

@@ -137,6 +137,7 @@ class Store:
         self.conn = conn
         self._audit_context: tuple | None = None
         self._audited = False  # writes are sealed into the trail (migration 9 on)
+        self._accepting = False  # this transaction enters changes made outside diversion, openly
         self._fresh: dict[str, tuple] = {}  # report figures computed in this snapshot, to keep
 
     # ---- opening -------------------------------------------------------
@@ -280,6 +281,7 @@ class Store:
                 raise _unusable(exc, self.path) from None
             raise
         self._audit_context = (_iso(datetime.now()), officer, operation, reason)
+        self._accepting = accept_outside_changes
         try:
             yield self
             self.seal_audit()
@@ -339,7 +341,10 @@ class Store:
             from diversion_cli.store import audit  # hashlib: only writes and verification need it
 
             at, officer, operation, reason = self._audit_context
-            audit.seal(self.conn, at, officer, operation, reason)
+            try:
+                audit.seal(self.conn, at, officer, operation, reason, accepting=self._accepting)
+            except audit.Problem as problem:
+                raise StoreUnusable(f"{problem}; run `diversion audit verify`. Nothing was written") from None
 
     def _all(self, sql: str, params=()) -> list[dict]:
         try:

@@ -58,9 +58,17 @@ def head(conn) -> tuple[int, bytes]:
 
 # ---- sealing ----------------------------------------------------------------------------
 
-def seal(conn, at: str, officer: str, operation: str, reason: str | None) -> int:
+def seal(conn, at: str, officer: str, operation: str, reason: str | None, accepting: bool = False) -> int:
     """Enter pending changes in the trail, in order, and close them in the chain;
-    returns how many entries were sealed."""
+    returns how many entries were sealed. Raises Problem if a row this transaction
+    updated or deleted was not, before it, what the trail says (it had been changed
+    outside diversion, which the change would otherwise launder) unless `accepting`
+    outside changes openly."""
+    if not accepting:
+        tampered = conn.execute(UNAUDITED_BEFORE).fetchone()
+        if tampered:
+            raise Problem(f"{ENTITY_NAMES.get(tampered[0], tampered[0])} {tampered[1]} differs from its last "
+                          f"audited state: it was changed outside diversion")
     moved = conn.execute(
         "INSERT INTO audit_entries (action, entity, entity_id, person_id, digest, old, old_digest) "
         "SELECT p.action, p.entity, p.entity_id, p.person_id, diversion_digest(s.salt, p.new), p.old, "
@@ -71,6 +79,18 @@ def seal(conn, at: str, officer: str, operation: str, reason: str | None) -> int
             raise RuntimeError("a change was written without an audit context")
         conn.execute("DELETE FROM audit_pending")
     return close(conn, at, officer, operation, reason)
+
+
+# A pending update or delete whose row, before it, differs from what the trail (or an
+# earlier change in this transaction) last said of that row.
+UNAUDITED_BEFORE = """
+SELECT p.entity, p.entity_id FROM audit_pending p LEFT JOIN audit_salts s ON s.person_id = p.person_id
+WHERE p.action IN ('u', 'd') AND diversion_digest(s.salt, p.before) IS NOT coalesce(
+    (SELECT diversion_digest(s.salt, q.new) FROM audit_pending q
+     WHERE q.entity = p.entity AND q.entity_id = p.entity_id AND q.id < p.id ORDER BY q.id DESC LIMIT 1),
+    (SELECT a.digest FROM audit_entries a
+     WHERE a.entity = p.entity AND a.entity_id = p.entity_id ORDER BY a.seq DESC LIMIT 1))
+LIMIT 1"""
 
 
 def enter_inserted(conn, table: str, where: str, params: tuple) -> int:
@@ -368,13 +388,18 @@ def history(conn, entries: list[dict]) -> list[dict]:
     """The entries (oldest first, each with the transaction's at/officer/operation/reason
     and the stored action/entity codes and old values) with `old` and `new` as the whole
     row before and after, rebuilt by walking back from the row as it stands: the trail
-    keeps only what an update changed. None where an erasure blanked them."""
+    keeps only what an update changed. None where an erasure blanked them, and where the
+    row no longer matches its last entry (`note` then says so: nothing is rebuilt from a
+    row changed outside diversion)."""
     later: dict[tuple[str, str], dict | None] = {}
+    untrusted: set[tuple[str, str]] = set()
     out = []
     for e in reversed(entries):
         key = (e["entity"], e["entity_id"])
         if key not in later:
-            later[key] = _live(conn, *key)
+            later[key], trusted = _live(conn, *key)
+            if not trusted:
+                untrusted.add(key)
         after = later[key]
         old = json.loads(e["old"]) if e["old"] is not None else None
         blanked = e["old"] is None and e["old_digest"] is not None
@@ -391,18 +416,27 @@ def history(conn, entries: list[dict]) -> list[dict]:
         out.append({"seq": e["seq"], "at": e["at"], "officer": e["officer"], "operation": e["operation"],
                     "reason": e["reason"], "action": ACTION_NAMES.get(e["action"], e["action"]), "entity": entity,
                     "entity_id": e["entity_id"], "person_id": e["person_id"], "referral_id": referral,
-                    "old": _text(before), "new": _text(after)})
+                    "old": _text(before), "new": _text(after),
+                    "note": "this row differs from its last audited state (changed outside diversion): run "
+                            "`diversion audit verify`" if key in untrusted else None})
     return list(reversed(out))
 
 
-def _live(conn, code: str, entity_id: str) -> dict | None:
-    """The row's current snapshot, as the trail digests it; None if it no longer exists."""
+def _live(conn, code: str, entity_id: str) -> tuple[dict | None, bool]:
+    """The row's current snapshot, as the trail digests it (None if it no longer exists),
+    and whether it is what the trail's last entry for it says."""
     table = next((t for t, spec in TRAIL.items() if spec[0] == code), None)
     if table is None:
-        return None
-    _code, ident, _person, snap = (part.replace("X.", "t.") for part in TRAIL[table])
-    row = conn.execute(f"SELECT {snap} FROM {table} t WHERE {ident} = ?", (entity_id,)).fetchone()
-    return json.loads(row[0]) if row else None
+        return None, True
+    _code, ident, person, snap = (part.replace("X.", "t.") for part in TRAIL[table])
+    row = conn.execute(
+        f"SELECT {snap}, diversion_digest(s.salt, {snap}) IS (SELECT a.digest FROM audit_entries a "
+        f"WHERE a.entity = ? AND a.entity_id = {ident} ORDER BY a.seq DESC LIMIT 1) "
+        f"FROM {table} t LEFT JOIN audit_salts s ON s.person_id = {person} WHERE {ident} = ?",
+        (code, entity_id)).fetchone()
+    if row is None:
+        return None, True
+    return (json.loads(row[0]), True) if row[1] else (None, False)
 
 
 def _text(snapshot: dict | None) -> str | None:

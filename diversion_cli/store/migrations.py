@@ -551,12 +551,13 @@ def _trail_trigger(table: str, action: str) -> str:
     code, ident, person, snap = TRAIL[table]
     row = "OLD" if action == "delete" else "NEW"
     old = {"insert": "NULL", "update": _changed_only(table), "delete": snap.replace("X.", "OLD.")}[action]
+    before = "NULL" if action == "insert" else snap.replace("X.", "OLD.")
     new = "NULL" if action == "delete" else snap.replace("X.", "NEW.")
     guard = "WHEN NOT EXISTS (SELECT 1 FROM bulk_load)\n" if action == "insert" else ""
     return (f"CREATE TRIGGER audit_{table}_{action} AFTER {action.upper()} ON {table}\n{guard}"
-            f"BEGIN\n    INSERT INTO audit_pending (action, entity, entity_id, person_id, old, new)\n"
+            f"BEGIN\n    INSERT INTO audit_pending (action, entity, entity_id, person_id, before, old, new)\n"
             f"    VALUES ('{ACTION_CODES[action]}', '{code}', {ident.replace('X.', row + '.')}, "
-            f"{person.replace('X.', row + '.')}, {old}, {new});\nEND;\n")
+            f"{person.replace('X.', row + '.')}, {before}, {old}, {new});\nEND;\n")
 
 
 CONVERT_TRAIL = "-- (here store/audit.py convert_legacy_trail carries the old trail over)\n"
@@ -611,9 +612,11 @@ CREATE TABLE audit_pending (
     entity TEXT NOT NULL,
     entity_id TEXT NOT NULL,
     person_id INTEGER,
+    before TEXT,    -- the whole row before an update or delete: sealing checks it is what the trail says
     old TEXT,
     new TEXT
 );
+CREATE INDEX audit_pending_row ON audit_pending (entity, entity_id);
 """ + "\n".join(f"DROP TRIGGER audit_{table}_{action};" for table in SNAPSHOTS
                 for action in ("insert", "update", "delete")) + "\n"
     + "\n".join(_trail_trigger(table, action) for table in TRAIL for action in ("insert", "update", "delete"))
