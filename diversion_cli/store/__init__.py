@@ -918,12 +918,17 @@ class Store:
                 if rows:
                     c.executemany(sql, rows)
                     rows.clear()
+                    if table == "people":  # their digests are salted
+                        c.execute("INSERT INTO audit_salts (person_id, salt) SELECT id, randomblob(16) FROM people "
+                                  "WHERE id BETWEEN ? AND ?", person_ids)
                     if table in inserted:  # entered before any later update of the same rows
                         audit.enter_inserted(c, table, *inserted[table])
         except integrity_errors() as exc:
             raise refusal_for(exc) from None
-        c.execute(MONTHS_OF_BATCH, {"first": incident_ids[0], "last": incident_ids[1],
-                                    "referrals_before": referrals_before})
+        marks = {"first_person": person_ids[0], "last_person": person_ids[1], "first": incident_ids[0],
+                 "last": incident_ids[1], "referrals_before": referrals_before}
+        c.execute(MONTHS_OF_BATCH, marks)
+        c.execute(IDS_OF_BATCH, marks)
 
     def referral_queue(self, statuses: tuple[str, ...], due_before: str | None) -> list[dict]:
         """Referrals in the given states, joined with the person, most urgent first."""
@@ -982,6 +987,17 @@ SELECT month, count(*) FROM (
     UNION ALL SELECT substr(closed_at, 1, 7) FROM referrals WHERE rowid > :referrals_before
 ) WHERE month IS NOT NULL GROUP BY month
 ON CONFLICT (month) DO UPDATE SET changes = changes + excluded.changes"""
+
+
+# The highest ids a batch issued (migration 8's per-row triggers are held off in a bulk load).
+IDS_OF_BATCH = """
+INSERT INTO issued_ids (kind, last)
+SELECT kind, max(n) FROM (
+    SELECT 'person' AS kind, id AS n FROM people WHERE id BETWEEN :first_person AND :last_person
+    UNION ALL SELECT 'incident', id FROM incidents WHERE id BETWEEN :first AND :last
+    UNION ALL SELECT substr(id, 1, 6), CAST(substr(id, 8) AS INTEGER) FROM referrals WHERE rowid > :referrals_before
+) GROUP BY kind
+ON CONFLICT (kind) DO UPDATE SET last = max(last, excluded.last)"""
 
 
 def refusal_for(exc: Exception) -> Refused:

@@ -592,9 +592,32 @@ CREATE TABLE audit_salts (
     salt BLOB NOT NULL
 );
 INSERT INTO audit_salts (person_id, salt) SELECT id, randomblob(16) FROM people;
+-- (a bulk load salts its new people and counts its ids per batch instead: store.insert_batch)
 CREATE TRIGGER audit_salts_new_person AFTER INSERT ON people
+WHEN NOT EXISTS (SELECT 1 FROM bulk_load)
 BEGIN
     INSERT INTO audit_salts (person_id, salt) VALUES (NEW.id, randomblob(16));
+END;
+DROP TRIGGER issued_people;
+CREATE TRIGGER issued_people AFTER INSERT ON people
+WHEN NOT EXISTS (SELECT 1 FROM bulk_load)
+BEGIN
+    INSERT INTO issued_ids (kind, last) VALUES ('person', NEW.id)
+    ON CONFLICT (kind) DO UPDATE SET last = max(last, excluded.last);
+END;
+DROP TRIGGER issued_incidents;
+CREATE TRIGGER issued_incidents AFTER INSERT ON incidents
+WHEN NOT EXISTS (SELECT 1 FROM bulk_load)
+BEGIN
+    INSERT INTO issued_ids (kind, last) VALUES ('incident', NEW.id)
+    ON CONFLICT (kind) DO UPDATE SET last = max(last, excluded.last);
+END;
+DROP TRIGGER issued_referrals;
+CREATE TRIGGER issued_referrals AFTER INSERT ON referrals
+WHEN NOT EXISTS (SELECT 1 FROM bulk_load)
+BEGIN
+    INSERT INTO issued_ids (kind, last) VALUES (substr(NEW.id, 1, 6), CAST(substr(NEW.id, 8) AS INTEGER))
+    ON CONFLICT (kind) DO UPDATE SET last = max(last, excluded.last);
 END;
 
 -- a conversion of an older trail: its last entry and hash, entered in the new trail
