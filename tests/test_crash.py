@@ -221,7 +221,10 @@ def _calibrate(pool: Pool, args: list[str], db: Path, from_wal: bool = False) ->
 
 
 def _announce(config, line: str) -> None:
-    """Show a line in pytest's output even when output is captured."""
+    """Show a line in pytest's output even when output is captured (with -v only: -q output
+    stays free of figures printed mid-run)."""
+    if config.option.verbose <= 0:
+        return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or capture is None:

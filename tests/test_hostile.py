@@ -44,6 +44,8 @@ TALLY: Counter = Counter()  # examples and invocations per test, reported at the
 @pytest.fixture(scope="module", autouse=True)
 def _report_tally(request):
     yield
+    if request.config.option.verbose <= 0:  # -q output stays free of figures printed mid-run
+        return
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     total = sum(n for (kind, _), n in TALLY.items() if kind == "inputs")
     lines = [f"hostile inputs generated: {total} examples, "
