@@ -19,21 +19,13 @@ import hashlib
 import json
 import sqlite3
 
+from diversion_cli.store import digest
 from diversion_cli.store.migrations import ACTION_CODES, ENTITY_CODES, TRAIL
 
 GENESIS = bytes(32)
 SEAL_CHUNK = 20_000  # entries per transaction row at most: the chain text of one stays small
 ENTITY_NAMES = {code: name for name, code in ENTITY_CODES.items()}
 ACTION_NAMES = {code: name for name, code in ACTION_CODES.items()}
-
-
-def digest(salt: bytes | None, text: str | None) -> bytes | None:
-    """A row snapshot's salted SHA-256 (registered as the SQL function diversion_digest)."""
-    return None if text is None else hashlib.sha256((salt or b"") + text.encode()).digest()
-
-
-def register(conn) -> None:
-    conn.create_function("diversion_digest", 2, digest, deterministic=True)
 
 
 # One entry as the chain covers it: unit-separated fields; NULL is "\x00" (hex() of NULL is '').
