@@ -144,7 +144,7 @@ def test_a_rewritten_chain_verifies_alone_but_not_against_an_anchor_taken_before
         from diversion_cli.store.migrations import TRAIL
 
         c.execute("UPDATE people SET surname = 'Forged' WHERE id = 1")
-        c.execute(f"UPDATE audit_entries SET digest = (SELECT diversion_digest(s.salt, {TRAIL['people'][3]}) "
+        c.execute(f"UPDATE audit_entries SET digest = (SELECT diversion_digest(s.salt, CAST({TRAIL['people'][3]} AS BLOB)) "
                   f"FROM people X JOIN audit_salts s ON s.person_id = X.id WHERE X.id = 1) WHERE seq = ?", (first,))
         _rechain(c, first)
 

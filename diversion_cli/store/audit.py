@@ -63,9 +63,9 @@ def seal(conn, at: str, officer: str, operation: str, reason: str | None, accept
                           f"audited state: it was changed outside diversion")
     moved = conn.execute(
         "INSERT INTO audit_entries (action, entity, entity_id, person_id, digest, old, old_digest) "
-        "SELECT p.action, p.entity, p.entity_id, p.person_id, diversion_digest(s.salt, p.new), p.old, "
-        "diversion_digest(s.salt, p.old) FROM audit_pending p LEFT JOIN audit_salts s ON s.person_id = p.person_id "
-        "ORDER BY p.id").rowcount
+        "SELECT p.action, p.entity, p.entity_id, p.person_id, diversion_digest(s.salt, CAST(p.new AS BLOB)), "
+        "p.old, diversion_digest(s.salt, CAST(p.old AS BLOB)) "
+        "FROM audit_pending p LEFT JOIN audit_salts s ON s.person_id = p.person_id ORDER BY p.id").rowcount
     if moved:
         if not officer or not operation:
             raise RuntimeError("a change was written without an audit context")
@@ -77,8 +77,8 @@ def seal(conn, at: str, officer: str, operation: str, reason: str | None, accept
 # earlier change in this transaction) last said of that row.
 UNAUDITED_BEFORE = """
 SELECT p.entity, p.entity_id FROM audit_pending p LEFT JOIN audit_salts s ON s.person_id = p.person_id
-WHERE p.action IN ('u', 'd') AND diversion_digest(s.salt, p.before) IS NOT coalesce(
-    (SELECT diversion_digest(s.salt, q.new) FROM audit_pending q
+WHERE p.action IN ('u', 'd') AND diversion_digest(s.salt, CAST(p.before AS BLOB)) IS NOT coalesce(
+    (SELECT diversion_digest(s.salt, CAST(q.new AS BLOB)) FROM audit_pending q
      WHERE q.entity = p.entity AND q.entity_id = p.entity_id AND q.id < p.id ORDER BY q.id DESC LIMIT 1),
     (SELECT a.digest FROM audit_entries a
      WHERE a.entity = p.entity AND a.entity_id = p.entity_id ORDER BY a.seq DESC LIMIT 1))
@@ -91,7 +91,7 @@ def enter_inserted(conn, table: str, where: str, params: tuple) -> int:
     code, ident, person, snap = (part.replace("X.", "t.") for part in TRAIL[table])
     return conn.execute(
         f"INSERT INTO audit_entries (action, entity, entity_id, person_id, digest) "
-        f"SELECT 'i', '{code}', {ident}, {person}, diversion_digest(s.salt, {snap}) "
+        f"SELECT 'i', '{code}', {ident}, {person}, diversion_digest(s.salt, CAST({snap} AS BLOB)) "
         f"FROM {table} t LEFT JOIN audit_salts s ON s.person_id = {person} WHERE {where}", params).rowcount
 
 
@@ -240,8 +240,9 @@ def _check_chain(conn) -> tuple[int, bytes, int]:
 def _check_old_values(conn) -> None:
     """The old values an update or delete kept are the ones chained (their digest)."""
     edited = conn.execute(
-        "SELECT e.seq, e.entity, e.entity_id FROM audit_entries e LEFT JOIN audit_salts s ON s.person_id = e.person_id "
-        "WHERE e.old IS NOT NULL AND diversion_digest(s.salt, e.old) IS NOT e.old_digest LIMIT 1").fetchone()
+        "SELECT e.seq, e.entity, e.entity_id FROM audit_entries e "
+        "LEFT JOIN audit_salts s ON s.person_id = e.person_id WHERE e.old IS NOT NULL "
+        "AND diversion_digest(s.salt, CAST(e.old AS BLOB)) IS NOT e.old_digest LIMIT 1").fetchone()
     if edited:
         raise Problem(f"entry {edited[0]} ({ENTITY_NAMES.get(edited[1], edited[1])} {edited[2]}) was edited: "
                       f"its old values no longer match")
@@ -259,7 +260,8 @@ def _check_rows(conn) -> int:
         present = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         audited = conn.execute(
             "SELECT (SELECT count(DISTINCT entity_id) FROM audit_entries WHERE entity = :code) - "
-            "(SELECT count(*) FROM audit_entries a WHERE a.entity = :code AND a.action = 'd' AND NOT EXISTS (SELECT 1 FROM audit_entries b "
+            "(SELECT count(*) FROM audit_entries a WHERE a.entity = :code AND a.action = 'd' "
+            " AND NOT EXISTS (SELECT 1 FROM audit_entries b "
             " WHERE b.entity = a.entity AND b.entity_id = a.entity_id AND b.seq > a.seq))",
             {"code": code}).fetchone()[0]
         if present != audited:
@@ -296,7 +298,8 @@ def first_unaudited(conn, table: str, where: str = "1", params: tuple = ()) -> s
     changed = conn.execute(
         f"SELECT {ident} FROM {table} t LEFT JOIN audit_salts s ON s.person_id = {person} WHERE ({where}) AND "
         f"(SELECT a.digest FROM audit_entries a WHERE a.entity = '{code}' AND a.entity_id = {ident} "
-        f"ORDER BY a.seq DESC LIMIT 1) IS NOT diversion_digest(s.salt, {snap}) LIMIT 1", params).fetchone()
+        f"ORDER BY a.seq DESC LIMIT 1) IS NOT diversion_digest(s.salt, CAST({snap} AS BLOB)) LIMIT 1",
+        params).fetchone()
     return f"{entity} {changed[0]} differs from its last audited state: it was changed outside diversion" \
         if changed else None
 
@@ -422,7 +425,7 @@ def _live(conn, code: str, entity_id: str) -> tuple[dict | None, bool]:
         return None, True
     _code, ident, person, snap = (part.replace("X.", "t.") for part in TRAIL[table])
     row = conn.execute(
-        f"SELECT {snap}, diversion_digest(s.salt, {snap}) IS (SELECT a.digest FROM audit_entries a "
+        f"SELECT {snap}, diversion_digest(s.salt, CAST({snap} AS BLOB)) IS (SELECT a.digest FROM audit_entries a "
         f"WHERE a.entity = ? AND a.entity_id = {ident} ORDER BY a.seq DESC LIMIT 1) "
         f"FROM {table} t LEFT JOIN audit_salts s ON s.person_id = {person} WHERE {ident} = ?",
         (code, entity_id)).fetchone()
@@ -466,7 +469,8 @@ def convert_legacy_trail(conn) -> dict | None:
         if seq != expected or prev_hash != prev:
             raise Problem(f"the old trail is broken at entry {expected}: it was cut, re-ordered or edited; "
                           f"it was not converted")
-        if (old is not None and _legacy_digest(salt, old) != od) or (new is not None and _legacy_digest(salt, new) != nd) \
+        if (old is not None and _legacy_digest(salt, old) != od) \
+                or (new is not None and _legacy_digest(salt, new) != nd) \
                 or _legacy_hash(prev, seq, at, officer, operation, reason, action, entity, entity_id, person_id,
                                 referral_id, od, nd) != hash_:
             raise Problem(f"entry {seq} of the old trail ({entity} {entity_id}) was edited; it was not converted")
