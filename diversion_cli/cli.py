@@ -217,12 +217,16 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
             req.gender = _ask("Gender (M/F/X/U, Enter to skip)", values.parse_gender, required=False)
         if req.ethnicity is None and not known_person:
             codes = ws.config.ethnicity
-            req.ethnicity = _ask("Self-defined ethnicity code (e.g. W1, B2, NS; Enter to skip)",
+            output.warn("Self-defined ethnicity codes:")
+            for code, meaning in codes.items():
+                output.warn(f"  {code:<3} {meaning}")
+            req.ethnicity = _ask("Self-defined ethnicity code (Enter to skip)",
                                  lambda v: values.parse_ethnicity(v, codes), required=False)
-    if not req.substances:
+    if not req.substances:  # the case is being described here: ask for all the decision rests on
         text = _ask("Substance(s), comma-separated (e.g. cannabis, coke)",
                     lambda v: [ws.config.substance(s) for s in v.split(",")])
         req.substances = [s for s in text.split(",") if s.strip()]
+        _prompt_case(req)
     if req.when is None:
         req.when = _ask("When (Enter for now)", lambda v: values.parse_datetime(v, "when"), default="now",
                         echo=values.moment_in_words)
@@ -232,6 +236,35 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
     if req.location is None:
         req.location = _ask("Location (Enter to skip)", lambda v: values.clean_text(v, "location"),
                             required=False)
+
+
+def _prompt_case(req: operations.RecordRequest) -> None:
+    """The facts besides the substance that decide eligibility: quantity, supply, other offences."""
+    from diversion_cli import values
+
+    if req.quantity is None:
+        req.quantity = _ask("Quantity as found, e.g. 2 g (Enter to skip)",
+                            lambda v: values.clean_text(v, "quantity"), required=False)
+    if not req.supply_suspected:
+        req.supply_suspected = typer.confirm("Is intent to supply suspected?", default=False, err=True)
+    if not req.co_offences:
+        label = "Another offence at the same time, e.g. theft (Enter if none)"
+        while offence := _ask(label, lambda v: values.clean_text(v, "co-offence"), required=False):
+            req.co_offences.append(offence)
+            label = "Any other offence (Enter if no more)"
+
+
+def _offer_referral(ws: Workspace, req: operations.RecordRequest, result: dict) -> None:
+    """At the desk, an eligible person is offered the diversion there and then."""
+    terms = operations.offer_terms(ws, result["scheme"])
+    question = (f"Refer now to {terms['scheme_name']} ({terms['provider']}), to complete by "
+                f"{output.when(terms['deadline'])}?")
+    if typer.confirm(question, default=True, err=True):
+        offer = operations.refer(ws, result["incident_id"], scheme=terms["scheme"], appointment=req.appointment,
+                                 supervisor=req.supervisor, not_same_as=req.not_same_as)
+        output.render_offer(offer)
+    else:
+        output.emit(f"Not referred; refer later with: diversion refer {result['incident_id']}")
 
 
 @app.command()
@@ -274,14 +307,17 @@ def record(
         co_offences=list(co_offence or []), supply_suspected=supply_suspected, new_person=new_person,
         refer=refer_now, scheme=scheme, appointment=appointment, supervisor=supervisor,
         not_same_as=list(not_same_as or []), not_duplicate=not_duplicate)
-    if _interactive(json_out):
+    interactive = _interactive(json_out)
+    if interactive:
         _prompt_missing(ws, req)
     result = operations.record_incident(ws, req)
     if json_out:
         output.emit_json({k: result[k] for k in ("incident_id", "person_id", "eligible", "scheme", "reasons",
                                                  "possible_matches", "warnings", "referral_id", "referral")})
-    else:
-        output.render_record(result)
+        return
+    output.render_record(result)
+    if interactive and result["eligible"] and not result["referral"]:
+        _offer_referral(ws, req, result)
 
 
 @app.command()

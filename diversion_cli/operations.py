@@ -515,16 +515,26 @@ def _end_of_day(moment: datetime) -> datetime:
     return moment.replace(hour=23, minute=59, second=59)
 
 
+def offer_deadline(scheme: Scheme, now: datetime) -> datetime:
+    """When a diversion offered now must be completed by: the contract's end, or the workshop deadline."""
+    if scheme.pathway == "contract":
+        return _end_of_day(_add_months(now, scheme.contract_months))
+    return _end_of_day(now + timedelta(days=scheme.deadline_days))
+
+
+def offer_terms(ws: Workspace, scheme_key: str) -> dict:
+    """What an offer made now would be (for the desk's question before referring)."""
+    scheme = ws.config.scheme(scheme_key)
+    return {"scheme": scheme.key, "scheme_name": scheme.name, "provider": scheme.provider,
+            "deadline": offer_deadline(scheme, ws.clock()).date().isoformat()}
+
+
 def _offer(store: Store, config: Config, scheme: Scheme, person_id: int, incident_id: int,
            appointment: datetime | None, now: datetime, officer: str) -> dict:
     """Write the referral. The caller has re-checked eligibility in this transaction."""
-    if scheme.pathway == "contract":
-        deadline = _end_of_day(_add_months(now, scheme.contract_months))
-        conditions = [(c.key, c.text, _end_of_day(now + timedelta(days=c.due_days)) if c.due_days else deadline)
-                      for c in scheme.conditions]
-    else:
-        deadline = _end_of_day(now + timedelta(days=scheme.deadline_days))
-        conditions = []
+    deadline = offer_deadline(scheme, now)
+    conditions = [(c.key, c.text, _end_of_day(now + timedelta(days=c.due_days)) if c.due_days else deadline)
+                  for c in scheme.conditions] if scheme.pathway == "contract" else []
     if appointment is not None and not now - timedelta(days=1) <= appointment <= deadline:
         raise BadInput("appointment", f"{appointment:%Y-%m-%d %H:%M} must fall between now and the deadline "
                                       f"({deadline:%Y-%m-%d})")
