@@ -324,22 +324,49 @@ def record(
 def check(
     ctx: typer.Context,
     ident: Annotated[Optional[str], typer.Argument(metavar="ID", help="Person id (P-000123) or PNC ID.")] = None,
-    surname: Annotated[Optional[str], typer.Option("--surname")] = None,
-    forename: Annotated[Optional[str], typer.Option("--forename")] = None,
-    dob: Annotated[Optional[str], typer.Option("--dob")] = None,
+    surname: Annotated[Optional[str], typer.Option("--surname", help="Surname; on its own (or with part of a "
+                                                   "forename) lists who is on record under it.")] = None,
+    forename: Annotated[Optional[str], typer.Option("--forename", help="Forename(s), or their first letters "
+                                                    "to list candidates.")] = None,
+    dob: Annotated[Optional[str], typer.Option("--dob", help="Date of birth, e.g. 14/02/1990.")] = None,
     json_out: JsonOpt = False,
 ):
     """Say whether this person has had their one shot at diversion.
 
-    Exit 0 eligible, 1 not eligible, 3 unknown id. Example: diversion check 1979/0123456T
+    With a person id, a PNC ID, or surname, forename and date of birth: the verdict (exit 0 eligible, 1 not
+    eligible, 3 unknown id). With only a surname, or part of a forename: the people on record who fit, with
+    date of birth, PNC ID and last incident (exit 3 if none). At a terminal with nothing given, it asks.
+    Example: diversion check 1979/0123456T   or   diversion check --surname Smith --forename Jo
     """
-    result = operations.check_person(ctx.obj, ident, surname=surname, forename=forename, dob=dob)
+    ws: Workspace = ctx.obj
+    if not (ident or surname or forename or dob) and _interactive(json_out):
+        surname, forename, dob = _prompt_name(ws)
+    if not ident and (surname or forename or dob) and not (surname and forename and dob):
+        found = operations.find_candidates(ws, surname, forename, dob)
+        if json_out:
+            output.emit_json(found)
+        else:
+            output.render_candidates(found)
+        raise typer.Exit(0 if found["candidates"] else 3)
+    result = operations.check_person(ws, ident, surname=surname, forename=forename, dob=dob)
     if json_out:
         output.emit_json({k: result[k] for k in ("person", "eligible", "reasons", "incidents", "referrals",
                                                  "possible_matches")})
     else:
         output.render_check(result)
     raise typer.Exit(0 if result["eligible"] else 1)
+
+
+def _prompt_name(ws: Workspace) -> tuple[str, str | None, str | None]:
+    """`check` at a terminal with nothing given: the name to look for (a part is enough to list)."""
+    from diversion_cli import values
+
+    surname = _ask("Surname", lambda v: values.clean_name(v, "surname"))
+    forename = _ask("Forename(s) (Enter to list everyone with that surname)",
+                    lambda v: values.clean_name(v, "forename"), required=False)
+    dob = _ask("Date of birth (DD/MM/YYYY, Enter to list candidates)", lambda v: values.parse_date(v, "dob"),
+               required=False, echo=values.date_in_words) if forename else None
+    return surname, forename, dob
 
 
 @app.command()

@@ -489,6 +489,26 @@ def check_person(ws: Workspace, ident: str | None = None, *, surname: str | None
     }
 
 
+CANDIDATES_SHOWN = 50
+
+
+def find_candidates(ws: Workspace, surname: str | None, forename: str | None = None,
+                    dob: str | None = None) -> dict:
+    """Who is on record under a surname (and, if given, forenames starting so, or a date of
+    birth): for the desk when only part of the name is known."""
+    if not surname:
+        raise BadInput("surname", "is needed to search by name (or give a person id or PNC ID)")
+    surname = values.clean_name(surname, "surname")
+    start = identity.normalise(values.clean_name(forename, "forename")) if forename else ""
+    born = values.parse_date(dob, "dob") if dob else None
+    rows = ws.reader().people_by_surname(identity.normalise(surname), start,
+                                         born.isoformat() if born else None, CANDIDATES_SHOWN + 1)
+    candidates = [{**person_view(r), "last_incident": None if r["last_incident"] is None else
+                   {"id": values.format_incident_id(r["last_incident"]), "occurred_at": r["last_incident_at"]}}
+                  for r in rows[:CANDIDATES_SHOWN]]
+    return {"candidates": candidates, "more": len(rows) > CANDIDATES_SHOWN}
+
+
 def _person_report(ws: Workspace, store: Store, row: dict, now: datetime) -> dict:
     referrals = store.referrals_of(row["id"])
     dob = date.fromisoformat(row["dob"])

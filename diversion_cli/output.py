@@ -108,6 +108,20 @@ def render_check(result: dict) -> None:
         emit(line)
 
 
+def render_candidates(found: dict) -> None:
+    """People who fit a partial name, one line each, for the desk to pick from."""
+    if not found["candidates"]:
+        warn("No one on record fits that name.")
+        return
+    for c in found["candidates"]:
+        last = c["last_incident"]
+        emit(person_line(c) + (f"  last incident {last['id']} {when(last['occurred_at'][:16])}" if last
+                               else "  no incidents"))
+    if found["more"]:
+        warn(f"Only the first {len(found['candidates'])} are shown: give more of the forename or the date of birth.")
+    warn("Check one with: diversion check PERSON_ID")
+
+
 def referral_line(r: dict) -> str:
     text = f"{r['id']}  {r['scheme']}  {r['status']}  offered {day(r['offered_at'])}  deadline {day(r['deadline'])}"
     if r.get("outcome_code") is not None:

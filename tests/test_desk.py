@@ -87,3 +87,64 @@ def test_declining_the_referral_at_the_desk_writes_the_incident_only(db_path):
     assert term.finish() == 0, term.seen
     assert "diversion refer I-000001" in term.seen
     assert count_rows(db_path, "incidents") == 1 and count_rows(db_path, "referrals") == 0
+
+
+# ---- check: at a terminal, and by part of a name -----------------------------------------
+
+def test_check_at_a_terminal_asks_for_the_name_and_gives_the_verdict(db_path):
+    record("--refer", surname="Smith", forename="John", dob="14/02/1990")
+    term = Terminal("check")
+    term.expect("Surname")
+    term.send("Smith")
+    term.expect("Forename")
+    term.send("John")
+    term.expect("Date of birth")
+    term.send("14/02/1990")
+    term.expect("= Wed 14 Feb 1990")
+    assert term.finish() == 1, term.seen             # not eligible: an open referral
+    assert "NOT ELIGIBLE" in term.seen and "OPEN_REFERRAL" in term.seen
+
+
+def test_check_at_a_terminal_with_only_a_surname_lists_candidates(db_path):
+    record(surname="Smith", forename="John", dob="14/02/1990")
+    term = Terminal("check")
+    term.expect("Surname")
+    term.send("smith")
+    term.expect("Forename")
+    term.send("")
+    assert term.finish() == 0, term.seen
+    assert "P-000001  SMITH, John  born Wed 14 Feb 1990" in term.seen and "last incident I-000001" in term.seen
+
+
+def test_check_by_surname_lists_candidates_with_birth_date_pnc_and_last_incident(db_path):
+    record("--pnc", "1990/0123456K", surname="Smith", forename="John", dob="14/02/1990")
+    record("--when", "2026-11-01 10:00", surname="Smith", forename="Joanne", dob="01/03/1985")
+    record("--when", "2026-11-20 22:15", surname="Smith", forename="Joanne", dob="01/03/1985", substance="coke")
+    record(surname="Smith", forename="Peter", dob="02/02/1970")
+    record(surname="Smithson", forename="John", dob="14/02/1990")
+    result = run("check", "--surname", "SMITH", "--forename", "jo")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2                           # John and Joanne; not Peter, not Smithson
+    assert lines[0].startswith("P-000002  SMITH, Joanne  born Fri 1 Mar 1985")
+    assert "last incident I-000003 Fri 20 Nov 2026 22:15" in lines[0]
+    assert lines[1].startswith("P-000001  SMITH, John") and "PNC 1990/0123456K" in lines[1]
+    listed = as_json(run("check", "--surname", "Smith", "--json"))
+    assert [c["id"] for c in listed["candidates"]] == ["P-000002", "P-000001", "P-000003"]
+    assert listed["candidates"][1]["pnc"] == "1990/0123456K"
+    assert listed["candidates"][0]["last_incident"] == {"id": "I-000003", "occurred_at": "2026-11-20T22:15:00"}
+    assert listed["more"] is False
+    born = as_json(run("check", "--surname", "Smith", "--dob", "02/02/1970", "--json"))
+    assert [c["id"] for c in born["candidates"]] == ["P-000003"]
+
+
+def test_check_by_a_surname_nobody_has_is_not_found(db_path):
+    result = run("check", "--surname", "Nobody")
+    assert result.exit_code == 3 and result.stdout == ""
+    assert "No one on record fits that name." in result.stderr
+
+
+def test_check_by_forename_alone_is_bad_input(db_path):
+    result = run("check", "--forename", "John")
+    assert result.exit_code == 2
+    assert_one_line_error(result, "surname")
