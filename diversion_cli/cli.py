@@ -370,6 +370,45 @@ def _prompt_name(ws: Workspace) -> tuple[str, str | None, str | None]:
 
 
 @app.command()
+def incidents(
+    ctx: typer.Context,
+    since: Annotated[Optional[str], typer.Option("--since", help="From this date or time (default: the last "
+                                                 "7 days), e.g. 2026-11-01 or yesterday.")] = None,
+    officer: Annotated[Optional[str], typer.Option("--officer", metavar="COLLAR",
+                                                   help="Only incidents recorded by this collar number.")] = None,
+    location: Annotated[Optional[str], typer.Option("--location", help="Only incidents whose location contains "
+                                                    "this text (any case).")] = None,
+    json_out: JsonOpt = False,
+):
+    """List recent incidents, newest first, with the decision and any referral.
+
+    Example: diversion incidents --since yesterday --location "Stokes Croft"
+    """
+    rows = operations.list_incidents(ctx.obj, since=since, officer=officer, location=location)
+    if json_out:
+        output.emit_json(rows)
+    else:
+        output.render_incidents(rows)
+
+
+@app.command()
+def incident(
+    ctx: typer.Context,
+    incident_id: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
+    json_out: JsonOpt = False,
+):
+    """Show one incident: the person, what was found, every decision taken on it and its referral.
+
+    Example: diversion incident I-000123
+    """
+    view = operations.incident_details(ctx.obj, incident_id)
+    if json_out:
+        output.emit_json(view)
+    else:
+        output.render_incident(view)
+
+
+@app.command()
 def refer(
     ctx: typer.Context,
     incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],

@@ -523,6 +523,44 @@ def _person_report(ws: Workspace, store: Store, row: dict, now: datetime) -> dic
     }
 
 
+# ---- incidents --------------------------------------------------------------
+
+RECENT = timedelta(days=7)  # what `incidents` shows without --since
+
+
+def list_incidents(ws: Workspace, since: str | None = None, officer: str | None = None,
+                   location: str | None = None) -> list[dict]:
+    """Recent incidents, newest first: from `since` (default the last week), one officer's, or at a place."""
+    now = ws.clock()
+    start = values.parse_datetime(since, "since", current=now) if since else now - RECENT
+    who = values.parse_officer(officer) if officer is not None else None
+    place = values.clean_text(location, "location", required=True) if location is not None else None
+    rows = ws.reader().incidents_since(start, who, place)
+    return [{**incident_view(r), "person_id": values.format_person_id(r["person_id"]),
+             "name": f"{r['surname']}, {r['forenames']}", "voided": r["voided_at"] is not None,
+             "referral_id": r["referral_id"], "referral_status": r["referral_status"]} for r in rows]
+
+
+def incident_details(ws: Workspace, incident: str) -> dict:
+    """One incident with its person, every decision taken on it (the latest is the current
+    one) and its referrals."""
+    import json
+
+    incident_id = values.parse_incident_id(incident)
+    store = ws.reader()
+    row = store.incident(incident_id)
+    if row is None:
+        raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
+    view = incident_view(row)
+    view["voided_at"], view["void_reason"] = row["voided_at"], row["void_reason"]
+    view["person"] = person_view(store.person(row["person_id"]))
+    view["decisions"] = [{"taken_at": d["taken_at"], "taken_by": d["taken_by"], "stage": d["stage"],
+                          "eligible": bool(d["eligible"]), "scheme": d["scheme"],
+                          "reasons": json.loads(d["reasons"])} for d in store.decisions_of_incident(incident_id)]
+    view["referrals"] = [referral_view(r) for r in store.referrals_of_incident(incident_id)]
+    return view
+
+
 # ---- referrals ------------------------------------------------------------
 
 def _add_months(moment: datetime, months: int) -> datetime:

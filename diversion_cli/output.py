@@ -122,6 +122,41 @@ def render_candidates(found: dict) -> None:
     warn("Check one with: diversion check PERSON_ID")
 
 
+def render_incidents(rows: list[dict]) -> None:
+    if not rows:
+        warn("No incidents match.")
+        return
+    for i in rows:
+        verdict = {None: "", True: "  eligible", False: "  not eligible"}[i["eligible_at_record"]]
+        referral = f"  {i['referral_id']} {i['referral_status']}" if i["referral_id"] else ""
+        place = f"  at {i['location']}" if i["location"] else ""
+        emit(f"{i['id']}  {when(i['occurred_at'][:16])}  {i['person_id']}  {i['name']}  "
+             f"{substances_text(i['substances'])}{place}  by {i['recorded_by']}{verdict}{referral}"
+             + ("  VOIDED" if i["voided"] else ""))
+
+
+def render_incident(view: dict) -> None:
+    emit(f"{view['id']}  {when(view['occurred_at'][:16])}  recorded by {view['recorded_by']}"
+         + (f"  VOIDED {day(view['voided_at'])}: {view['void_reason']}" if view["voided_at"] else ""))
+    emit(f"  person:      {person_line(view['person'])} (aged {view['age']} then)")
+    emit(f"  found:       {substances_text(view['substances'])}"
+         + (f", {view['quantity']}" if view["quantity"] else ""))
+    emit(f"  supply:      {'suspected' if view['supply_suspected'] else 'not suspected'}")
+    emit(f"  co-offences: {'; '.join(view['co_offences']) or 'none'}")
+    if view["location"]:
+        emit(f"  location:    {view['location']}")
+    for n, d in enumerate(view["decisions"]):
+        current = "current decision" if n == len(view["decisions"]) - 1 else "earlier decision"
+        emit(f"{paint(current, 'white')} ({d['stage']}, {when(d['taken_at'][:16])} by {d['taken_by']}): "
+             f"{verdict_line(d['eligible'])}")
+        for line in reasons_block(d["reasons"]):
+            emit("  " + line)
+    if not view["referrals"]:
+        emit("No referral.")
+    for r in view["referrals"]:
+        emit("Referral " + referral_line(r))
+
+
 def referral_line(r: dict) -> str:
     text = f"{r['id']}  {r['scheme']}  {r['status']}  offered {day(r['offered_at'])}  deadline {day(r['deadline'])}"
     if r.get("outcome_code") is not None:

@@ -148,3 +148,64 @@ def test_check_by_forename_alone_is_bad_input(db_path):
     result = run("check", "--forename", "John")
     assert result.exit_code == 2
     assert_one_line_error(result, "surname")
+
+
+# ---- incidents and incident ----------------------------------------------------------------
+
+def test_incidents_lists_recent_ones_newest_first_and_filters(db_path):
+    env_other = {"DIVERSION_OFFICER": "5678"}
+    record("--when", "2026-11-29 23:40", "--location", "Stokes Croft", surname="Able", forename="Ann")
+    assert run("record", "--surname", "Baker", "--forename", "Bob", "--dob", "1980-01-01", "--substance", "coke",
+               "--when", "2026-11-30 01:10", "--location", "Cabot Circus", "--supply-suspected",
+               env=env_other).exit_code == 0
+    record("--when", "2026-10-01 12:00", "--location", "STOKES CROFT", surname="Cole", forename="Cat")
+    listed = as_json(run("incidents", "--since", "2026-11-01", "--json"))
+    assert [i["id"] for i in listed] == ["I-000002", "I-000001"]      # newest first; October's left out
+    assert listed[0]["name"] == "Baker, Bob" and listed[0]["eligible_at_record"] is False
+    assert listed[0]["recorded_by"] == "5678" and listed[1]["recorded_by"] == "1234"
+    mine = as_json(run("incidents", "--since", "2026-09-01", "--officer", "5678", "--json"))
+    assert [i["id"] for i in mine] == ["I-000002"]
+    there = as_json(run("incidents", "--since", "2026-09-01", "--location", "stokes croft", "--json"))
+    assert [i["id"] for i in there] == ["I-000001", "I-000003"]
+    text = run("incidents", "--since", "2026-11-01")
+    assert text.exit_code == 0
+    assert text.stdout.splitlines()[0].startswith("I-000002  Mon 30 Nov 2026 01:10  P-000002  Baker, Bob  "
+                                                  "cocaine (A)  at Cabot Circus  by 5678  not eligible")
+
+
+def test_incidents_default_to_the_last_week(db_path):
+    record("--when", "now")
+    assert run("incidents", "--json").stdout.count('"id": "I-') == 1
+    empty = run("incidents", "--officer", "9999")
+    assert empty.exit_code == 0 and empty.stdout == "" and "No incidents match." in empty.stderr
+
+
+def test_incidents_refuses_bad_filters(db_path):
+    result = run("incidents", "--since", "31/02/2026")
+    assert result.exit_code == 2
+    assert_one_line_error(result, "since")
+    result = run("incidents", "--officer", "not a collar")
+    assert result.exit_code == 2
+    assert_one_line_error(result, "officer")
+
+
+def test_incident_shows_the_person_facts_decision_and_referral(db_path):
+    made = record("--refer", "--quantity", "2 g", "--location", "Broadmead", "--when", "now")
+    shown = run("incident", made["incident_id"])
+    assert shown.exit_code == 0, shown.stderr
+    out = shown.stdout
+    assert "P-000001  SMITH, John" in out and "cannabis (B), 2 g" in out and "location:    Broadmead" in out
+    assert "current decision (record" in out and "ELIGIBLE: Eligible for Drug Education Programme (adult)" in out
+    assert f"Referral {made['referral_id']}  dep-adult  offered" in out
+    view = as_json(run("incident", made["incident_id"], "--json"))
+    assert view["person"]["id"] == "P-000001" and view["quantity"] == "2 g"
+    assert [d["eligible"] for d in view["decisions"]] == [True]
+    assert view["decisions"][0]["reasons"][0]["code"] == "ELIGIBLE"
+    assert [r["id"] for r in view["referrals"]] == [made["referral_id"]]
+
+
+def test_incident_unknown_or_malformed_id(db_path):
+    missing = run("incident", "I-000042")
+    assert missing.exit_code == 3 and "no incident I-000042" in missing.stderr
+    bad = run("incident", "X-1")
+    assert bad.exit_code == 2
