@@ -932,20 +932,46 @@ def void(
 @amend_app.command("incident")
 def amend_incident(
     ctx: typer.Context,
-    incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID")],
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required).")] = None,
+    incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why the record is being corrected "
+                                                  "(required).")] = None,
     when: WhenOpt = None,
-    location: Annotated[Optional[str], typer.Option("--location")] = None,
-    quantity: Annotated[Optional[str], typer.Option("--quantity")] = None,
+    location: Annotated[Optional[str], typer.Option("--location", help="Where it happened.")] = None,
+    quantity: Annotated[Optional[str], typer.Option("--quantity", help="Quantity as found, e.g. '2 g'.")] = None,
+    substance: Annotated[Optional[list[str]], typer.Option("--substance", help="The substances found, replacing "
+                                                           "those recorded; repeat for several.")] = None,
+    co_offence: Annotated[Optional[list[str]], typer.Option("--co-offence", help="The other offences at the "
+                                                            "same time, replacing those recorded; repeatable.")]
+    = None,
+    no_co_offence: Annotated[bool, typer.Option("--no-co-offence", help="There was no other offence: remove "
+                                                "those recorded.")] = False,
+    supply_suspected: Annotated[Optional[bool], typer.Option("--supply-suspected/--no-supply-suspected",
+                                                             help="Whether intent to supply is suspected.",
+                                                             show_default=False)] = None,
+    supervisor: Annotated[Optional[str], typer.Option("--supervisor", metavar="COLLAR", help="The supervisor "
+                                                      "who approved diversion despite a co-offence.")] = None,
+    json_out: JsonOpt = False,
 ):
-    """Correct when or where an incident happened, or the quantity, with a reason.
+    """Correct an incident, with a reason; the old values stay in the audit log.
 
-    Example: diversion amend incident I-000123 --location "Cabot Circus" --reason "wrong street"
+    Correcting when it happened, the substances, other offences or supply decides eligibility again: the new
+    decision is kept beside the old one and is the current one. Example: diversion amend incident I-000123
+    --substance cocaine --no-supply-suspected --reason "lab result: cocaine, no intent to supply"
     """
     from diversion_cli import admin
 
-    result = admin.amend_incident(ctx.obj, incident, reason, when=when, location=location, quantity=quantity)
+    if no_co_offence and co_offence:
+        raise BadInput("co-offence", "give --co-offence or --no-co-offence, not both")
+    result = admin.amend_incident(ctx.obj, incident, reason, when=when, location=location, quantity=quantity,
+                                  substances=list(substance) if substance else None,
+                                  co_offences=[] if no_co_offence else list(co_offence) if co_offence else None,
+                                  supply_suspected=supply_suspected, supervisor=supervisor)
+    if json_out:
+        output.emit_json(result)
+        return
     output.emit(f"{result['incident_id']} amended ({', '.join(result['changed'])}): {result['reason']}")
+    if result["decision"]:
+        output.render_decided_again(result["decision"])
 
 
 @amend_app.command("person")

@@ -179,6 +179,26 @@ class CleanRecord:
     not_duplicate: bool = False
 
 
+def clean_substances(config: Config, entered: list[str]) -> list[tuple[str, str, str]]:
+    """(key, class, as entered) for each substance named, once each; only controlled drugs."""
+    if not entered:
+        raise BadInput("substance", "at least one substance is required")
+    substances, seen = [], set()
+    for text in entered:
+        found = config.substance(text)
+        if not found.controlled:
+            raise Refused(f"substance: {text.strip()!r} is not a controlled drug; possessing it for personal "
+                          f"use is not an offence, so this is not a possession incident and cannot be diverted")
+        if found.key not in seen:
+            seen.add(found.key)
+            substances.append((found.key, found.drug_class, " ".join(text.split())))
+    return substances
+
+
+def clean_co_offences(entered: list[str]) -> list[str]:
+    return [values.clean_text(text, "co-offence", required=True) for text in entered]
+
+
 def validate_record(config: Config, req: RecordRequest, now: datetime) -> CleanRecord:
     person_id = values.parse_person_id(req.person) if req.person else None
     today = now.date()
@@ -199,18 +219,8 @@ def validate_record(config: Config, req: RecordRequest, now: datetime) -> CleanR
         raise BadInput("when", f"{when:%Y-%m-%d %H:%M} is in the future")
     if dob:
         values.check_age(dob, when)
-    if not req.substances:
-        raise BadInput("substance", "at least one substance is required")
-    substances, seen = [], set()
-    for entered in req.substances:
-        found = config.substance(entered)
-        if not found.controlled:
-            raise Refused(f"substance: {entered.strip()!r} is not a controlled drug; possessing it for personal "
-                          f"use is not an offence, so this is not a possession incident and cannot be diverted")
-        if found.key not in seen:
-            seen.add(found.key)
-            substances.append((found.key, found.drug_class, " ".join(entered.split())))
-    co_offences = [values.clean_text(text, "co-offence", required=True) for text in req.co_offences]
+    substances = clean_substances(config, req.substances)
+    co_offences = clean_co_offences(req.co_offences)
     if req.scheme:
         config.scheme(req.scheme)
     return CleanRecord(
@@ -454,6 +464,37 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
         "referral_id": referral["id"] if referral else None,
         "referral": referral,
     }
+
+
+def decide_again(store: Store, config: Config, incident_id: int, now: datetime, officer: str,
+                 supervisor: str | None, why: str) -> dict:
+    """After an incident's facts were corrected (inside the amending transaction): the
+    decision the desk would have taken on the corrected facts, as of when the incident was
+    recorded and leaving out its own referrals, stored beside the earlier decisions (which
+    are never changed); the latest decision of an incident is its current one."""
+    row = store.incident(incident_id)
+    previous = row["decision"]
+    case = rules.CaseFacts(datetime.fromisoformat(row["occurred_at"]), row["age"],
+                           tuple(s["drug_class"] for s in row["substances"]), bool(row["supply_suspected"]),
+                           tuple(row["co_offences"]))
+    history = prior_referrals([r for r in store.referrals_of(row["person_id"]) if r["incident_id"] != incident_id])
+    as_recorded = datetime.fromisoformat(row["recorded_at"])
+    verdict = rules.decide(list(config.schemes.values()), history, as_recorded, case=case,
+                           supervisor_approved=supervisor is not None)
+    reasons = verdict.reasons_as_dicts()
+    if supervisor:
+        reasons.append({"code": "SUPERVISOR_APPROVED", "scheme": verdict.scheme,
+                        "message": f"Co-offence approved for diversion by supervisor {supervisor}."})
+    reasons.append({"code": "DECIDED_AGAIN", "scheme": None,
+                    "message": f"Decided again on the facts as amended by officer {officer} ({why}), as of "
+                               f"{values.moment_in_words(as_recorded)} when the incident was recorded."})
+    store.insert_decision(person_id=row["person_id"], incident_id=incident_id, stage="record",
+                          eligible=verdict.eligible, scheme=verdict.scheme, reasons=reasons,
+                          fingerprint=config.fingerprint, at=now, officer=officer)
+    live = store.live_referral_for_incident(incident_id)
+    return {"eligible": verdict.eligible, "scheme": verdict.scheme, "reasons": reasons,
+            "was_eligible": None if previous is None else bool(previous["eligible"]),
+            "referral": referral_view(live) if live else None}
 
 
 # ---- check ------------------------------------------------------------------

@@ -157,6 +157,18 @@ def render_incident(view: dict) -> None:
         emit("Referral " + referral_line(r))
 
 
+def render_decided_again(decision: dict) -> None:
+    was = {None: "", True: " (was ELIGIBLE)", False: " (was NOT ELIGIBLE)"}[decision["was_eligible"]]
+    emit(f"Decided again: {verdict_line(decision['eligible'])}{was}")
+    for line in reasons_block(decision["reasons"]):
+        emit(line)
+    referral = decision["referral"]
+    if referral and not decision["eligible"]:
+        warn(paint(f"warning: referral {referral['id']} is {referral['status']} but the incident is no longer "
+                   f"eligible: if it should not stand, `diversion outcome {referral['id']} voided --reason ...`",
+                   "yellow"))
+
+
 def referral_line(r: dict) -> str:
     text = f"{r['id']}  {r['scheme']}  {r['status']}  offered {day(r['offered_at'])}  deadline {day(r['deadline'])}"
     if r.get("outcome_code") is not None:

@@ -209,3 +209,92 @@ def test_incident_unknown_or_malformed_id(db_path):
     assert missing.exit_code == 3 and "no incident I-000042" in missing.stderr
     bad = run("incident", "X-1")
     assert bad.exit_code == 2
+
+
+# ---- amend incident: the facts the decision rests on -----------------------------------------
+
+def _decisions(db_path, incident_id: int = 1) -> list[tuple[int, str]]:
+    conn = connect(db_path)
+    rows = [(r[0], r[1]) for r in conn.execute("SELECT eligible, reasons FROM decisions WHERE incident_id = ? "
+                                                "ORDER BY id", (incident_id,))]
+    conn.close()
+    return rows
+
+
+def test_amending_supply_decides_again_beside_the_old_decision(db_path):
+    made = record("--refer")
+    result = run("amend", "incident", made["incident_id"], "--supply-suspected", "--reason", "deal bags found")
+    assert result.exit_code == 0, result.stderr
+    assert "I-000001 amended (supply_suspected): deal bags found" in result.stdout
+    assert "Decided again: NOT ELIGIBLE (was ELIGIBLE)" in result.stdout and "SUPPLY_SUSPECTED" in result.stdout
+    assert f"referral {made['referral_id']} is offered but the incident is no longer eligible" in result.stderr
+    decisions = _decisions(db_path)
+    assert [eligible for eligible, _ in decisions] == [1, 0]          # the old decision is kept as it was
+    assert "DECIDED_AGAIN" in decisions[1][1] and "deal bags found" in decisions[1][1]
+    view = as_json(run("incident", made["incident_id"], "--json"))
+    assert view["supply_suspected"] is True and view["eligible_at_record"] is False
+    back = run("amend", "incident", "I-000001", "--no-supply-suspected", "--reason", "bags were empty",
+               "--json")
+    assert back.exit_code == 0, back.stderr
+    again = as_json(back)["decision"]
+    assert again["eligible"] is True and again["was_eligible"] is False   # its own referral does not count
+    assert [e for e, _ in _decisions(db_path)] == [1, 0, 1]
+
+
+def test_amending_substances_and_other_offences(db_path):
+    made = record(substance="weed")
+    result = run("amend", "incident", made["incident_id"], "--substance", "crack", "--substance", "weed",
+                 "--co-offence", "theft from a shop", "--reason", "search record corrected", "--json")
+    assert result.exit_code == 0, result.stderr
+    amended = as_json(result)
+    assert amended["changed"] == ["substances", "co_offences"]
+    assert amended["decision"]["eligible"] is False
+    assert [r["code"] for r in amended["decision"]["reasons"]][:1] == ["CO_OFFENCE"]
+    view = as_json(run("incident", "I-000001", "--json"))
+    assert [(s["substance"], s["drug_class"]) for s in view["substances"]] == [("crack", "A"), ("cannabis", "B")]
+    assert view["co_offences"] == ["theft from a shop"]
+    cleared = as_json(run("amend", "incident", "I-000001", "--no-co-offence", "--reason", "theft was someone "
+                          "else's", "--json"))
+    assert cleared["changed"] == ["co_offences"] and cleared["decision"]["eligible"] is True
+    assert as_json(run("incident", "I-000001", "--json"))["co_offences"] == []
+    log = run("audit", "log", "--person", "P-000001")
+    assert "amend incident         delete   co_offence 1/0" in log.stdout
+
+
+def test_amending_only_the_location_takes_no_new_decision(db_path):
+    made = record("--location", "Broadmead")
+    result = run("amend", "incident", made["incident_id"], "--location", "Cabot Circus", "--reason", "wrong street")
+    assert result.exit_code == 0 and "Decided again" not in result.stdout
+    assert len(_decisions(db_path)) == 1
+
+
+def test_amend_incident_refusals_write_nothing(db_path):
+    made = record()
+    before = _decisions(db_path)
+    no_reason = run("amend", "incident", made["incident_id"], "--supply-suspected")
+    assert no_reason.exit_code == 2
+    assert_one_line_error(no_reason, "reason")
+    unknown = run("amend", "incident", made["incident_id"], "--substance", "weeed", "--reason", "x")
+    assert unknown.exit_code == 2 and "did you mean 'weed'" in unknown.stderr
+    legal = run("amend", "incident", made["incident_id"], "--substance", "legal high", "--reason", "x")
+    assert legal.exit_code == 1 and "not a controlled drug" in legal.stderr
+    same = run("amend", "incident", made["incident_id"], "--substance", "weed", "--reason", "x")
+    assert same.exit_code == 2 and "nothing to change" in same.stderr
+    both = run("amend", "incident", made["incident_id"], "--co-offence", "theft", "--no-co-offence",
+               "--reason", "x")
+    assert both.exit_code == 2
+    missing = run("amend", "incident", "I-000099", "--supply-suspected", "--reason", "x")
+    assert missing.exit_code == 3
+    assert _decisions(db_path) == before and count_rows(db_path, "incident_co_offences") == 0
+
+
+def test_a_supervisor_approves_a_co_offence_on_amendment(db_path):
+    made = record(dob="14/02/2010", surname="Young", forename="Yan")    # youth scheme: co-offence needs approval
+    result = as_json(run("amend", "incident", made["incident_id"], "--co-offence", "criminal damage",
+                         "--reason", "added from the custody record", "--json"))
+    assert result["decision"]["eligible"] is False
+    assert "SUPERVISOR_DECISION_NEEDED" in [r["code"] for r in result["decision"]["reasons"]]
+    approved = as_json(run("amend", "incident", made["incident_id"], "--co-offence", "criminal damage (minor)",
+                           "--supervisor", "5678", "--reason", "supervisor reviewed", "--json"))
+    assert approved["decision"]["eligible"] is True
+    assert "SUPERVISOR_APPROVED" in [r["code"] for r in approved["decision"]["reasons"]]

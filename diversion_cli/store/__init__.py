@@ -919,6 +919,20 @@ class Store:
     def referrals_of_incident(self, incident_id: int) -> list[dict]:
         return self._all("SELECT * FROM referrals WHERE incident_id = ? ORDER BY offered_at, id", (incident_id,))
 
+    def replace_incident_substances(self, incident_id: int, substances: list[tuple[str, str, str]]) -> None:
+        """An amendment: the substances as corrected (the old rows stay in the audit trail)."""
+        self.conn.execute("DELETE FROM incident_substances WHERE incident_id = ?", (incident_id,))
+        self.conn.executemany(
+            "INSERT INTO incident_substances (incident_id, position, substance, drug_class, entered_as) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(incident_id, i, key, cls, entered) for i, (key, cls, entered) in enumerate(substances)])
+
+    def replace_incident_co_offences(self, incident_id: int, co_offences: list[str]) -> None:
+        self.conn.execute("DELETE FROM incident_co_offences WHERE incident_id = ?", (incident_id,))
+        self.conn.executemany(
+            "INSERT INTO incident_co_offences (incident_id, position, description) VALUES (?, ?, ?)",
+            [(incident_id, i, text) for i, text in enumerate(co_offences)])
+
 
 # Bulk loading (import): rows arrive as tuples in these column orders and are
 # written with executemany, parents before children.
