@@ -1,0 +1,86 @@
+"""In the coordinator's office and everywhere (issue 13): letters a member of the public can
+read, and a config's syntax error named by its line."""
+
+from __future__ import annotations
+
+import re
+
+from helpers import as_json, assert_one_line_error, record, refer, run
+
+
+def _contract_referral() -> str:
+    made = record("--scheme", "checkpoint", substance="mandy")
+    assert run("record", "--person", made["person_id"], "--substance", "weed", "--substance", "ghb",
+               "--when", "2026-11-30 01:00", "--not-duplicate").exit_code == 0
+    return refer("I-000002", "--scheme", "checkpoint")["id"]
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p for p in text.split("\n\n") if p.strip()]
+
+
+def test_offer_letter_says_conditions_in_plain_words_and_wraps_its_paragraphs(db_path):
+    referral = _contract_referral()
+    result = run("letter", referral, "--kind", "offer")
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    for key in ("no-reoffend", "drug-awareness", "navigator-meetings"):
+        assert key not in text
+    assert all(len(line) <= 72 for line in text.splitlines()), text
+    flowing = " ".join(text.split())
+    assert "Meet the navigator as arranged throughout the contract: until the contract ends on" in flowing
+    assert "Attend a drug awareness session arranged by the navigator: by " in flowing
+    assert "found in possession of cannabis and GHB / GBL." in flowing     # labels read as written
+    for paragraph in _paragraphs(text)[1:]:             # after the letterhead, every line is filled
+        lines = paragraph.splitlines()
+        if lines[0].startswith("  - "):
+            continue
+        for line, following in zip(lines, lines[1:]):
+            assert len(line) + 1 + len(following.split()[0]) > 72, paragraph
+
+
+def test_html_letter_has_whole_paragraphs_and_a_list_without_line_breaks(db_path, tmp_path):
+    referral = _contract_referral()
+    target = tmp_path / "offer.html"
+    assert run("letter", referral, "--kind", "offer", "--output", str(target)).exit_code == 0
+    page = target.read_text(encoding="utf-8")
+    assert "<br" not in page
+    assert re.search(r"<p>On [^<]* you were found in possession of cannabis and GHB / GBL\. Instead of "
+                     r"prosecution, [^<]*</p>", page)
+    items = re.findall(r"<li>([^<]*)</li>", page)
+    assert len(items) == 4 and items[0].startswith("Sign a 4-month contract")
+    assert not any(key in page for key in ("no-reoffend", "drug-awareness", "navigator-meetings"))
+
+
+def test_failure_letter_names_the_broken_condition_in_words_not_its_key(db_path):
+    referral = _contract_referral()
+    assert run("outcome", referral, "accepted").exit_code == 0
+    assert run("condition", referral, "navigator-meetings", "breached", "--note", "missed three").exit_code == 0
+    text = run("letter", referral, "--kind", "failure").stdout
+    flowing = " ".join(text.split())
+    assert "navigator-meetings" not in text and "missed three" not in text
+    assert "you did not keep the condition “Meet the navigator as arranged throughout the contract”" in flowing
+    page = run("letter", referral, "--kind", "failure", "--format", "html").stdout
+    assert "<br" not in page and "navigator-meetings" not in page
+
+
+def test_a_workshop_failure_gives_the_officers_reason(db_path):
+    made = record("--refer")
+    referral = made["referral_id"]
+    assert run("outcome", referral, "accepted").exit_code == 0
+    assert run("outcome", referral, "failed", "--reason", "did not attend the workshop").exit_code == 0
+    flowing = " ".join(run("letter", referral, "--kind", "failure").stdout.split())
+    assert "was not completed (recorded on" in flowing and ": did not attend the workshop)." in flowing
+
+
+def test_a_toml_syntax_error_names_its_line(db_path, tmp_path):
+    config = tmp_path / "force.toml"
+    config.write_text('[force]\nname = "Avon"\n\n[costs]\nprosecution = 2280\ncaution = = 390\n', encoding="utf-8")
+    result = run("--config", str(config), "schemes")
+    assert result.exit_code == 2
+    assert_one_line_error(result, f"config: {config}:6:")
+    unclosed = tmp_path / "unclosed.toml"
+    unclosed.write_text('[force]\nname = "Avon\n', encoding="utf-8")
+    result = run("--config", str(unclosed), "schemes")
+    assert result.exit_code == 2
+    assert_one_line_error(result, f"config: {unclosed}:2:")
