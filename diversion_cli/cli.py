@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from diversion_cli import __version__, operations, output
 from diversion_cli.errors import BadInput, DiversionError, Refused
@@ -21,9 +21,31 @@ from diversion_cli.operations import Workspace
 EXIT_INTERNAL = 70
 
 
+def _help(command, ctx, formatter) -> None:
+    from diversion_cli import helptext  # only when help is asked for
+
+    formatter.write(helptext.render(command, ctx))
+
+
+class _Command(TyperCommand):
+    def format_help(self, ctx, formatter) -> None:
+        _help(self, ctx, formatter)
+
+
 class _Group(TyperGroup):
     """The one error boundary: domain exceptions become a one-line message on
     stderr and their exit code; nothing else reaches the user as a traceback."""
+
+    def format_help(self, ctx, formatter) -> None:
+        _help(self, ctx, formatter)
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except (typer.Exit, typer.Abort):
+            raise
+        except typer.TyperException as exc:  # the top level's own options, before any command runs
+            _usage_error(exc)
 
     def invoke(self, ctx):
         try:
@@ -51,10 +73,21 @@ class _Group(TyperGroup):
         except (KeyboardInterrupt, typer.Abort):  # Ctrl-C, or Ctrl-D at a prompt
             typer.echo("\ninterrupted: nothing was written", err=True)
             raise typer.Exit(130) from None
-        except (typer.Exit, typer.TyperException):
-            raise  # Typer's own exits and usage errors (exit 2) pass through
+        except typer.Exit:
+            raise
+        except typer.TyperException as exc:  # a usage error found while parsing a command's options
+            _usage_error(exc)
         except Exception as exc:  # a bug: say so without locals or personal data
             _internal_error(exc)
+
+
+def _usage_error(exc) -> None:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a group given no command: its help, as asked
+        raise exc
+    from diversion_cli import helptext
+
+    typer.echo(f"error: {helptext.usage_error(exc)}", err=True)
+    raise typer.Exit(2) from None
 
 
 def _internal_error(exc: Exception):
@@ -71,16 +104,21 @@ def _database_errors() -> tuple:
     return database_errors()
 
 
-app = typer.Typer(cls=_Group, no_args_is_help=True, pretty_exceptions_show_locals=False,
-                  pretty_exceptions_enable=False, add_completion=False,
-                  help="Run police drug diversion schemes: record incidents, check the one shot, "
-                       "refer, track outcomes, write letters and report.")
-db_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Where the data lives, its health and backups.")
+# Help and usage errors are rendered by `helptext` (plain text, our words), not Rich.
+_PLAIN = {"cls": _Group, "no_args_is_help": True, "rich_markup_mode": None}
+app = typer.Typer(**_PLAIN, pretty_exceptions_show_locals=False, pretty_exceptions_enable=False,
+                  help="Run police drug diversion schemes: record incidents, check the one shot, refer, track "
+                       "outcomes, write letters and report.\n\n"
+                       "Example: diversion record --surname Smith --forename John --dob 14/02/1990 --substance weed")
+db_app = typer.Typer(**_PLAIN, help="Where the data lives, its health and backups.\n\n"
+                                    "Example: diversion db backup /secure/diversion-2026-11-28.db")
 app.add_typer(db_app, name="db")
-audit_app = typer.Typer(cls=_Group, no_args_is_help=True, help="The tamper-evident history of every change.")
+audit_app = typer.Typer(**_PLAIN, help="The tamper-evident history of every change.\n\n"
+                                       "Example: diversion audit log --person P-000123")
 app.add_typer(audit_app, name="audit")
-amend_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Correct a record, with a reason; the original "
-                        "stays in its history.")
+amend_app = typer.Typer(**_PLAIN, help="Correct a record, with a reason; the original stays in its history.\n\n"
+                                       "Example: diversion amend person P-000123 --surname Smyth "
+                                       "--reason \"spelling confirmed from passport\"")
 app.add_typer(amend_app, name="amend")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text.")]
@@ -267,7 +305,7 @@ def _offer_referral(ws: Workspace, req: operations.RecordRequest, result: dict) 
         output.emit(f"Not referred; refer later with: diversion refer {result['incident_id']}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def record(
     ctx: typer.Context,
     person: Annotated[Optional[str], typer.Option("--person", help="An existing person id (P-000123).")] = None,
@@ -278,12 +316,12 @@ def record(
     gender: Annotated[Optional[str], typer.Option("--gender", help="M, F, X (other) or U (not stated).")] = None,
     ethnicity: Annotated[Optional[str], typer.Option("--ethnicity", help="Self-defined code (W1…O9, NS).")] = None,
     when: WhenOpt = None,
-    substance: Annotated[Optional[list[str]], typer.Option("--substance", help="Substance found; repeat for "
-                                                           "several. Street names work (weed, coke, mandy).")] = None,
+    substance: Annotated[Optional[list[str]], typer.Option("--substance", help="Substance found; street names "
+                                                           "work (weed, coke, mandy).")] = None,
     quantity: Annotated[Optional[str], typer.Option("--quantity", help="Quantity as found, e.g. '2 g'.")] = None,
     location: Annotated[Optional[str], typer.Option("--location", help="Where it happened.")] = None,
     co_offence: Annotated[Optional[list[str]], typer.Option("--co-offence", help="Another offence at the same "
-                                                            "time; repeatable.")] = None,
+                                                            "time, e.g. theft.")] = None,
     supply_suspected: Annotated[bool, typer.Option("--supply-suspected", help="Intent to supply is suspected.")] = False,
     new_person: Annotated[bool, typer.Option("--new-person", help="Confirm a new person despite near matches.")] = False,
     refer_now: Annotated[bool, typer.Option("--refer", help="Offer the diversion at once if eligible.")] = False,
@@ -320,7 +358,7 @@ def record(
         _offer_referral(ws, req, result)
 
 
-@app.command()
+@app.command(cls=_Command)
 def check(
     ctx: typer.Context,
     ident: Annotated[Optional[str], typer.Argument(metavar="ID", help="Person id (P-000123) or PNC ID.")] = None,
@@ -369,7 +407,7 @@ def _prompt_name(ws: Workspace) -> tuple[str, str | None, str | None]:
     return surname, forename, dob
 
 
-@app.command()
+@app.command(cls=_Command)
 def incidents(
     ctx: typer.Context,
     since: Annotated[Optional[str], typer.Option("--since", help="From this date or time (default: the last "
@@ -391,7 +429,7 @@ def incidents(
         output.render_incidents(rows)
 
 
-@app.command()
+@app.command(cls=_Command)
 def incident(
     ctx: typer.Context,
     incident_id: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
@@ -408,7 +446,7 @@ def incident(
         output.render_incident(view)
 
 
-@app.command()
+@app.command(cls=_Command)
 def refer(
     ctx: typer.Context,
     incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
@@ -432,10 +470,10 @@ def refer(
         output.render_offer(offer)
 
 
-@app.command()
+@app.command(cls=_Command)
 def outcome(
     ctx: typer.Context,
-    referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
+    referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID", help="The referral, e.g. R-2026-000123.")],
     status: Annotated[str, typer.Argument(metavar="STATUS", help="accepted, declined, completed, failed or voided.")],
     when: WhenOpt = None,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required to void or correct).")] = None,
@@ -456,10 +494,10 @@ def outcome(
         output.render_outcome(result)
 
 
-@app.command()
+@app.command(cls=_Command)
 def condition(
     ctx: typer.Context,
-    referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
+    referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID", help="The referral, e.g. R-2026-000123.")],
     which: Annotated[str, typer.Argument(metavar="CONDITION", help="Condition key or number (see `referral`).")],
     result: Annotated[str, typer.Argument(metavar="RESULT", help="met or breached.")],
     when: WhenOpt = None,
@@ -488,10 +526,10 @@ def condition(
                     f"(outcome {outcome_['referral']['outcome_code']}).")
 
 
-@app.command()
+@app.command(cls=_Command)
 def referral(
     ctx: typer.Context,
-    referral_id: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
+    referral_id: Annotated[str, typer.Argument(metavar="REFERRAL_ID", help="The referral, e.g. R-2026-000123.")],
     json_out: JsonOpt = False,
 ):
     """Show one referral with its person, deadline and conditions.
@@ -508,7 +546,7 @@ def referral(
         output.emit(f"  {n}. {c['key']:<20} {c['status']:<9} due {output.when(c['due'])}  {c['text']}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def referrals(
     ctx: typer.Context,
     status: Annotated[Optional[str], typer.Option("--status", help="Only this status (default: open ones).")] = None,
@@ -528,10 +566,10 @@ def referrals(
         output.render_queue(rows)
 
 
-@app.command()
+@app.command(cls=_Command)
 def letter(
     ctx: typer.Context,
-    referral_id: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
+    referral_id: Annotated[str, typer.Argument(metavar="REFERRAL_ID", help="The referral, e.g. R-2026-000123.")],
     kind: Annotated[str, typer.Option("--kind", help="offer, completion or failure.")],
     output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this new file, owner-only "
                                                         "(.html gives HTML).")] = None,
@@ -560,7 +598,7 @@ def _write_private(path: Path, text: str, force: bool = False) -> None:
     output.write_private(path, text, force)
 
 
-@app.command()
+@app.command(cls=_Command)
 def schemes(
     ctx: typer.Context,
     show_substances: Annotated[bool, typer.Option("--substances", help="List the known substances too.")] = False,
@@ -602,7 +640,7 @@ def schemes(
             output.emit(f"{s.key:<26} {cls:<15} {', '.join(s.aliases)}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     ctx: typer.Context,
     month: Annotated[Optional[str], typer.Option("--month", help="2026-10, 'Oct 2026' or 'last' "
@@ -638,7 +676,7 @@ def report(
             typer.echo(text, nl=False)
 
 
-@app.command("import")
+@app.command("import", cls=_Command)
 def import_(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV or JSON (.json) file, one incident per row.")],
@@ -658,7 +696,7 @@ def import_(
                 f"{summary.people_created} new people.")
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
     ctx: typer.Context,
     what: Annotated[str, typer.Argument(metavar="WHAT", help="incidents or referrals.")] = "incidents",
@@ -703,7 +741,7 @@ def _progress(label: str):
         yield tick
 
 
-@db_app.command("init")
+@db_app.command("init", cls=_Command)
 def db_init(ctx: typer.Context):
     """Create a new, empty database (owner-only): the only command that creates one.
 
@@ -713,7 +751,7 @@ def db_init(ctx: typer.Context):
     output.emit(f"created an empty diversion database at {path} (owner-only)")
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", cls=_Command)
 def db_upgrade(ctx: typer.Context):
     """Bring a database written by an earlier diversion up to this version's schema.
 
@@ -723,13 +761,16 @@ def db_upgrade(ctx: typer.Context):
     output.emit(f"{ctx.obj.db_path}: schema version {store.schema_version()} (up to date)")
 
 
-@db_app.command("path")
+@db_app.command("path", cls=_Command)
 def db_path(ctx: typer.Context):
-    """Print where the database is (whether or not one has been created there)."""
+    """Print where the database is (whether or not one has been created there).
+
+    Example: diversion db path
+    """
     typer.echo(str(ctx.obj.db_path))
 
 
-@db_app.command("status")
+@db_app.command("status", cls=_Command)
 def db_status(ctx: typer.Context, json_out: JsonOpt = False):
     """Schema version, counts, size and the last write.
 
@@ -751,7 +792,7 @@ def db_status(ctx: typer.Context, json_out: JsonOpt = False):
                 "last write:     none")
 
 
-@db_app.command("check")
+@db_app.command("check", cls=_Command)
 def db_check(ctx: typer.Context):
     """Run SQLite's integrity check and verify the audit trail (exit 0 only if both pass).
 
@@ -768,7 +809,7 @@ def _trail_ok(result: dict) -> str:
             f"{result['report_cache_checked']:,} cached report figures match the records")
 
 
-@db_app.command("backup")
+@db_app.command("backup", cls=_Command)
 def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(metavar="FILE", help="A new file.")]):
     """Copy the database to FILE, consistently, while other desks keep working; FILE appears only once checked.
 
@@ -782,7 +823,7 @@ def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(metavar="
                 f"integrity ok, and it holds what the live database held")
 
 
-@db_app.command("restore")
+@db_app.command("restore", cls=_Command)
 def db_restore(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(metavar="FILE", help="A backup made by `db backup`.")],
@@ -802,10 +843,10 @@ def db_restore(
                 f"audit trail to entry {result['audit_entry']:,}); the backup was complete and verified")
 
 
-@db_app.command("erase-person")
+@db_app.command("erase-person", cls=_Command)
 def db_erase_person(
     ctx: typer.Context,
-    person: Annotated[str, typer.Argument(metavar="PERSON_ID")],
+    person: Annotated[str, typer.Argument(metavar="PERSON_ID", help="The person, e.g. P-000123.")],
     reason: Annotated[Optional[str], typer.Option("--reason", help="The data-protection request reference.")] = None,
     confirm: Annotated[Optional[str], typer.Option("--confirm", help="The same person id again.")] = None,
     override_retention: Annotated[bool, typer.Option("--override-retention", help="Erase even a person with a "
@@ -823,7 +864,7 @@ def db_erase_person(
     output.emit(f"erased {result['person_id']}: {removed}. The audit trail keeps only ids and digests.")
 
 
-@audit_app.command("verify")
+@audit_app.command("verify", cls=_Command)
 def audit_verify(
     ctx: typer.Context,
     anchors: Annotated[Optional[Path], typer.Option("--anchors", metavar="FILE", help="Also check the anchors "
@@ -846,7 +887,7 @@ def audit_verify(
                 + (f"; {result['anchors_checked']} anchor(s) found in the trail" if anchors else ""))
 
 
-@audit_app.command("anchor")
+@audit_app.command("anchor", cls=_Command)
 def audit_anchor(
     ctx: typer.Context,
     append_to: Annotated[Optional[Path], typer.Option("--append-to", metavar="FILE", help="Append the anchor "
@@ -863,7 +904,7 @@ def audit_anchor(
     output.emit(admin.anchor(ctx.obj, append_to))
 
 
-@audit_app.command("accept")
+@audit_app.command("accept", cls=_Command)
 def audit_accept(
     ctx: typer.Context,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why the outside changes are accepted "
@@ -880,7 +921,7 @@ def audit_accept(
     output.emit(f"accepted {result['accepted']} change(s) made outside diversion: {result['reason']}")
 
 
-@audit_app.command("log")
+@audit_app.command("log", cls=_Command)
 def audit_log(
     ctx: typer.Context,
     person: Annotated[Optional[str], typer.Option("--person", help="Only this person's history.")] = None,
@@ -913,10 +954,10 @@ def audit_log(
         output.emit("No audit entries match.")
 
 
-@app.command("void")
+@app.command("void", cls=_Command)
 def void(
     ctx: typer.Context,
-    incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID")],
+    incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why the record was wrong.")] = None,
 ):
     """Void a wrongly recorded incident: it stays in its history but leaves the figures.
@@ -929,7 +970,7 @@ def void(
     output.emit(f"{result['incident_id']} voided: {result['reason']}")
 
 
-@amend_app.command("incident")
+@amend_app.command("incident", cls=_Command)
 def amend_incident(
     ctx: typer.Context,
     incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
@@ -939,9 +980,9 @@ def amend_incident(
     location: Annotated[Optional[str], typer.Option("--location", help="Where it happened.")] = None,
     quantity: Annotated[Optional[str], typer.Option("--quantity", help="Quantity as found, e.g. '2 g'.")] = None,
     substance: Annotated[Optional[list[str]], typer.Option("--substance", help="The substances found, replacing "
-                                                           "those recorded; repeat for several.")] = None,
+                                                           "those recorded.")] = None,
     co_offence: Annotated[Optional[list[str]], typer.Option("--co-offence", help="The other offences at the "
-                                                            "same time, replacing those recorded; repeatable.")]
+                                                            "same time, replacing those recorded.")]
     = None,
     no_co_offence: Annotated[bool, typer.Option("--no-co-offence", help="There was no other offence: remove "
                                                 "those recorded.")] = False,
@@ -974,17 +1015,18 @@ def amend_incident(
         output.render_decided_again(result["decision"])
 
 
-@amend_app.command("person")
+@amend_app.command("person", cls=_Command)
 def amend_person(
     ctx: typer.Context,
-    person: Annotated[str, typer.Argument(metavar="PERSON_ID")],
+    person: Annotated[str, typer.Argument(metavar="PERSON_ID", help="The person, e.g. P-000123.")],
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required).")] = None,
-    surname: Annotated[Optional[str], typer.Option("--surname")] = None,
-    forename: Annotated[Optional[str], typer.Option("--forename")] = None,
-    dob: Annotated[Optional[str], typer.Option("--dob")] = None,
-    pnc: Annotated[Optional[str], typer.Option("--pnc")] = None,
-    gender: Annotated[Optional[str], typer.Option("--gender")] = None,
-    ethnicity: Annotated[Optional[str], typer.Option("--ethnicity")] = None,
+    surname: Annotated[Optional[str], typer.Option("--surname", help="The surname as it should be.")] = None,
+    forename: Annotated[Optional[str], typer.Option("--forename", help="The forename(s) as they should be.")] = None,
+    dob: Annotated[Optional[str], typer.Option("--dob", help="The date of birth, e.g. 14/02/1990.")] = None,
+    pnc: Annotated[Optional[str], typer.Option("--pnc", help="The PNC ID, YYYY/NNNNNNNC or YY/NNNNNNC.")] = None,
+    gender: Annotated[Optional[str], typer.Option("--gender", help="M, F, X (other) or U (not stated).")] = None,
+    ethnicity: Annotated[Optional[str], typer.Option("--ethnicity", help="Self-defined code (W1…O9, NS).")]
+    = None,
 ):
     """Correct a person's details, with a reason; the old values stay in the audit log.
 
