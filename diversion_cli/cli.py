@@ -232,8 +232,9 @@ def _one_of(options: list[str]):
     return parse
 
 
-def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
-    """At the desk: ask for what the flags did not give, checking each answer."""
+def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> bool:
+    """At the desk: ask for what the flags did not give, checking each answer. True if the
+    person or the case was described at the prompt (not only a detail added to flags)."""
     from diversion_cli import values
 
     if not ws.officer_given:
@@ -260,6 +261,7 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
                 output.warn(f"  {code:<3} {meaning}")
             req.ethnicity = _ask("Self-defined ethnicity code (Enter to skip)",
                                  lambda v: values.parse_ethnicity(v, codes), required=False)
+    described = asked or not req.substances
     if not req.substances:  # the case is being described here: ask for all the decision rests on
         text = _ask("Substance(s), comma-separated (e.g. cannabis, coke)",
                     lambda v: [ws.config.substance(s) for s in v.split(",")])
@@ -274,6 +276,7 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
     if req.location is None:
         req.location = _ask("Location (Enter to skip)", lambda v: values.clean_text(v, "location"),
                             required=False)
+    return described
 
 
 def _prompt_case(req: operations.RecordRequest) -> None:
@@ -345,16 +348,14 @@ def record(
         co_offences=list(co_offence or []), supply_suspected=supply_suspected, new_person=new_person,
         refer=refer_now, scheme=scheme, appointment=appointment, supervisor=supervisor,
         not_same_as=list(not_same_as or []), not_duplicate=not_duplicate)
-    interactive = _interactive(json_out)
-    if interactive:
-        _prompt_missing(ws, req)
+    described_here = _interactive(json_out) and _prompt_missing(ws, req)
     result = operations.record_incident(ws, req)
     if json_out:
         output.emit_json({k: result[k] for k in ("incident_id", "person_id", "eligible", "scheme", "reasons",
                                                  "possible_matches", "warnings", "referral_id", "referral")})
         return
     output.render_record(result)
-    if interactive and result["eligible"] and not result["referral"]:
+    if described_here and result["eligible"] and not result["referral"]:  # flags alone never prompt
         _offer_referral(ws, req, result)
 
 

@@ -80,13 +80,25 @@ def test_supply_and_other_offences_asked_at_the_desk_decide_the_case(db_path):
 
 
 def test_declining_the_referral_at_the_desk_writes_the_incident_only(db_path):
-    term = Terminal("record", "--surname", "Cole", "--forename", "Ann", "--dob", "1990-02-14", "--gender", "F",
-                    "--ethnicity", "W1", "--substance", "weed", "--when", "now", "--location", "Broadmead")
+    term = Terminal("record", "--surname", "Cole", "--forename", "Ann", "--gender", "F", "--ethnicity", "W1",
+                    "--substance", "weed", "--when", "now", "--location", "Broadmead")
+    term.expect("PNC ID")
+    term.send("")
+    term.expect("Date of birth")
+    term.send("14/02/1990")
     term.expect("Refer now")
     term.send("n")
     assert term.finish() == 0, term.seen
     assert "diversion refer I-000001" in term.seen
     assert count_rows(db_path, "incidents") == 1 and count_rows(db_path, "referrals") == 0
+
+
+def test_a_record_given_as_flags_at_a_terminal_is_not_asked_to_refer(db_path):
+    term = Terminal("record", "--surname", "Cole", "--forename", "Ann", "--dob", "1990-02-14",
+                    "--substance", "weed", "--when", "now", "--location", "Broadmead")
+    assert term.finish() == 0, term.seen
+    assert "ELIGIBLE" in term.seen and "Refer now" not in term.seen
+    assert count_rows(db_path, "referrals") == 0
 
 
 # ---- check: at a terminal, and by part of a name -----------------------------------------
