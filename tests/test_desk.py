@@ -5,7 +5,6 @@ Prompts are driven through a real pseudo-terminal."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 import pytest

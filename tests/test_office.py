@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from helpers import as_json, assert_one_line_error, record, refer, run
+from helpers import assert_one_line_error, record, refer, run
 
 
 def _contract_referral() -> str:
