@@ -176,6 +176,19 @@ def _ask(label: str, parse, default: str | None = None, required: bool = True, e
         return answer
 
 
+_YES, _NO = ("y", "yes"), ("n", "no")
+
+
+def _confirm(question: str, default: bool) -> bool:
+    """A yes/no question; Enter takes the default, anything else is asked again in our words."""
+    def parse(answer: str) -> None:
+        if answer.lower() not in _YES + _NO:
+            raise BadInput("", "answer y or n")
+
+    answer = _ask(f"{question} [{'Y/n' if default else 'y/N'}]", parse, required=False)
+    return default if answer is None else answer.lower() in _YES
+
+
 def _ask_same_person(ws: Workspace, req: operations.RecordRequest) -> dict:
     """Who is on record under this name, PNC or a near spelling; with near matches, the
     officer says which it is (an id), or N: none of them (a statement kept with the decision)."""
@@ -204,8 +217,8 @@ def _confirm_identity(ws: Workspace, req: operations.RecordRequest) -> None:
     output.warn(f"PNC {conflict['pnc']} is on record for {output.person_line(conflict['person'])}")
     for line in conflict["differences"]:
         output.warn(f"  {line}")
-    if typer.confirm(f"Is this {conflict['person']['id']}? (their details are corrected with "
-                     f"`diversion amend person`)", default=False, err=True):
+    if _confirm(f"Is this {conflict['person']['id']}? (their details are corrected with "
+                f"`diversion amend person`)", default=False):
         req.person = conflict["person"]["id"]
     else:
         raise Refused("pnc: the PNC ID belongs to someone else: check it; nothing was written")
@@ -218,8 +231,8 @@ def _confirm_old_incident(ws: Workspace, req: operations.RecordRequest) -> None:
     while True:
         when = values.parse_datetime(req.when, "when") if req.when and req.when != "now" else ws.clock()
         days = (ws.clock().date() - when.date()).days
-        if days <= 7 or typer.confirm(f"The incident was {days} days ago ({values.moment_in_words(when)}). "
-                                      f"Is that right?", default=False, err=True):
+        if days <= 7 or _confirm(f"The incident was {days} days ago ({values.moment_in_words(when)}). "
+                                 f"Is that right?", default=False):
             return
         req.when = _ask("When (Enter for now)", lambda v: values.parse_datetime(v, "when"), default="now",
                         echo=values.moment_in_words)
@@ -287,7 +300,7 @@ def _prompt_case(req: operations.RecordRequest) -> None:
         req.quantity = _ask("Quantity as found, e.g. 2 g (Enter to skip)",
                             lambda v: values.clean_text(v, "quantity"), required=False)
     if not req.supply_suspected:
-        req.supply_suspected = typer.confirm("Is intent to supply suspected?", default=False, err=True)
+        req.supply_suspected = _confirm("Is intent to supply suspected?", default=False)
     if not req.co_offences:
         label = "Another offence at the same time, e.g. theft (Enter if none)"
         while offence := _ask(label, lambda v: values.clean_text(v, "co-offence"), required=False):
@@ -300,7 +313,7 @@ def _offer_referral(ws: Workspace, req: operations.RecordRequest, result: dict) 
     terms = operations.offer_terms(ws, result["scheme"])
     question = (f"Refer now to {terms['scheme_name']} ({terms['provider']}), to complete by "
                 f"{output.when(terms['deadline'])}?")
-    if typer.confirm(question, default=True, err=True):
+    if _confirm(question, default=True):
         offer = operations.refer(ws, result["incident_id"], scheme=terms["scheme"], appointment=req.appointment,
                                  supervisor=req.supervisor, not_same_as=req.not_same_as)
         output.render_offer(offer)

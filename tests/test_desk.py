@@ -60,7 +60,9 @@ def test_supply_and_other_offences_asked_at_the_desk_decide_the_case(db_path):
     term.send("coke")
     term.expect("Quantity")
     term.send("")
-    term.expect("Is intent to supply suspected?")
+    term.expect("Is intent to supply suspected? [y/N]")
+    term.send("maybe")
+    term.expect("answer y or n")                    # our words, and asked again
     term.send("y")
     term.expect("Another offence")
     term.send("theft from a shop")
