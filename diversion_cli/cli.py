@@ -388,7 +388,8 @@ def check(
     With a person id, a PNC ID, or surname, forename and date of birth: the verdict (exit 0 eligible, 1 not
     eligible, 3 unknown id). With only a surname, or part of a forename: the people on record who fit, with
     date of birth, PNC ID and last incident (exit 3 if none). At a terminal with nothing given, it asks.
-    Example: diversion check 1979/0123456T   or   diversion check --surname Smith --forename Jo
+    Example: diversion check 1979/0123456T
+    Example: diversion check --surname Smith --forename Jo
     """
     ws: Workspace = ctx.obj
     if not (ident or surname or forename or dob) and _interactive(json_out):

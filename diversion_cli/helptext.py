@@ -21,7 +21,7 @@ METAVARS = {
     "--gender": "M|F|X|U", "--ethnicity": "CODE", "--when": "DATETIME", "--appointment": "DATETIME",
     "--since": "DATE", "--from": "DATE", "--to": "DATE", "--month": "MONTH", "--substance": "NAME",
     "--scheme": "KEY", "--status": "STATUS", "--by": "DIMENSION", "--kind": "offer|completion|failure",
-    "--limit": "N", "--due-within": "DAYS", "--suppress": "N",
+    "--limit": "N", "--due-within": "DAYS", "--suppress": "N", "--format": "FORMAT",
 }
 
 
@@ -61,11 +61,11 @@ def _usage_pieces(command, ctx: typer.Context) -> list[str]:
 
 def _paragraph(text: str, width: int) -> str:
     """Docstring paragraphs are re-wrapped; an example is a command line, kept whole on its own line."""
-    words, _, example = " ".join(text.split()).partition("Example: ")
-    lines = [textwrap.fill(words, width)] if words.strip() else []
-    if example:
-        lines.append(f"Example: {example}")
-    return "\n\n".join(lines)
+    words, *examples = " ".join(text.split()).split("Example: ")
+    blocks = [textwrap.fill(words, width)] if words.strip() else []
+    if examples:
+        blocks.append("\n".join(f"Example: {example.strip()}" for example in examples))
+    return "\n\n".join(blocks)
 
 
 def _first_sentence(text: str) -> str:
