@@ -131,6 +131,8 @@ _OUR_WORDS = (  # what Typer and pydantic say, and what we say instead
     (re.compile(r"Input should be a valid integer.*"), "must be a whole number"),
     (re.compile(r"Input should be a valid number.*"), "must be a number"),
     (re.compile(r"Input should be (.*)"), r"must be \1"),
+    (re.compile(r"Option '[^']+' requires (an argument|\d+ arguments)\.?"), "needs a value"),
+    (re.compile(r"[Gg]ot unexpected extra argument(?:\(s\)|s)? \((.*)\)"), r"\1: not expected here"),
 )
 
 
@@ -145,10 +147,12 @@ def usage_error(exc) -> str:
         if hasattr(exc, "param_type"):  # a required option or argument not given
             return f"{field}: is required{hint}"
         return f"{field}: {_in_our_words(exc.message)}{hint}"
-    if option is not None:
-        close = getattr(exc, "possibilities", None)
+    if option is not None and hasattr(exc, "possibilities"):
+        close = exc.possibilities
         suggestion = f" (did you mean {', '.join(sorted(close))}?)" if close else hint
         return f"{option}: no such option{suggestion}"
+    if option is not None:
+        return f"{option}: {_in_our_words(exc.message)}{hint}"
     message = exc.format_message()
     return _in_our_words(message[:1].lower() + message[1:]).rstrip(".") + hint
 

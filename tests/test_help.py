@@ -77,6 +77,8 @@ def test_a_boolean_option_reads_as_a_flag():
     (("refer",), "error: INCIDENT_ID: is required (see `diversion refer --help`)"),
     (("letter", "R-2026-000001"), "error: --kind: is required"),
     (("nosuch",), "error: no such command 'nosuch'"),
+    (("audit", "log", "--limit"), "error: --limit: needs a value"),
+    (("schemes", "extra"), "error: extra: not expected here (see `diversion schemes --help`)"),
 ])
 def test_usage_errors_are_one_line_in_our_words(args, expected):
     result = run(*args)
