@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import re
 
-from helpers import assert_one_line_error, record, refer, run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import as_json, assert_one_line_error, record, refer, run
 
 
 def _contract_referral() -> str:
@@ -84,3 +87,39 @@ def test_a_toml_syntax_error_names_its_line(db_path, tmp_path):
     result = run("--config", str(unclosed), "schemes")
     assert result.exit_code == 2
     assert_one_line_error(result, f"config: {unclosed}:2:")
+
+
+# ---- any force's template: paragraphs reflow, nothing is lost -------------------------------------
+
+WORD = st.text("abcdefghijklmnopqrstuvwxyzé", min_size=1, max_size=14)
+LINE = st.lists(WORD, min_size=1, max_size=12).map(" ".join)
+PARAGRAPH = st.one_of(
+    st.lists(LINE, min_size=1, max_size=5).map(lambda lines: ("p", lines)),          # wrapped by hand
+    st.lists(LINE, min_size=1, max_size=4).map(lambda items: ("ul", items)))         # "- " list items
+
+
+def _an_offer() -> str:
+    """The id of an offered referral, made the first time it is asked for."""
+    offered = as_json(run("referrals", "--json"))
+    return offered[0]["id"] if offered else record("--refer")["referral_id"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blocks=st.lists(PARAGRAPH, min_size=1, max_size=5))
+def test_any_template_reflows_without_losing_a_word(db_path, tmp_path, blocks):
+    referral_id = _an_offer()
+    template = "\n\n".join("\n".join(lines) if kind == "p" else "\n".join(f"- {item}" for item in lines)
+                           for kind, lines in blocks)
+    config = tmp_path / "letters.toml"
+    config.write_text("[letters]\noffer = '''\n" + template + "\n'''\n", encoding="utf-8")
+    text = run("--config", str(config), "letter", referral_id, "--kind", "offer")
+    assert text.exit_code == 0, text.stderr
+    body = text.stdout.split("\n\n", 1)[1]                                # after the letterhead
+    assert all(len(line) <= 72 for line in body.splitlines())
+    expected = [w for _, lines in blocks for line in lines for w in line.split()]
+    assert [w for w in body.split() if w != "-"] == expected             # every word, in order
+    assert body.strip().count("\n\n") == len(blocks) - 1  # one paragraph or list per block
+    page = run("--config", str(config), "letter", referral_id, "--kind", "offer", "--format", "html").stdout
+    assert "<br" not in page
+    assert page.count("<p>") == 2 + sum(1 for kind, _ in blocks if kind == "p")   # letterhead: name, date
+    assert page.count("<li>") == sum(len(lines) for kind, lines in blocks if kind == "ul")
