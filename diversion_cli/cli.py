@@ -121,6 +121,11 @@ amend_app = typer.Typer(**_PLAIN, help="Correct a record, with a reason; the ori
                                        "--reason \"spelling confirmed from passport\"")
 app.add_typer(amend_app, name="amend")
 
+def _completes(*choices: str):
+    """Tab completion for a value that is one of a few words."""
+    return lambda incomplete: [c for c in choices if c.startswith(incomplete.lower())]
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text.")]
 NotSameAsOpt = Annotated[Optional[list[str]], typer.Option(
     "--not-same-as", metavar="PERSON_ID", help="State that this possible same person (diverted or referred) is "
@@ -489,7 +494,8 @@ def refer(
 def outcome(
     ctx: typer.Context,
     referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID", help="The referral, e.g. R-2026-000123.")],
-    status: Annotated[str, typer.Argument(metavar="STATUS", help="accepted, declined, completed, failed or voided.")],
+    status: Annotated[str, typer.Argument(metavar="STATUS", help="accepted, declined, completed, failed or voided.",
+                                          autocompletion=_completes(*(s for s in operations.STATUSES if s != "offered")))],
     when: WhenOpt = None,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required to void or correct).")] = None,
     supervisor: Annotated[Optional[str], typer.Option("--supervisor", metavar="COLLAR", help="Correct a wrongly "
@@ -514,7 +520,8 @@ def condition(
     ctx: typer.Context,
     referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID", help="The referral, e.g. R-2026-000123.")],
     which: Annotated[str, typer.Argument(metavar="CONDITION", help="Condition key or number (see `referral`).")],
-    result: Annotated[str, typer.Argument(metavar="RESULT", help="met or breached.")],
+    result: Annotated[str, typer.Argument(metavar="RESULT", help="met or breached.",
+                                          autocompletion=_completes("met", "breached"))],
     when: WhenOpt = None,
     note: Annotated[Optional[str], typer.Option("--note", help="What happened.")] = None,
     supervisor: Annotated[Optional[str], typer.Option("--supervisor", metavar="COLLAR", help="Approve marking "
@@ -564,7 +571,8 @@ def referral(
 @app.command(cls=_Command)
 def referrals(
     ctx: typer.Context,
-    status: Annotated[Optional[str], typer.Option("--status", help="Only this status (default: open ones).")] = None,
+    status: Annotated[Optional[str], typer.Option("--status", help="Only this status (default: open ones).",
+                                                  autocompletion=_completes(*operations.STATUSES))] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only those past their deadline.")] = False,
     due_within: Annotated[Optional[int], typer.Option("--due-within", metavar="DAYS",
                                                       help="Only those due within DAYS days.")] = None,
@@ -585,7 +593,8 @@ def referrals(
 def letter(
     ctx: typer.Context,
     referral_id: Annotated[str, typer.Argument(metavar="REFERRAL_ID", help="The referral, e.g. R-2026-000123.")],
-    kind: Annotated[str, typer.Option("--kind", help="offer, completion or failure.")],
+    kind: Annotated[str, typer.Option("--kind", help="offer, completion or failure.",
+                                      autocompletion=_completes("offer", "completion", "failure"))],
     output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this new file, owner-only "
                                                         "(.html gives HTML).")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="text or html (default from --output).")] = None,

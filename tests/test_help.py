@@ -97,6 +97,10 @@ def test_shell_completion_answers_commands_and_options():
     env.update(COMP_WORDS="diversion record --su", COMP_CWORD="2")
     options = sub(env=env, script=True)
     assert set(options.stdout.split()) == {"--surname", "--substance", "--supply-suspected", "--supervisor"}
+    env.update(COMP_WORDS="diversion outcome R-2026-000001 c", COMP_CWORD="3")
+    assert sub(env=env, script=True).stdout.split() == ["completed"]
+    env.update(COMP_WORDS="diversion letter R-2026-000001 --kind ", COMP_CWORD="4")
+    assert sub(env=env, script=True).stdout.split() == ["offer", "completion", "failure"]
     env = {**os.environ, "_DIVERSION_COMPLETE": "source_bash"}
     script = sub(env=env, script=True)
     assert script.returncode == 0 and "complete -o default -F" in script.stdout and "diversion" in script.stdout
