@@ -495,7 +495,8 @@ def outcome(
     ctx: typer.Context,
     referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID", help="The referral, e.g. R-2026-000123.")],
     status: Annotated[str, typer.Argument(metavar="STATUS", help="accepted, declined, completed, failed or voided.",
-                                          autocompletion=_completes(*(s for s in operations.STATUSES if s != "offered")))],
+                                          autocompletion=_completes(*(s for s in operations.STATUSES
+                                                                      if s != "offered")))],
     when: WhenOpt = None,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required to void or correct).")] = None,
     supervisor: Annotated[Optional[str], typer.Option("--supervisor", metavar="COLLAR", help="Correct a wrongly "
