@@ -397,7 +397,8 @@ def check(
     Example: diversion check --surname Smith --forename Jo
     """
     ws: Workspace = ctx.obj
-    if not (ident or surname or forename or dob) and _interactive(json_out):
+    interactive = _interactive(json_out)
+    if not (ident or surname or forename or dob) and interactive:
         surname, forename, dob = _prompt_name(ws)
     if not ident and (surname or forename or dob) and not (surname and forename and dob):
         found = operations.find_candidates(ws, surname, forename, dob)
@@ -405,7 +406,11 @@ def check(
             output.emit_json(found)
         else:
             output.render_candidates(found)
-        raise typer.Exit(0 if found["candidates"] else 3)
+        chosen = _ask("Check which? Enter its id (Enter for none)", _one_of([c["id"] for c in found["candidates"]]),
+                      required=False) if interactive and found["candidates"] else None
+        if chosen is None:
+            raise typer.Exit(0 if found["candidates"] else 3)
+        ident = chosen.upper()
     result = operations.check_person(ws, ident, surname=surname, forename=forename, dob=dob)
     if json_out:
         output.emit_json({k: result[k] for k in ("person", "eligible", "reasons", "incidents", "referrals",

@@ -119,7 +119,6 @@ def render_candidates(found: dict) -> None:
                                else "  no incidents"))
     if found["more"]:
         warn(f"Only the first {len(found['candidates'])} are shown: give more of the forename or the date of birth.")
-    warn("Check one with: diversion check PERSON_ID")
 
 
 def render_incidents(rows: list[dict]) -> None:

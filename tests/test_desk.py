@@ -125,8 +125,26 @@ def test_check_at_a_terminal_with_only_a_surname_lists_candidates(db_path):
     term.send("smith")
     term.expect("Forename")
     term.send("")
-    assert term.finish() == 0, term.seen
+    term.expect("Check which?")
     assert "P-000001  SMITH, John  born Wed 14 Feb 1990" in term.seen and "last incident I-000001" in term.seen
+    term.send("p-000001")
+    assert term.finish() == 0, term.seen
+    assert "ELIGIBLE" in term.seen and "Incidents (1):" in term.seen
+
+
+def test_check_at_a_terminal_can_stop_at_the_list(db_path):
+    record(surname="Smith", forename="John", dob="14/02/1990")
+    term = Terminal("check")
+    term.expect("Surname")
+    term.send("Smith")
+    term.expect("Forename")
+    term.send("Jo")
+    term.expect("Date of birth")
+    term.send("")
+    term.expect("Check which?")
+    term.send("")
+    assert term.finish() == 0, term.seen
+    assert "Incidents (" not in term.seen
 
 
 def test_check_by_surname_lists_candidates_with_birth_date_pnc_and_last_incident(db_path):
