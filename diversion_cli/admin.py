@@ -174,8 +174,14 @@ def void_incident(ws: Workspace, incident: str, reason: str | None) -> dict:
 
 
 def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str | None = None,
-                   location: str | None = None, quantity: str | None = None) -> dict:
-    officer = ws.officer()
+                   location: str | None = None, quantity: str | None = None, substances: list[str] | None = None,
+                   co_offences: list[str] | None = None, supply_suspected: bool | None = None,
+                   supervisor: str | None = None) -> dict:
+    """Correct an incident, with a reason. A change to what eligibility rests on (when, the
+    substances, other offences, supply) is decided again, beside the earlier decision."""
+    from diversion_cli import operations
+
+    officer, now, config = ws.officer(), ws.clock(), ws.config
     incident_id = values.parse_incident_id(incident)
     why = _reason(reason)
     changes = {}
@@ -183,20 +189,48 @@ def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str |
         changes["location"] = values.clean_text(location, "location")
     if quantity is not None:
         changes["quantity"] = values.clean_text(quantity, "quantity")
+    if supply_suspected is not None:
+        changes["supply_suspected"] = int(supply_suspected)
+    found = operations.clean_substances(config, substances) if substances is not None else None
+    offences = operations.clean_co_offences(co_offences) if co_offences is not None else None
     occurred = values.parse_datetime(when, "when") if when else None
-    if occurred is None and not changes:
-        raise BadInput("amend", "nothing to change: give --when, --location or --quantity")
+    approved_by = values.parse_officer(supervisor) if supervisor else None
+    if occurred is None and not changes and found is None and offences is None:
+        raise BadInput("amend", "nothing to change: give --when, --location, --quantity, --substance, "
+                                "--co-offence (or --no-co-offence) or --supply-suspected/--no-supply-suspected")
+    if approved_by == officer:
+        raise Refused(f"supervisor: {approved_by} is the officer making the change; a supervisor approves "
+                      f"another officer's change")
     store = ws.writer()
     with store.transaction("amend incident", officer, why):
         row = store.incident(incident_id)
         if row is None:
             raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
+        if row["voided_at"]:
+            raise Refused(f"{values.format_incident_id(incident_id)} is void; it cannot be amended")
+        store.refuse_unaudited(row["person_id"])
         if occurred:
             person = store.person(row["person_id"])
             changes["occurred_at"] = occurred.isoformat(timespec="seconds")
             changes["age"] = values.check_age(date.fromisoformat(person["dob"]), occurred)
-        store.amend_incident(incident_id, changes)
-    return {"incident_id": values.format_incident_id(incident_id), "changed": sorted(changes), "reason": why}
+        changes = {k: v for k, v in changes.items() if row[k] != v}
+        if changes:
+            store.amend_incident(incident_id, changes)
+        changed = sorted(changes)
+        if found is not None and [(s["substance"], s["entered_as"]) for s in row["substances"]] \
+                != [(key, entered) for key, _, entered in found]:
+            store.replace_incident_substances(incident_id, found)
+            changed.append("substances")
+        if offences is not None and row["co_offences"] != offences:
+            store.replace_incident_co_offences(incident_id, offences)
+            changed.append("co_offences")
+        if not changed:
+            raise BadInput("amend", f"{values.format_incident_id(incident_id)} already says that: nothing to change")
+        decision = None
+        if {"occurred_at", "substances", "co_offences", "supply_suspected"} & set(changed):
+            decision = operations.decide_again(store, config, incident_id, now, officer, approved_by, why)
+    return {"incident_id": values.format_incident_id(incident_id), "changed": changed, "reason": why,
+            "decision": decision}
 
 
 def amend_person(ws: Workspace, person: str, reason: str | None, surname: str | None = None,

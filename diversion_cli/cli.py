@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from diversion_cli import __version__, operations, output
 from diversion_cli.errors import BadInput, DiversionError, Refused
@@ -21,9 +21,31 @@ from diversion_cli.operations import Workspace
 EXIT_INTERNAL = 70
 
 
+def _help(command, ctx, formatter) -> None:
+    from diversion_cli import helptext  # only when help is asked for
+
+    formatter.write(helptext.render(command, ctx))
+
+
+class _Command(TyperCommand):
+    def format_help(self, ctx, formatter) -> None:
+        _help(self, ctx, formatter)
+
+
 class _Group(TyperGroup):
     """The one error boundary: domain exceptions become a one-line message on
     stderr and their exit code; nothing else reaches the user as a traceback."""
+
+    def format_help(self, ctx, formatter) -> None:
+        _help(self, ctx, formatter)
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except (typer.Exit, typer.Abort):
+            raise
+        except typer.TyperException as exc:  # the top level's own options, before any command runs
+            _usage_error(exc)
 
     def invoke(self, ctx):
         try:
@@ -51,10 +73,21 @@ class _Group(TyperGroup):
         except (KeyboardInterrupt, typer.Abort):  # Ctrl-C, or Ctrl-D at a prompt
             typer.echo("\ninterrupted: nothing was written", err=True)
             raise typer.Exit(130) from None
-        except (typer.Exit, typer.TyperException):
-            raise  # Typer's own exits and usage errors (exit 2) pass through
+        except typer.Exit:
+            raise
+        except typer.TyperException as exc:  # a usage error found while parsing a command's options
+            _usage_error(exc)
         except Exception as exc:  # a bug: say so without locals or personal data
             _internal_error(exc)
+
+
+def _usage_error(exc) -> None:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a group given no command: its help, as asked
+        raise exc
+    from diversion_cli import helptext
+
+    typer.echo(f"error: {helptext.usage_error(exc)}", err=True)
+    raise typer.Exit(2) from None
 
 
 def _internal_error(exc: Exception):
@@ -71,17 +104,27 @@ def _database_errors() -> tuple:
     return database_errors()
 
 
-app = typer.Typer(cls=_Group, no_args_is_help=True, pretty_exceptions_show_locals=False,
-                  pretty_exceptions_enable=False, add_completion=False,
-                  help="Run police drug diversion schemes: record incidents, check the one shot, "
-                       "refer, track outcomes, write letters and report.")
-db_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Where the data lives, its health and backups.")
+# Help and usage errors are rendered by `helptext` (plain text, our words), not Rich.
+_PLAIN = {"cls": _Group, "no_args_is_help": True, "rich_markup_mode": None}
+app = typer.Typer(**_PLAIN, pretty_exceptions_show_locals=False, pretty_exceptions_enable=False,
+                  help="Run police drug diversion schemes: record incidents, check the one shot, refer, track "
+                       "outcomes, write letters and report.\n\n"
+                       "Example: diversion record --surname Smith --forename John --dob 14/02/1990 --substance weed")
+db_app = typer.Typer(**_PLAIN, help="Where the data lives, its health and backups.\n\n"
+                                    "Example: diversion db backup /secure/diversion-2026-11-28.db")
 app.add_typer(db_app, name="db")
-audit_app = typer.Typer(cls=_Group, no_args_is_help=True, help="The tamper-evident history of every change.")
+audit_app = typer.Typer(**_PLAIN, help="The tamper-evident history of every change.\n\n"
+                                       "Example: diversion audit log --person P-000123")
 app.add_typer(audit_app, name="audit")
-amend_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Correct a record, with a reason; the original "
-                        "stays in its history.")
+amend_app = typer.Typer(**_PLAIN, help="Correct a record, with a reason; the original stays in its history.\n\n"
+                                       "Example: diversion amend person P-000123 --surname Smyth "
+                                       "--reason \"spelling confirmed from passport\"")
 app.add_typer(amend_app, name="amend")
+
+def _completes(*choices: str):
+    """Tab completion for a value that is one of a few words."""
+    return lambda incomplete: [c for c in choices if c.startswith(incomplete.lower())]
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text.")]
 NotSameAsOpt = Annotated[Optional[list[str]], typer.Option(
@@ -138,6 +181,19 @@ def _ask(label: str, parse, default: str | None = None, required: bool = True, e
         return answer
 
 
+_YES, _NO = ("y", "yes"), ("n", "no")
+
+
+def _confirm(question: str, default: bool) -> bool:
+    """A yes/no question; Enter takes the default, anything else is asked again in our words."""
+    def parse(answer: str) -> None:
+        if answer.lower() not in _YES + _NO:
+            raise BadInput("", "answer y or n")
+
+    answer = _ask(f"{question} [{'Y/n' if default else 'y/N'}]", parse, required=False)
+    return default if answer is None else answer.lower() in _YES
+
+
 def _ask_same_person(ws: Workspace, req: operations.RecordRequest) -> dict:
     """Who is on record under this name, PNC or a near spelling; with near matches, the
     officer says which it is (an id), or N: none of them (a statement kept with the decision)."""
@@ -166,8 +222,8 @@ def _confirm_identity(ws: Workspace, req: operations.RecordRequest) -> None:
     output.warn(f"PNC {conflict['pnc']} is on record for {output.person_line(conflict['person'])}")
     for line in conflict["differences"]:
         output.warn(f"  {line}")
-    if typer.confirm(f"Is this {conflict['person']['id']}? (their details are corrected with "
-                     f"`diversion amend person`)", default=False, err=True):
+    if _confirm(f"Is this {conflict['person']['id']}? (their details are corrected with "
+                f"`diversion amend person`)", default=False):
         req.person = conflict["person"]["id"]
     else:
         raise Refused("pnc: the PNC ID belongs to someone else: check it; nothing was written")
@@ -180,8 +236,8 @@ def _confirm_old_incident(ws: Workspace, req: operations.RecordRequest) -> None:
     while True:
         when = values.parse_datetime(req.when, "when") if req.when and req.when != "now" else ws.clock()
         days = (ws.clock().date() - when.date()).days
-        if days <= 7 or typer.confirm(f"The incident was {days} days ago ({values.moment_in_words(when)}). "
-                                      f"Is that right?", default=False, err=True):
+        if days <= 7 or _confirm(f"The incident was {days} days ago ({values.moment_in_words(when)}). "
+                                 f"Is that right?", default=False):
             return
         req.when = _ask("When (Enter for now)", lambda v: values.parse_datetime(v, "when"), default="now",
                         echo=values.moment_in_words)
@@ -194,8 +250,9 @@ def _one_of(options: list[str]):
     return parse
 
 
-def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
-    """At the desk: ask for what the flags did not give, checking each answer."""
+def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> bool:
+    """At the desk: ask for what the flags did not give, checking each answer. True if the
+    person or the case was described at the prompt (not only a detail added to flags)."""
     from diversion_cli import values
 
     if not ws.officer_given:
@@ -217,12 +274,17 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
             req.gender = _ask("Gender (M/F/X/U, Enter to skip)", values.parse_gender, required=False)
         if req.ethnicity is None and not known_person:
             codes = ws.config.ethnicity
-            req.ethnicity = _ask("Self-defined ethnicity code (e.g. W1, B2, NS; Enter to skip)",
+            output.warn("Self-defined ethnicity codes:")
+            for code, meaning in codes.items():
+                output.warn(f"  {code:<3} {meaning}")
+            req.ethnicity = _ask("Self-defined ethnicity code (Enter to skip)",
                                  lambda v: values.parse_ethnicity(v, codes), required=False)
-    if not req.substances:
+    described = asked or not req.substances
+    if not req.substances:  # the case is being described here: ask for all the decision rests on
         text = _ask("Substance(s), comma-separated (e.g. cannabis, coke)",
                     lambda v: [ws.config.substance(s) for s in v.split(",")])
         req.substances = [s for s in text.split(",") if s.strip()]
+        _prompt_case(req)
     if req.when is None:
         req.when = _ask("When (Enter for now)", lambda v: values.parse_datetime(v, "when"), default="now",
                         echo=values.moment_in_words)
@@ -232,9 +294,39 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> None:
     if req.location is None:
         req.location = _ask("Location (Enter to skip)", lambda v: values.clean_text(v, "location"),
                             required=False)
+    return described
 
 
-@app.command()
+def _prompt_case(req: operations.RecordRequest) -> None:
+    """The facts besides the substance that decide eligibility: quantity, supply, other offences."""
+    from diversion_cli import values
+
+    if req.quantity is None:
+        req.quantity = _ask("Quantity as found, e.g. 2 g (Enter to skip)",
+                            lambda v: values.clean_text(v, "quantity"), required=False)
+    if not req.supply_suspected:
+        req.supply_suspected = _confirm("Is intent to supply suspected?", default=False)
+    if not req.co_offences:
+        label = "Another offence at the same time, e.g. theft (Enter if none)"
+        while offence := _ask(label, lambda v: values.clean_text(v, "co-offence"), required=False):
+            req.co_offences.append(offence)
+            label = "Any other offence (Enter if no more)"
+
+
+def _offer_referral(ws: Workspace, req: operations.RecordRequest, result: dict) -> None:
+    """At the desk, an eligible person is offered the diversion there and then."""
+    terms = operations.offer_terms(ws, result["scheme"])
+    question = (f"Refer now to {terms['scheme_name']} ({terms['provider']}), to complete by "
+                f"{output.when(terms['deadline'])}?")
+    if _confirm(question, default=True):
+        offer = operations.refer(ws, result["incident_id"], scheme=terms["scheme"], appointment=req.appointment,
+                                 supervisor=req.supervisor, not_same_as=req.not_same_as)
+        output.render_offer(offer)
+    else:
+        output.emit(f"Not referred; refer later with: diversion refer {result['incident_id']}")
+
+
+@app.command(cls=_Command)
 def record(
     ctx: typer.Context,
     person: Annotated[Optional[str], typer.Option("--person", help="An existing person id (P-000123).")] = None,
@@ -245,12 +337,12 @@ def record(
     gender: Annotated[Optional[str], typer.Option("--gender", help="M, F, X (other) or U (not stated).")] = None,
     ethnicity: Annotated[Optional[str], typer.Option("--ethnicity", help="Self-defined code (W1…O9, NS).")] = None,
     when: WhenOpt = None,
-    substance: Annotated[Optional[list[str]], typer.Option("--substance", help="Substance found; repeat for "
-                                                           "several. Street names work (weed, coke, mandy).")] = None,
+    substance: Annotated[Optional[list[str]], typer.Option("--substance", help="Substance found; street names "
+                                                           "work (weed, coke, mandy).")] = None,
     quantity: Annotated[Optional[str], typer.Option("--quantity", help="Quantity as found, e.g. '2 g'.")] = None,
     location: Annotated[Optional[str], typer.Option("--location", help="Where it happened.")] = None,
     co_offence: Annotated[Optional[list[str]], typer.Option("--co-offence", help="Another offence at the same "
-                                                            "time; repeatable.")] = None,
+                                                            "time, e.g. theft.")] = None,
     supply_suspected: Annotated[bool, typer.Option("--supply-suspected", help="Intent to supply is suspected.")] = False,
     new_person: Annotated[bool, typer.Option("--new-person", help="Confirm a new person despite near matches.")] = False,
     refer_now: Annotated[bool, typer.Option("--refer", help="Offer the diversion at once if eligible.")] = False,
@@ -274,30 +366,52 @@ def record(
         co_offences=list(co_offence or []), supply_suspected=supply_suspected, new_person=new_person,
         refer=refer_now, scheme=scheme, appointment=appointment, supervisor=supervisor,
         not_same_as=list(not_same_as or []), not_duplicate=not_duplicate)
-    if _interactive(json_out):
-        _prompt_missing(ws, req)
+    described_here = _interactive(json_out) and _prompt_missing(ws, req)
     result = operations.record_incident(ws, req)
     if json_out:
         output.emit_json({k: result[k] for k in ("incident_id", "person_id", "eligible", "scheme", "reasons",
                                                  "possible_matches", "warnings", "referral_id", "referral")})
-    else:
-        output.render_record(result)
+        return
+    output.render_record(result)
+    if described_here and result["eligible"] and not result["referral"]:  # flags alone never prompt
+        _offer_referral(ws, req, result)
 
 
-@app.command()
+@app.command(cls=_Command)
 def check(
     ctx: typer.Context,
     ident: Annotated[Optional[str], typer.Argument(metavar="ID", help="Person id (P-000123) or PNC ID.")] = None,
-    surname: Annotated[Optional[str], typer.Option("--surname")] = None,
-    forename: Annotated[Optional[str], typer.Option("--forename")] = None,
-    dob: Annotated[Optional[str], typer.Option("--dob")] = None,
+    surname: Annotated[Optional[str], typer.Option("--surname", help="Surname; on its own (or with part of a "
+                                                   "forename) lists who is on record under it.")] = None,
+    forename: Annotated[Optional[str], typer.Option("--forename", help="Forename(s), or their first letters "
+                                                    "to list candidates.")] = None,
+    dob: Annotated[Optional[str], typer.Option("--dob", help="Date of birth, e.g. 14/02/1990.")] = None,
     json_out: JsonOpt = False,
 ):
     """Say whether this person has had their one shot at diversion.
 
-    Exit 0 eligible, 1 not eligible, 3 unknown id. Example: diversion check 1979/0123456T
+    With a person id, a PNC ID, or surname, forename and date of birth: the verdict (exit 0 eligible, 1 not
+    eligible, 3 unknown id). With only a surname, or part of a forename: the people on record who fit, with
+    date of birth, PNC ID and last incident (exit 3 if none). At a terminal with nothing given, it asks.
+    Example: diversion check 1979/0123456T
+    Example: diversion check --surname Smith --forename Jo
     """
-    result = operations.check_person(ctx.obj, ident, surname=surname, forename=forename, dob=dob)
+    ws: Workspace = ctx.obj
+    interactive = _interactive(json_out)
+    if not (ident or surname or forename or dob) and interactive:
+        surname, forename, dob = _prompt_name(ws)
+    if not ident and (surname or forename or dob) and not (surname and forename and dob):
+        found = operations.find_candidates(ws, surname, forename, dob)
+        if json_out:
+            output.emit_json(found)
+        else:
+            output.render_candidates(found)
+        chosen = _ask("Check which? Enter its id (Enter for none)", _one_of([c["id"] for c in found["candidates"]]),
+                      required=False) if interactive and found["candidates"] else None
+        if chosen is None:
+            raise typer.Exit(0 if found["candidates"] else 3)
+        ident = chosen.upper()
+    result = operations.check_person(ws, ident, surname=surname, forename=forename, dob=dob)
     if json_out:
         output.emit_json({k: result[k] for k in ("person", "eligible", "reasons", "incidents", "referrals",
                                                  "possible_matches")})
@@ -306,7 +420,58 @@ def check(
     raise typer.Exit(0 if result["eligible"] else 1)
 
 
-@app.command()
+def _prompt_name(ws: Workspace) -> tuple[str, str | None, str | None]:
+    """`check` at a terminal with nothing given: the name to look for (a part is enough to list)."""
+    from diversion_cli import values
+
+    surname = _ask("Surname", lambda v: values.clean_name(v, "surname"))
+    forename = _ask("Forename(s) (Enter to list everyone with that surname)",
+                    lambda v: values.clean_name(v, "forename"), required=False)
+    dob = _ask("Date of birth (DD/MM/YYYY, Enter to list candidates)", lambda v: values.parse_date(v, "dob"),
+               required=False, echo=values.date_in_words) if forename else None
+    return surname, forename, dob
+
+
+@app.command(cls=_Command)
+def incidents(
+    ctx: typer.Context,
+    since: Annotated[Optional[str], typer.Option("--since", help="From this date or time (default: the last "
+                                                 "7 days), e.g. 2026-11-01 or yesterday.")] = None,
+    officer: Annotated[Optional[str], typer.Option("--officer", metavar="COLLAR",
+                                                   help="Only incidents recorded by this collar number.")] = None,
+    location: Annotated[Optional[str], typer.Option("--location", help="Only incidents whose location contains "
+                                                    "this text (any case).")] = None,
+    json_out: JsonOpt = False,
+):
+    """List recent incidents, newest first, with the decision and any referral.
+
+    Example: diversion incidents --since yesterday --location "Stokes Croft"
+    """
+    rows = operations.list_incidents(ctx.obj, since=since, officer=officer, location=location)
+    if json_out:
+        output.emit_json(rows)
+    else:
+        output.render_incidents(rows)
+
+
+@app.command(cls=_Command)
+def incident(
+    ctx: typer.Context,
+    incident_id: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
+    json_out: JsonOpt = False,
+):
+    """Show one incident: the person, what was found, every decision taken on it and its referral.
+
+    Example: diversion incident I-000123
+    """
+    view = operations.incident_details(ctx.obj, incident_id)
+    if json_out:
+        output.emit_json(view)
+    else:
+        output.render_incident(view)
+
+
+@app.command(cls=_Command)
 def refer(
     ctx: typer.Context,
     incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
@@ -330,11 +495,13 @@ def refer(
         output.render_offer(offer)
 
 
-@app.command()
+@app.command(cls=_Command)
 def outcome(
     ctx: typer.Context,
-    referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
-    status: Annotated[str, typer.Argument(metavar="STATUS", help="accepted, declined, completed, failed or voided.")],
+    referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID", help="The referral, e.g. R-2026-000123.")],
+    status: Annotated[str, typer.Argument(metavar="STATUS", help="accepted, declined, completed, failed or voided.",
+                                          autocompletion=_completes(*(s for s in operations.STATUSES
+                                                                      if s != "offered")))],
     when: WhenOpt = None,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required to void or correct).")] = None,
     supervisor: Annotated[Optional[str], typer.Option("--supervisor", metavar="COLLAR", help="Correct a wrongly "
@@ -354,12 +521,13 @@ def outcome(
         output.render_outcome(result)
 
 
-@app.command()
+@app.command(cls=_Command)
 def condition(
     ctx: typer.Context,
-    referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
+    referral: Annotated[str, typer.Argument(metavar="REFERRAL_ID", help="The referral, e.g. R-2026-000123.")],
     which: Annotated[str, typer.Argument(metavar="CONDITION", help="Condition key or number (see `referral`).")],
-    result: Annotated[str, typer.Argument(metavar="RESULT", help="met or breached.")],
+    result: Annotated[str, typer.Argument(metavar="RESULT", help="met or breached.",
+                                          autocompletion=_completes("met", "breached"))],
     when: WhenOpt = None,
     note: Annotated[Optional[str], typer.Option("--note", help="What happened.")] = None,
     supervisor: Annotated[Optional[str], typer.Option("--supervisor", metavar="COLLAR", help="Approve marking "
@@ -386,10 +554,10 @@ def condition(
                     f"(outcome {outcome_['referral']['outcome_code']}).")
 
 
-@app.command()
+@app.command(cls=_Command)
 def referral(
     ctx: typer.Context,
-    referral_id: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
+    referral_id: Annotated[str, typer.Argument(metavar="REFERRAL_ID", help="The referral, e.g. R-2026-000123.")],
     json_out: JsonOpt = False,
 ):
     """Show one referral with its person, deadline and conditions.
@@ -406,10 +574,11 @@ def referral(
         output.emit(f"  {n}. {c['key']:<20} {c['status']:<9} due {output.when(c['due'])}  {c['text']}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def referrals(
     ctx: typer.Context,
-    status: Annotated[Optional[str], typer.Option("--status", help="Only this status (default: open ones).")] = None,
+    status: Annotated[Optional[str], typer.Option("--status", help="Only this status (default: open ones).",
+                                                  autocompletion=_completes(*operations.STATUSES))] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only those past their deadline.")] = False,
     due_within: Annotated[Optional[int], typer.Option("--due-within", metavar="DAYS",
                                                       help="Only those due within DAYS days.")] = None,
@@ -426,11 +595,12 @@ def referrals(
         output.render_queue(rows)
 
 
-@app.command()
+@app.command(cls=_Command)
 def letter(
     ctx: typer.Context,
-    referral_id: Annotated[str, typer.Argument(metavar="REFERRAL_ID")],
-    kind: Annotated[str, typer.Option("--kind", help="offer, completion or failure.")],
+    referral_id: Annotated[str, typer.Argument(metavar="REFERRAL_ID", help="The referral, e.g. R-2026-000123.")],
+    kind: Annotated[str, typer.Option("--kind", help="offer, completion or failure.",
+                                      autocompletion=_completes("offer", "completion", "failure"))],
     output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this new file, owner-only "
                                                         "(.html gives HTML).")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="text or html (default from --output).")] = None,
@@ -458,7 +628,7 @@ def _write_private(path: Path, text: str, force: bool = False) -> None:
     output.write_private(path, text, force)
 
 
-@app.command()
+@app.command(cls=_Command)
 def schemes(
     ctx: typer.Context,
     show_substances: Annotated[bool, typer.Option("--substances", help="List the known substances too.")] = False,
@@ -500,7 +670,7 @@ def schemes(
             output.emit(f"{s.key:<26} {cls:<15} {', '.join(s.aliases)}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     ctx: typer.Context,
     month: Annotated[Optional[str], typer.Option("--month", help="2026-10, 'Oct 2026' or 'last' "
@@ -536,7 +706,7 @@ def report(
             typer.echo(text, nl=False)
 
 
-@app.command("import")
+@app.command("import", cls=_Command)
 def import_(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV or JSON (.json) file, one incident per row.")],
@@ -556,7 +726,7 @@ def import_(
                 f"{summary.people_created} new people.")
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
     ctx: typer.Context,
     what: Annotated[str, typer.Argument(metavar="WHAT", help="incidents or referrals.")] = "incidents",
@@ -601,7 +771,7 @@ def _progress(label: str):
         yield tick
 
 
-@db_app.command("init")
+@db_app.command("init", cls=_Command)
 def db_init(ctx: typer.Context):
     """Create a new, empty database (owner-only): the only command that creates one.
 
@@ -611,7 +781,7 @@ def db_init(ctx: typer.Context):
     output.emit(f"created an empty diversion database at {path} (owner-only)")
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", cls=_Command)
 def db_upgrade(ctx: typer.Context):
     """Bring a database written by an earlier diversion up to this version's schema.
 
@@ -621,7 +791,7 @@ def db_upgrade(ctx: typer.Context):
     output.emit(f"{ctx.obj.db_path}: schema version {store.schema_version()} (up to date)")
 
 
-@db_app.command("compact")
+@db_app.command("compact", cls=_Command)
 def db_compact(ctx: typer.Context):
     """Give back the space deleted data left inside the file (after an upgrade that converted the trail, or
     erasures). Other desks wait while it runs: run it at a quiet time.
@@ -634,13 +804,16 @@ def db_compact(ctx: typer.Context):
     output.emit(f"{result['path']}: {result['before_bytes'] / 1e6:,.1f} MB -> {result['after_bytes'] / 1e6:,.1f} MB")
 
 
-@db_app.command("path")
+@db_app.command("path", cls=_Command)
 def db_path(ctx: typer.Context):
-    """Print where the database is (whether or not one has been created there)."""
+    """Print where the database is (whether or not one has been created there).
+
+    Example: diversion db path
+    """
     typer.echo(str(ctx.obj.db_path))
 
 
-@db_app.command("status")
+@db_app.command("status", cls=_Command)
 def db_status(ctx: typer.Context, json_out: JsonOpt = False):
     """Schema version, counts, size and the last write.
 
@@ -662,7 +835,7 @@ def db_status(ctx: typer.Context, json_out: JsonOpt = False):
                 "last write:     none")
 
 
-@db_app.command("check")
+@db_app.command("check", cls=_Command)
 def db_check(ctx: typer.Context):
     """Run SQLite's integrity check and verify the audit trail (exit 0 only if both pass).
 
@@ -679,7 +852,7 @@ def _trail_ok(result: dict) -> str:
             f"{result['report_cache_checked']:,} cached report figures match the records")
 
 
-@db_app.command("backup")
+@db_app.command("backup", cls=_Command)
 def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(metavar="FILE", help="A new file.")]):
     """Copy the database to FILE, consistently, while other desks keep working; FILE appears only once checked.
 
@@ -693,7 +866,7 @@ def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(metavar="
                 f"integrity ok, and it holds what the live database held")
 
 
-@db_app.command("restore")
+@db_app.command("restore", cls=_Command)
 def db_restore(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(metavar="FILE", help="A backup made by `db backup`.")],
@@ -713,10 +886,10 @@ def db_restore(
                 f"audit trail to entry {result['audit_entry']:,}); the backup was complete and verified")
 
 
-@db_app.command("erase-person")
+@db_app.command("erase-person", cls=_Command)
 def db_erase_person(
     ctx: typer.Context,
-    person: Annotated[str, typer.Argument(metavar="PERSON_ID")],
+    person: Annotated[str, typer.Argument(metavar="PERSON_ID", help="The person, e.g. P-000123.")],
     reason: Annotated[Optional[str], typer.Option("--reason", help="The data-protection request reference.")] = None,
     confirm: Annotated[Optional[str], typer.Option("--confirm", help="The same person id again.")] = None,
     override_retention: Annotated[bool, typer.Option("--override-retention", help="Erase even a person with a "
@@ -734,7 +907,7 @@ def db_erase_person(
     output.emit(f"erased {result['person_id']}: {removed}. The audit trail keeps only ids and digests.")
 
 
-@audit_app.command("verify")
+@audit_app.command("verify", cls=_Command)
 def audit_verify(
     ctx: typer.Context,
     anchors: Annotated[Optional[Path], typer.Option("--anchors", metavar="FILE", help="Also check the anchors "
@@ -759,7 +932,7 @@ def audit_verify(
         output.warn(note)
 
 
-@audit_app.command("anchor")
+@audit_app.command("anchor", cls=_Command)
 def audit_anchor(
     ctx: typer.Context,
     append_to: Annotated[Optional[Path], typer.Option("--append-to", metavar="FILE", help="Append the anchor "
@@ -776,7 +949,7 @@ def audit_anchor(
     output.emit(admin.anchor(ctx.obj, append_to))
 
 
-@audit_app.command("accept")
+@audit_app.command("accept", cls=_Command)
 def audit_accept(
     ctx: typer.Context,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why the outside changes are accepted "
@@ -793,7 +966,7 @@ def audit_accept(
     output.emit(f"accepted {result['accepted']} change(s) made outside diversion: {result['reason']}")
 
 
-@audit_app.command("log")
+@audit_app.command("log", cls=_Command)
 def audit_log(
     ctx: typer.Context,
     person: Annotated[Optional[str], typer.Option("--person", help="Only this person's history.")] = None,
@@ -828,10 +1001,10 @@ def audit_log(
         output.emit("No audit entries match.")
 
 
-@app.command("void")
+@app.command("void", cls=_Command)
 def void(
     ctx: typer.Context,
-    incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID")],
+    incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why the record was wrong.")] = None,
 ):
     """Void a wrongly recorded incident: it stays in its history but leaves the figures.
@@ -844,36 +1017,63 @@ def void(
     output.emit(f"{result['incident_id']} voided: {result['reason']}")
 
 
-@amend_app.command("incident")
+@amend_app.command("incident", cls=_Command)
 def amend_incident(
     ctx: typer.Context,
-    incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID")],
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required).")] = None,
+    incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why the record is being corrected "
+                                                  "(required).")] = None,
     when: WhenOpt = None,
-    location: Annotated[Optional[str], typer.Option("--location")] = None,
-    quantity: Annotated[Optional[str], typer.Option("--quantity")] = None,
+    location: Annotated[Optional[str], typer.Option("--location", help="Where it happened.")] = None,
+    quantity: Annotated[Optional[str], typer.Option("--quantity", help="Quantity as found, e.g. '2 g'.")] = None,
+    substance: Annotated[Optional[list[str]], typer.Option("--substance", help="The substances found, replacing "
+                                                           "those recorded.")] = None,
+    co_offence: Annotated[Optional[list[str]], typer.Option("--co-offence", help="The other offences at the "
+                                                            "same time, replacing those recorded.")]
+    = None,
+    no_co_offence: Annotated[bool, typer.Option("--no-co-offence", help="There was no other offence: remove "
+                                                "those recorded.")] = False,
+    supply_suspected: Annotated[Optional[bool], typer.Option("--supply-suspected/--no-supply-suspected",
+                                                             help="Whether intent to supply is suspected.",
+                                                             show_default=False)] = None,
+    supervisor: Annotated[Optional[str], typer.Option("--supervisor", metavar="COLLAR", help="The supervisor "
+                                                      "who approved diversion despite a co-offence.")] = None,
+    json_out: JsonOpt = False,
 ):
-    """Correct when or where an incident happened, or the quantity, with a reason.
+    """Correct an incident, with a reason; the old values stay in the audit log.
 
-    Example: diversion amend incident I-000123 --location "Cabot Circus" --reason "wrong street"
+    Correcting when it happened, the substances, other offences or supply decides eligibility again: the new
+    decision is kept beside the old one and is the current one. Example: diversion amend incident I-000123
+    --substance cocaine --no-supply-suspected --reason "lab result: cocaine, no intent to supply"
     """
     from diversion_cli import admin
 
-    result = admin.amend_incident(ctx.obj, incident, reason, when=when, location=location, quantity=quantity)
+    if no_co_offence and co_offence:
+        raise BadInput("co-offence", "give --co-offence or --no-co-offence, not both")
+    result = admin.amend_incident(ctx.obj, incident, reason, when=when, location=location, quantity=quantity,
+                                  substances=list(substance) if substance else None,
+                                  co_offences=[] if no_co_offence else list(co_offence) if co_offence else None,
+                                  supply_suspected=supply_suspected, supervisor=supervisor)
+    if json_out:
+        output.emit_json(result)
+        return
     output.emit(f"{result['incident_id']} amended ({', '.join(result['changed'])}): {result['reason']}")
+    if result["decision"]:
+        output.render_decided_again(result["decision"])
 
 
-@amend_app.command("person")
+@amend_app.command("person", cls=_Command)
 def amend_person(
     ctx: typer.Context,
-    person: Annotated[str, typer.Argument(metavar="PERSON_ID")],
+    person: Annotated[str, typer.Argument(metavar="PERSON_ID", help="The person, e.g. P-000123.")],
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required).")] = None,
-    surname: Annotated[Optional[str], typer.Option("--surname")] = None,
-    forename: Annotated[Optional[str], typer.Option("--forename")] = None,
-    dob: Annotated[Optional[str], typer.Option("--dob")] = None,
-    pnc: Annotated[Optional[str], typer.Option("--pnc")] = None,
-    gender: Annotated[Optional[str], typer.Option("--gender")] = None,
-    ethnicity: Annotated[Optional[str], typer.Option("--ethnicity")] = None,
+    surname: Annotated[Optional[str], typer.Option("--surname", help="The surname as it should be.")] = None,
+    forename: Annotated[Optional[str], typer.Option("--forename", help="The forename(s) as they should be.")] = None,
+    dob: Annotated[Optional[str], typer.Option("--dob", help="The date of birth, e.g. 14/02/1990.")] = None,
+    pnc: Annotated[Optional[str], typer.Option("--pnc", help="The PNC ID, YYYY/NNNNNNNC or YY/NNNNNNC.")] = None,
+    gender: Annotated[Optional[str], typer.Option("--gender", help="M, F, X (other) or U (not stated).")] = None,
+    ethnicity: Annotated[Optional[str], typer.Option("--ethnicity", help="Self-defined code (W1…O9, NS).")]
+    = None,
 ):
     """Correct a person's details, with a reason; the old values stay in the audit log.
 

@@ -43,16 +43,19 @@ def letter(ws, referral: str, kind: str, fmt: str = "text") -> str:
         raise Refused(f"{referral_id} was made under scheme {row['scheme']!r}, which is no longer configured")
     person = store.person(row["person_id"])
     incident = store.incident(row["incident_id"])
+    conditions = store.conditions_of(referral_id)
     requirements = [f"  - {r}" for r in scheme.requirements]
-    for c in store.conditions_of(referral_id):
-        requirements.append(f"  - {c['description']} (by {_long_date(c['due'])})")
+    for c in conditions:
+        until = "until the contract ends on" if c["due"] == row["deadline"] else "by"
+        requirements.append(f"  - {_sentence(c['description'])}: {until} {_long_date(c['due'])}.")
+    breached = [_sentence(c["description"]) for c in conditions if c["status"] == "breached"]
     fields = {
         "forenames": person["forenames"], "surname": person["surname"], "referral_id": referral_id,
         "scheme_name": scheme.name, "provider": scheme.provider, "contact": scheme.contact or scheme.provider,
         "force_name": config.force_name, "offence_date": _long_date(incident["occurred_at"]),
-        "substances": " and ".join(config.substances[s["substance"]].label.lower()
-                                   if s["substance"] in config.substances else s["substance"]
-                                   for s in incident["substances"]),
+        "substances": _listed([_in_a_sentence(config.substances[s["substance"]].label)
+                               if s["substance"] in config.substances else s["substance"]
+                               for s in incident["substances"]]),
         "deadline": _long_date(row["deadline"]),
         "requirements": "\n".join(requirements) or "  - As set out by the provider.",
         "appointment_line": f"\nYour appointment: {_long_date(row['appointment'])} at {row['appointment'][11:16]}.\n"
@@ -60,23 +63,77 @@ def letter(ws, referral: str, kind: str, fmt: str = "text") -> str:
         "closed_on": _long_date(row["closed_at"]),
         "outcome_code": str(row["outcome_code"] or ""),
         "outcome_text": config.outcome_codes.get(row["outcome_code"], ""),
-        "reason_clause": f": {row['reason']}" if row["reason"] else "",
+        # a breached condition in its own words, never its key; else the officer's reason
+        "reason_clause": f": you did not keep the condition \u201c{breached[0]}\u201d" if breached
+        else f": {row['reason']}" if row["reason"] else "",
         "today": _long_date(ws.clock().date().isoformat()),
     }
     template = scheme.letters.get(kind)
     if not template:
         raise ConfigError(f"config: scheme {scheme.key} has no {kind} letter template")
+    body = _blocks(_fill(template, fields, scheme.key, kind))
     if fmt == "html":
-        escaped = {k: html.escape(v) for k, v in fields.items()}
-        body = _fill(html.escape(template), escaped, scheme.key, kind)
-        paragraphs = "\n".join(f"<p>{p.strip().replace(chr(10), '<br>')}</p>" for p in body.split("\n\n")
-                               if p.strip())
         return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>{html.escape(config.force_name)} – {referral_id}</title>"
                 f"<style>body{{font-family:serif;max-width:40em;margin:3em auto;line-height:1.4}}</style>"
-                f"</head><body>\n<p>{html.escape(config.force_name)}<br>{fields['today']}</p>\n{paragraphs}\n"
-                f"</body></html>\n")
-    return f"{config.force_name}\n{fields['today']}\n{_fill(template, fields, scheme.key, kind)}"
+                f"</head><body>\n<p>{html.escape(config.force_name)}</p>\n<p>{fields['today']}</p>\n"
+                + "".join(_html_block(b) for b in body) + "</body></html>\n")
+    return f"{config.force_name}\n{fields['today']}\n\n" + "\n\n".join(_text_block(b) for b in body) + "\n"
+
+
+WIDTH = 72  # a letter's line length in text
+
+
+def _listed(words: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return " and ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
+
+
+def _sentence(text: str) -> str:
+    """A configured sentence to go inside another one: without its closing full stop."""
+    return text.strip().rstrip(".")
+
+
+def _in_a_sentence(label: str) -> str:
+    """A substance's label inside a sentence: "Cannabis" -> "cannabis", but "MDMA (ecstasy)",
+    "LSD" and "2C-B" stay as written."""
+    return label[0].lower() + label[1:] if label[:2].istitle() and label[1:2].islower() else label
+
+
+def _blocks(body: str) -> list[tuple[str, list[str]]]:
+    """The filled template as paragraphs ("p", [text]) and lists ("ul", items): blank lines
+    separate blocks, a line starting with "- " is a list item, and any other line break is
+    only where the template was wrapped (so it is reflowed, in text and in HTML)."""
+    blocks: list[tuple[str, list[str]]] = []
+    for chunk in body.split("\n\n"):
+        current = None
+        for line in (line.strip() for line in chunk.splitlines()):
+            if not line:
+                continue
+            kind, text = ("ul", line[2:].strip()) if line.startswith("- ") else ("p", line)
+            if current and current[0] == kind:
+                current[1].append(text)
+            else:
+                current = (kind, [text])
+                blocks.append(current)
+    return [(kind, [" ".join(parts)] if kind == "p" else parts) for kind, parts in blocks]
+
+
+def _text_block(block: tuple[str, list[str]]) -> str:
+    import textwrap
+
+    kind, parts = block
+    if kind == "p":
+        return textwrap.fill(" ".join(parts[0].split()), WIDTH)
+    return "\n".join(textwrap.fill(" ".join(item.split()), WIDTH, initial_indent="  - ", subsequent_indent="    ")
+                     for item in parts)
+
+
+def _html_block(block: tuple[str, list[str]]) -> str:
+    kind, parts = block
+    if kind == "p":
+        return f"<p>{html.escape(' '.join(parts[0].split()))}</p>\n"
+    return "<ul>\n" + "".join(f"<li>{html.escape(' '.join(item.split()))}</li>\n" for item in parts) + "</ul>\n"
 
 
 def _fill(template: str, fields: dict, scheme: str, kind: str) -> str:

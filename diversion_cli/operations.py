@@ -179,6 +179,26 @@ class CleanRecord:
     not_duplicate: bool = False
 
 
+def clean_substances(config: Config, entered: list[str]) -> list[tuple[str, str, str]]:
+    """(key, class, as entered) for each substance named, once each; only controlled drugs."""
+    if not entered:
+        raise BadInput("substance", "at least one substance is required")
+    substances, seen = [], set()
+    for text in entered:
+        found = config.substance(text)
+        if not found.controlled:
+            raise Refused(f"substance: {text.strip()!r} is not a controlled drug; possessing it for personal "
+                          f"use is not an offence, so this is not a possession incident and cannot be diverted")
+        if found.key not in seen:
+            seen.add(found.key)
+            substances.append((found.key, found.drug_class, " ".join(text.split())))
+    return substances
+
+
+def clean_co_offences(entered: list[str]) -> list[str]:
+    return [values.clean_text(text, "co-offence", required=True) for text in entered]
+
+
 def validate_record(config: Config, req: RecordRequest, now: datetime) -> CleanRecord:
     person_id = values.parse_person_id(req.person) if req.person else None
     today = now.date()
@@ -199,18 +219,8 @@ def validate_record(config: Config, req: RecordRequest, now: datetime) -> CleanR
         raise BadInput("when", f"{when:%Y-%m-%d %H:%M} is in the future")
     if dob:
         values.check_age(dob, when)
-    if not req.substances:
-        raise BadInput("substance", "at least one substance is required")
-    substances, seen = [], set()
-    for entered in req.substances:
-        found = config.substance(entered)
-        if not found.controlled:
-            raise Refused(f"substance: {entered.strip()!r} is not a controlled drug; possessing it for personal "
-                          f"use is not an offence, so this is not a possession incident and cannot be diverted")
-        if found.key not in seen:
-            seen.add(found.key)
-            substances.append((found.key, found.drug_class, " ".join(entered.split())))
-    co_offences = [values.clean_text(text, "co-offence", required=True) for text in req.co_offences]
+    substances = clean_substances(config, req.substances)
+    co_offences = clean_co_offences(req.co_offences)
     if req.scheme:
         config.scheme(req.scheme)
     return CleanRecord(
@@ -456,6 +466,37 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
     }
 
 
+def decide_again(store: Store, config: Config, incident_id: int, now: datetime, officer: str,
+                 supervisor: str | None, why: str) -> dict:
+    """After an incident's facts were corrected (inside the amending transaction): the
+    decision the desk would have taken on the corrected facts, as of when the incident was
+    recorded and leaving out its own referrals, stored beside the earlier decisions (which
+    are never changed); the latest decision of an incident is its current one."""
+    row = store.incident(incident_id)
+    previous = row["decision"]
+    case = rules.CaseFacts(datetime.fromisoformat(row["occurred_at"]), row["age"],
+                           tuple(s["drug_class"] for s in row["substances"]), bool(row["supply_suspected"]),
+                           tuple(row["co_offences"]))
+    history = prior_referrals([r for r in store.referrals_of(row["person_id"]) if r["incident_id"] != incident_id])
+    as_recorded = datetime.fromisoformat(row["recorded_at"])
+    verdict = rules.decide(list(config.schemes.values()), history, as_recorded, case=case,
+                           supervisor_approved=supervisor is not None)
+    reasons = verdict.reasons_as_dicts()
+    if supervisor:
+        reasons.append({"code": "SUPERVISOR_APPROVED", "scheme": verdict.scheme,
+                        "message": f"Co-offence approved for diversion by supervisor {supervisor}."})
+    reasons.append({"code": "DECIDED_AGAIN", "scheme": None,
+                    "message": f"Decided again on the facts as amended by officer {officer} ({why}), as of "
+                               f"{values.moment_in_words(as_recorded)} when the incident was recorded."})
+    store.insert_decision(person_id=row["person_id"], incident_id=incident_id, stage="record",
+                          eligible=verdict.eligible, scheme=verdict.scheme, reasons=reasons,
+                          fingerprint=config.fingerprint, at=now, officer=officer)
+    live = store.live_referral_for_incident(incident_id)
+    return {"eligible": verdict.eligible, "scheme": verdict.scheme, "reasons": reasons,
+            "was_eligible": None if previous is None else bool(previous["eligible"]),
+            "referral": referral_view(live) if live else None}
+
+
 # ---- check ------------------------------------------------------------------
 
 def check_person(ws: Workspace, ident: str | None = None, *, surname: str | None = None,
@@ -489,6 +530,26 @@ def check_person(ws: Workspace, ident: str | None = None, *, surname: str | None
     }
 
 
+CANDIDATES_SHOWN = 50
+
+
+def find_candidates(ws: Workspace, surname: str | None, forename: str | None = None,
+                    dob: str | None = None) -> dict:
+    """Who is on record under a surname (and, if given, forenames starting so, or a date of
+    birth): for the desk when only part of the name is known."""
+    if not surname:
+        raise BadInput("surname", "is needed to search by name (or give a person id or PNC ID)")
+    surname = values.clean_name(surname, "surname")
+    start = identity.normalise(values.clean_name(forename, "forename")) if forename else ""
+    born = values.parse_date(dob, "dob") if dob else None
+    rows = ws.reader().people_by_surname(identity.normalise(surname), start,
+                                         born.isoformat() if born else None, CANDIDATES_SHOWN + 1)
+    candidates = [{**person_view(r), "last_incident": None if r["last_incident"] is None else
+                   {"id": values.format_incident_id(r["last_incident"]), "occurred_at": r["last_incident_at"]}}
+                  for r in rows[:CANDIDATES_SHOWN]]
+    return {"candidates": candidates, "more": len(rows) > CANDIDATES_SHOWN}
+
+
 def _person_report(ws: Workspace, store: Store, row: dict, now: datetime) -> dict:
     referrals = store.referrals_of(row["id"])
     dob = date.fromisoformat(row["dob"])
@@ -503,6 +564,44 @@ def _person_report(ws: Workspace, store: Store, row: dict, now: datetime) -> dic
     }
 
 
+# ---- incidents --------------------------------------------------------------
+
+RECENT = timedelta(days=7)  # what `incidents` shows without --since
+
+
+def list_incidents(ws: Workspace, since: str | None = None, officer: str | None = None,
+                   location: str | None = None) -> list[dict]:
+    """Recent incidents, newest first: from `since` (default the last week), one officer's, or at a place."""
+    now = ws.clock()
+    start = values.parse_datetime(since, "since", current=now) if since else now - RECENT
+    who = values.parse_officer(officer) if officer is not None else None
+    place = values.clean_text(location, "location", required=True) if location is not None else None
+    rows = ws.reader().incidents_since(start, who, place)
+    return [{**incident_view(r), "person_id": values.format_person_id(r["person_id"]),
+             "name": f"{r['surname']}, {r['forenames']}", "voided": r["voided_at"] is not None,
+             "referral_id": r["referral_id"], "referral_status": r["referral_status"]} for r in rows]
+
+
+def incident_details(ws: Workspace, incident: str) -> dict:
+    """One incident with its person, every decision taken on it (the latest is the current
+    one) and its referrals."""
+    import json
+
+    incident_id = values.parse_incident_id(incident)
+    store = ws.reader()
+    row = store.incident(incident_id)
+    if row is None:
+        raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
+    view = incident_view(row)
+    view["voided_at"], view["void_reason"] = row["voided_at"], row["void_reason"]
+    view["person"] = person_view(store.person(row["person_id"]))
+    view["decisions"] = [{"taken_at": d["taken_at"], "taken_by": d["taken_by"], "stage": d["stage"],
+                          "eligible": bool(d["eligible"]), "scheme": d["scheme"],
+                          "reasons": json.loads(d["reasons"])} for d in store.decisions_of_incident(incident_id)]
+    view["referrals"] = [referral_view(r) for r in store.referrals_of_incident(incident_id)]
+    return view
+
+
 # ---- referrals ------------------------------------------------------------
 
 def _add_months(moment: datetime, months: int) -> datetime:
@@ -515,16 +614,26 @@ def _end_of_day(moment: datetime) -> datetime:
     return moment.replace(hour=23, minute=59, second=59)
 
 
+def offer_deadline(scheme: Scheme, now: datetime) -> datetime:
+    """When a diversion offered now must be completed by: the contract's end, or the workshop deadline."""
+    if scheme.pathway == "contract":
+        return _end_of_day(_add_months(now, scheme.contract_months))
+    return _end_of_day(now + timedelta(days=scheme.deadline_days))
+
+
+def offer_terms(ws: Workspace, scheme_key: str) -> dict:
+    """What an offer made now would be (for the desk's question before referring)."""
+    scheme = ws.config.scheme(scheme_key)
+    return {"scheme": scheme.key, "scheme_name": scheme.name, "provider": scheme.provider,
+            "deadline": offer_deadline(scheme, ws.clock()).date().isoformat()}
+
+
 def _offer(store: Store, config: Config, scheme: Scheme, person_id: int, incident_id: int,
            appointment: datetime | None, now: datetime, officer: str) -> dict:
     """Write the referral. The caller has re-checked eligibility in this transaction."""
-    if scheme.pathway == "contract":
-        deadline = _end_of_day(_add_months(now, scheme.contract_months))
-        conditions = [(c.key, c.text, _end_of_day(now + timedelta(days=c.due_days)) if c.due_days else deadline)
-                      for c in scheme.conditions]
-    else:
-        deadline = _end_of_day(now + timedelta(days=scheme.deadline_days))
-        conditions = []
+    deadline = offer_deadline(scheme, now)
+    conditions = [(c.key, c.text, _end_of_day(now + timedelta(days=c.due_days)) if c.due_days else deadline)
+                  for c in scheme.conditions] if scheme.pathway == "contract" else []
     if appointment is not None and not now - timedelta(days=1) <= appointment <= deadline:
         raise BadInput("appointment", f"{appointment:%Y-%m-%d %H:%M} must fall between now and the deadline "
                                       f"({deadline:%Y-%m-%d})")

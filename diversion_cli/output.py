@@ -108,6 +108,66 @@ def render_check(result: dict) -> None:
         emit(line)
 
 
+def render_candidates(found: dict) -> None:
+    """People who fit a partial name, one line each, for the desk to pick from."""
+    if not found["candidates"]:
+        warn("No one on record fits that name.")
+        return
+    for c in found["candidates"]:
+        last = c["last_incident"]
+        emit(person_line(c) + (f"  last incident {last['id']} {when(last['occurred_at'][:16])}" if last
+                               else "  no incidents"))
+    if found["more"]:
+        warn(f"Only the first {len(found['candidates'])} are shown: give more of the forename or the date of birth.")
+
+
+def render_incidents(rows: list[dict]) -> None:
+    if not rows:
+        warn("No incidents match.")
+        return
+    for i in rows:
+        verdict = {None: "", True: "  eligible", False: "  not eligible"}[i["eligible_at_record"]]
+        referral = f"  {i['referral_id']} {i['referral_status']}" if i["referral_id"] else ""
+        place = f"  at {i['location']}" if i["location"] else ""
+        emit(f"{i['id']}  {when(i['occurred_at'][:16])}  {i['person_id']}  {i['name']}  "
+             f"{substances_text(i['substances'])}{place}  by {i['recorded_by']}{verdict}{referral}"
+             + ("  VOIDED" if i["voided"] else ""))
+
+
+def render_incident(view: dict) -> None:
+    emit(f"{view['id']}  {when(view['occurred_at'][:16])}  recorded by {view['recorded_by']}"
+         + (f"  VOIDED {day(view['voided_at'])}: {view['void_reason']}" if view["voided_at"] else ""))
+    emit(f"  person:      {person_line(view['person'])} (aged {view['age']} then)")
+    emit(f"  found:       {substances_text(view['substances'])}"
+         + (f", {view['quantity']}" if view["quantity"] else ""))
+    emit(f"  supply:      {'suspected' if view['supply_suspected'] else 'not suspected'}")
+    emit(f"  co-offences: {'; '.join(view['co_offences']) or 'none'}")
+    if view["location"]:
+        emit(f"  location:    {view['location']}")
+    for n, d in enumerate(view["decisions"]):
+        current = "current decision" if n == len(view["decisions"]) - 1 else "earlier decision"
+        emit(f"{paint(current, 'white')} ({d['stage']}, {when(d['taken_at'][:16])} by {d['taken_by']}): "
+             f"{verdict_line(d['eligible'])}")
+        for line in reasons_block(d["reasons"]):
+            emit("  " + line)
+    if not view["referrals"]:
+        emit("No referral.")
+    for r in view["referrals"]:
+        emit("Referral " + referral_line(r))
+
+
+def render_decided_again(decision: dict) -> None:
+    was = {None: "", True: " (was ELIGIBLE)", False: " (was NOT ELIGIBLE)"}[decision["was_eligible"]]
+    emit(f"Decided again: {verdict_line(decision['eligible'])}{was}")
+    for line in reasons_block(decision["reasons"]):
+        emit(line)
+    referral = decision["referral"]
+    if referral and not decision["eligible"]:
+        warn(paint(f"warning: referral {referral['id']} is {referral['status']} but the incident is no longer "
+                   f"eligible: if it should not stand, `diversion outcome {referral['id']} voided --reason ...`",
+                   "yellow"))
+
+
 def referral_line(r: dict) -> str:
     text = f"{r['id']}  {r['scheme']}  {r['status']}  offered {day(r['offered_at'])}  deadline {day(r['deadline'])}"
     if r.get("outcome_code") is not None:

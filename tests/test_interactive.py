@@ -88,10 +88,18 @@ def test_prompts_for_everything_missing_and_reasks_on_bad_answers(db_path):
     term.send("weeed")
     term.expect("did you mean 'weed'")
     term.send("weed, coke")
+    term.expect("Quantity")
+    term.send("2 g")
+    term.expect("Is intent to supply suspected?")
+    term.send("")                                   # no (the default)
+    term.expect("Another offence")
+    term.send("")                                   # none
     term.expect("When")
     term.send("")                                   # now
     term.expect("Location")
     term.send("Cabot Circus")
+    term.expect("Refer now")
+    term.send("n")
     assert term.finish() == 0, term.seen
     assert "Recorded incident I-000001" in term.seen
     checked = run("check", "--surname", "O'Neill", "--forename", "Siobhán", "--dob", "1990-02-14", "--json")
@@ -137,6 +145,8 @@ def test_dates_are_said_back_in_words_and_an_old_incident_is_confirmed(db_path):
     term.send("n")
     term.expect("When")
     term.send("now")
+    term.expect("Refer now")
+    term.send("n")
     assert term.finish() == 0, term.seen
     assert count_rows(db_path, "incidents") == 1
 

@@ -952,6 +952,56 @@ class Store:
             f"JOIN people p ON p.id = r.person_id JOIN incidents i ON i.id = r.incident_id "
             f"WHERE {where} ORDER BY r.deadline, r.id", params)
 
+    # ---- the desk's look-ups (issue 13) ------------------------------------
+
+    def people_by_surname(self, surname_norm: str, forenames_start: str = "", dob: str | None = None,
+                          limit: int = 50) -> list[dict]:
+        """People with this surname whose first forenames start so, each with their last incident."""
+        start = forenames_start.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        return self._all(
+            "SELECT p.*, i.id AS last_incident, i.occurred_at AS last_incident_at FROM people p "
+            "LEFT JOIN incidents i ON i.id = (SELECT i2.id FROM incidents i2 WHERE i2.person_id = p.id "
+            "ORDER BY i2.occurred_at DESC, i2.id DESC LIMIT 1) WHERE p.surname_norm = ? "
+            "AND p.forenames_norm LIKE ? ESCAPE '!' AND (? IS NULL OR p.dob = ?) "
+            "ORDER BY p.forenames_norm, p.dob, p.id LIMIT ?",
+            (surname_norm, start + "%", dob, dob, limit))
+
+    def incidents_since(self, since: datetime, officer: str | None = None, location: str | None = None,
+                        limit: int = 500) -> list[dict]:
+        """Incidents that occurred from `since`, newest first, each with its person, its
+        current decision and its live referral; optionally one officer's, or at a place."""
+        rows = self._all(
+            "SELECT i.*, p.surname, p.forenames, p.dob, p.pnc, r.id AS referral_id, r.status AS referral_status "
+            "FROM incidents i JOIN people p ON p.id = i.person_id "
+            "LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id "
+            "AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1) "
+            "WHERE i.occurred_at >= ? AND (? IS NULL OR i.recorded_by = ?) "
+            "AND (? IS NULL OR instr(lower(i.location), lower(?)) > 0) "
+            "ORDER BY i.occurred_at DESC, i.id DESC LIMIT ?",
+            (_iso(since), officer, officer, location, location, limit))
+        self._attach_incident_details(rows)
+        return rows
+
+    def decisions_of_incident(self, incident_id: int) -> list[dict]:
+        return self._all("SELECT * FROM decisions WHERE incident_id = ? ORDER BY id", (incident_id,))
+
+    def referrals_of_incident(self, incident_id: int) -> list[dict]:
+        return self._all("SELECT * FROM referrals WHERE incident_id = ? ORDER BY offered_at, id", (incident_id,))
+
+    def replace_incident_substances(self, incident_id: int, substances: list[tuple[str, str, str]]) -> None:
+        """An amendment: the substances as corrected (the old rows stay in the audit trail)."""
+        self.conn.execute("DELETE FROM incident_substances WHERE incident_id = ?", (incident_id,))
+        self.conn.executemany(
+            "INSERT INTO incident_substances (incident_id, position, substance, drug_class, entered_as) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(incident_id, i, key, cls, entered) for i, (key, cls, entered) in enumerate(substances)])
+
+    def replace_incident_co_offences(self, incident_id: int, co_offences: list[str]) -> None:
+        self.conn.execute("DELETE FROM incident_co_offences WHERE incident_id = ?", (incident_id,))
+        self.conn.executemany(
+            "INSERT INTO incident_co_offences (incident_id, position, description) VALUES (?, ?, ?)",
+            [(incident_id, i, text) for i, text in enumerate(co_offences)])
+
 
 # Bulk loading (import): rows arrive as tuples in these column orders and are
 # written with executemany, parents before children.
