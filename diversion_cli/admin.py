@@ -44,7 +44,7 @@ def verify_audit(ws: Workspace, anchors: Path | None = None) -> dict:
         unchecked = store.check_anchors(marks)
     except audit.Problem as problem:
         raise Refused(f"audit trail broken: {problem}") from None
-    result["anchors_checked"] = len(marks) - len(unchecked)
+    result["anchors_checked"] = sum(1 for mark in marks if mark[2]) - len(unchecked)  # entry 0 proves nothing
     result["anchors_unchecked"] = unchecked
     return result
 
@@ -135,8 +135,9 @@ def restore(ws: Workspace, source: Path) -> dict:
 
 
 def audit_log(ws: Workspace, person: str | None = None, referral: str | None = None, limit: int = 200) -> list[dict]:
-    person_id = values.parse_person_id(person) if person else None
-    referral_id = values.parse_referral_id(referral) if referral else None
+    # an empty filter (an unset variable in a script) is a mistake, never "everyone"
+    person_id = values.parse_person_id(person) if person is not None else None
+    referral_id = values.parse_referral_id(referral) if referral is not None else None
     entries = ws.reader().audit_entries(person_id=person_id, referral_id=referral_id, limit=limit)
     if not entries and (person_id is not None or referral_id is not None):
         # an id never on record is a typo, not an empty history (an erased person's entries remain)
@@ -289,4 +290,7 @@ def erase_person(ws: Workspace, person: str, reason: str | None, confirm: str | 
                           f"the one-shot rule needs it kept (MoPI). Use --override-retention only on a "
                           f"documented legal decision")
         removed = store.erase_person(person_id, now, officer, why)
-    return {"person_id": values.format_person_id(person_id), "removed": removed, "reason": why}
+    # the pages that held them stay in the write-ahead log until it is folded into the file
+    folded = store.fold_journal()
+    return {"person_id": values.format_person_id(person_id), "removed": removed, "reason": why,
+            "journal_cleared": folded}

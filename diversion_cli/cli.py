@@ -905,6 +905,9 @@ def db_erase_person(
     result = admin.erase_person(ctx.obj, person, reason, confirm, override_retention)
     removed = ", ".join(f"{n} {what}" for what, n in result["removed"].items() if n)
     output.emit(f"erased {result['person_id']}: {removed}. The audit trail keeps only ids and digests.")
+    if not result["journal_cleared"]:
+        output.warn("another desk has the database open, so the erased details stay in its write-ahead log "
+                    "until every desk has closed it: run `diversion db compact` at a quiet time")
 
 
 @audit_app.command("verify", cls=_Command)
@@ -971,7 +974,7 @@ def audit_log(
     ctx: typer.Context,
     person: Annotated[Optional[str], typer.Option("--person", help="Only this person's history.")] = None,
     referral: Annotated[Optional[str], typer.Option("--referral", help="Only this referral's history.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="The most recent N entries.")] = 200,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000_000, help="The most recent N entries.")] = 200,
     json_out: JsonOpt = False,
 ):
     """Show who changed what, when, and why.

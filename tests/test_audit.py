@@ -438,9 +438,9 @@ def test_an_entry_slipped_in_after_the_last_transaction_is_detected(busy_history
 def test_swapping_two_entries_is_detected_at_their_transaction(busy_history):
     k = last_seq() // 2
     tamper("DROP TRIGGER audit_entries_no_update; "
-           f"UPDATE audit_entries SET seq = -seq WHERE seq IN ({k}, {k + 1}); "
-           f"UPDATE audit_entries SET seq = {k + 1} WHERE seq = -{k}; "
-           f"UPDATE audit_entries SET seq = {k} WHERE seq = -{k + 1};")
+           f"UPDATE audit_entries SET seq = seq + 1000000 WHERE seq IN ({k}, {k + 1}); "
+           f"UPDATE audit_entries SET seq = {k + 1} WHERE seq = {k + 1000000}; "
+           f"UPDATE audit_entries SET seq = {k} WHERE seq = {k + 1000001};")
     assert_verify_fails(sealing(k))
 
 

@@ -76,11 +76,11 @@ def test_an_anchor_taken_before_the_upgrade_is_checked_against_the_old_head_it_r
     old = (FIXTURES / "release-8-anchor.txt").read_text()
     anchors.write_text(old)
     assert run("audit", "verify", "--anchors", anchors).exit_code == 0
-    # one the old head does not answer for is not silently passed: it is named
+    # one the old head does not answer for fails, naming why: a conversion record can be forged
     earlier = old.replace("entry=75", "entry=40")
     anchors.write_text(earlier)
     result = run("audit", "verify", "--anchors", anchors)
-    assert result.exit_code == 0 and "predates the conversion" in result.stderr
+    assert result.exit_code == 1 and "before its conversion" in result.stderr
     forged = old.replace(old.split("hash=")[1].strip(), "ab" * 32)
     anchors.write_text(forged)
     result = run("audit", "verify", "--anchors", anchors)
@@ -167,3 +167,38 @@ def test_compact_gives_back_the_space_the_old_trail_took_and_keeps_everything():
     assert path.stat().st_size < (FIXTURES / "release-8.db").stat().st_size
     assert run("audit", "verify").exit_code == 0
     assert as_json(run("audit", "log", "--json")) == before
+
+
+@pytest.mark.parametrize("edit, named", [
+    ("INSERT INTO bulk_load VALUES (1); INSERT INTO referrals SELECT 'R-2026-000009', 1, 1, scheme, pathway, "
+     "one_shot_group, lookback_since, status, provider, appointment, deadline, offered_at, offered_by, diverted_at, "
+     "closed_at, outcome_code, reason, updated_at, updated_by FROM referrals WHERE id = 'R-2026-000001'; "
+     "DELETE FROM bulk_load;", "referral R-2026-000009 is not in its audit trail"),
+    ("DROP TRIGGER audit_people_update; UPDATE people SET surname = 'Forged' WHERE id = 1; {trigger};",
+     "person 1 differs from its last audited state"),
+])
+def test_an_upgrade_never_launders_a_row_the_old_trail_does_not_vouch_for(edit, named):
+    import sqlite3
+
+    conn = sqlite3.connect(FIXTURES / "release-8.db")
+    trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'audit_people_update'").fetchone()[0]
+    conn.close()
+    path = release_8(edit.replace("{trigger}", trigger))
+    before = path.read_bytes()
+    result = run("db", "upgrade")
+    assert result.exit_code == 4 and named in result.stderr, result.stderr
+    assert path.read_bytes() == before
+
+
+def test_an_old_file_with_changes_waiting_says_to_deal_with_them_with_the_diversion_that_wrote_it():
+    release_8("INSERT INTO audit_pending (action, entity, entity_id, person_id, referral_id, old, new) "
+              "VALUES ('update', 'person', '1', 1, NULL, '{}', '{}')")
+    result = run("db", "upgrade")
+    assert result.exit_code == 4 and "with the diversion that wrote it" in result.stderr
+
+
+def test_an_old_file_whose_schema_was_edited_gets_one_line_not_a_database_error():
+    release_8("DROP TRIGGER audit_people_update;")
+    result = run("db", "upgrade")
+    assert result.exit_code == 4 and "changed outside diversion" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import as_json, connect, record, refer, run
+from pathlib import Path
+
+from helpers import as_json, connect, count_rows, counts, db_file, record, refer, run
 
 
 def _erase(person_id: str, *extra: str):
@@ -264,3 +266,163 @@ def test_an_empty_anchors_file_proves_nothing_and_says_so(tmp_path):
     empty.write_text("")
     result = run("audit", "verify", "--anchors", empty)
     assert result.exit_code == 2 and "holds no anchor lines" in result.stderr
+
+
+# ---- what an adversary got past the lean trail, closed -----------------------------------
+
+ALL_AUDITED = ["people", "incidents", "incident_substances", "incident_co_offences", "decisions", "referrals",
+               "referral_conditions", "audit_entries", "audit_transactions", "audit_salts", "audit_conversions",
+               "issued_ids", "bulk_load"]
+
+
+def test_a_reason_cannot_swallow_an_entry_nor_an_entry_hide_before_the_first(tmp_path):
+    from diversion_cli.store.migrations import TRAIL
+
+    first = record("--refer", surname="Honest", forename="Hal", dob="1980-01-01")
+    victim = record(surname="Victim", forename="Vic", dob="1981-01-01")
+    anchors = tmp_path / "anchors.log"
+    assert run("audit", "anchor", "--append-to", anchors).exit_code == 0
+    conn = connect()
+    seq, tx = conn.execute("SELECT e.seq, t.last_seq FROM audit_entries e JOIN audit_transactions t "
+                           "ON t.last_seq = (SELECT min(last_seq) FROM audit_transactions WHERE last_seq >= e.seq) "
+                           "WHERE e.entity = 'p' AND e.entity_id = '2'").fetchone()
+    referral = first["referral_id"]
+
+    def absorb(c):  # a diversion for the victim, hidden as an entry numbered before the first
+        c.execute("INSERT INTO referrals SELECT 'R-2026-000050', 2, 2, scheme, pathway, one_shot_group, "
+                  "lookback_since, 'completed', provider, appointment, deadline, offered_at, offered_by, "
+                  "offered_at, offered_at, 22, reason, updated_at, updated_by FROM referrals WHERE id = ?", (referral,))
+        entry = c.execute(f"SELECT {__import__('diversion_cli.store.audit', fromlist=['x']).ENTRY_TEXT} "
+                          f"FROM audit_entries e WHERE seq = ?", (seq,)).fetchone()[0]
+        c.execute("UPDATE audit_transactions SET reason = ifnull(reason, '') || ? WHERE last_seq = ?", (entry, tx))
+        c.execute(f"UPDATE audit_entries SET seq = -1, entity = 'r', entity_id = 'R-2026-000050', digest = "
+                  f"(SELECT diversion_digest(s.salt, CAST({TRAIL['referrals'][3]} AS BLOB)) FROM referrals X "
+                  f"JOIN audit_salts s ON s.person_id = X.person_id WHERE X.id = 'R-2026-000050') WHERE seq = ?",
+                  (seq,))
+
+    try:
+        _without_guards(conn, ALL_AUDITED, absorb)
+    except Exception as exc:  # the database itself refuses an entry numbered 0 or below
+        assert "CHECK constraint failed" in str(exc)
+        conn.close()
+        return
+    conn.close()
+    assert run("audit", "verify").exit_code == 1
+    assert run("audit", "verify", "--anchors", anchors).exit_code == 1
+    assert victim
+
+
+def test_a_forged_conversion_record_does_not_silence_an_anchor(tmp_path):
+    record(surname="Truth", forename="Tom", dob="1980-01-01")
+    anchors = tmp_path / "anchors.log"
+    assert run("audit", "anchor", "--append-to", anchors).exit_code == 0
+    conn = connect()
+    first = conn.execute("SELECT min(seq) FROM audit_entries WHERE entity = 'p' AND entity_id = '1'").fetchone()[0]
+
+    def forge(c):
+        from diversion_cli.store.migrations import TRAIL
+
+        c.execute("UPDATE people SET surname = 'Forged' WHERE id = 1")
+        c.execute(f"UPDATE audit_entries SET digest = (SELECT diversion_digest(s.salt, CAST({TRAIL['people'][3]} "
+                  f"AS BLOB)) FROM people X JOIN audit_salts s ON s.person_id = X.id WHERE X.id = 1) WHERE seq = ?",
+                  (first,))
+        c.execute("INSERT INTO audit_conversions VALUES (999, 'ab', '2026-01-01T00:00:00')")
+        _rechain(c, first)
+
+    _without_guards(conn, ALL_AUDITED, forge)
+    conn.close()
+    result = run("audit", "verify", "--anchors", anchors)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+
+
+def test_a_decision_resting_on_a_row_changed_behind_the_triggers_is_refused():
+    out = record("--supply-suspected", surname="Sup", forename="Sam", dob="1980-01-01")
+    assert out["eligible"] is False
+    conn = connect()
+    _without_guards(conn, ["incidents"], lambda c: c.execute("UPDATE incidents SET supply_suspected = 0"))
+    conn.close()
+    result = run("refer", out["incident_id"])
+    assert result.exit_code == 4 and "changed outside diversion" in result.stderr
+    assert count_rows(None, "referrals") == 0
+
+
+def test_an_id_freed_behind_the_triggers_is_not_taken_again_by_the_next_record():
+    record(surname="One", forename="Ona", dob="1980-01-01")
+    record(surname="Two", forename="Tia", dob="1981-01-01")
+    conn = connect()
+    _without_guards(conn, ["decisions"], lambda c: c.execute("DELETE FROM decisions WHERE id = 2"))
+    conn.close()
+    before = counts()
+    result = run("record", "--surname", "Three", "--forename", "Theo", "--dob", "1982-01-01", "--substance", "weed")
+    assert result.exit_code == 4 and "decision 2" in result.stderr and "deleted outside diversion" in result.stderr
+    assert counts() == before
+    assert run("audit", "verify").exit_code == 1
+
+
+def test_a_desk_that_waited_for_another_desks_upgrade_still_seals_its_writes():
+    from diversion_cli.store import Store
+
+    record(surname="Before", forename="Bea", dob="1980-01-01")
+
+    class LateDesk(Store):
+        """Read the schema version before the other desk's upgrade committed."""
+        told = False
+
+        def schema_version(self) -> int:
+            if not LateDesk.told:
+                LateDesk.told = True
+                return 8
+            return super().schema_version()
+
+    store = LateDesk.open(db_file(), write=True)
+    with store.transaction("record", "1234"):
+        store.insert_person(surname="Late", forenames="Lou", dob="1990-01-01", pnc=None, gender=None, ethnicity=None,
+                            surname_norm="late", forenames_norm="lou", at=__import__("datetime").datetime.now(),
+                            officer="1234")
+    store.close()
+    assert count_rows(None, "audit_pending") == 0
+    assert run("audit", "verify").exit_code == 0
+
+
+def test_erasure_empties_the_write_ahead_log_or_says_another_desk_holds_it():
+    a = record(surname="Gonewal", forename="Gina", dob="1980-01-01")
+    b = record(surname="Heldwal", forename="Hugo", dob="1981-01-01")
+    result = _erase(a["person_id"])
+    assert "write-ahead log" not in result.stderr
+    wal = Path(f"{db_file()}-wal")
+    assert not wal.exists() or b"Gonewal" not in wal.read_bytes()
+    assert b"Gonewal" not in db_file().read_bytes()
+    reader = connect()
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM people").fetchone()  # another desk in the middle of a read
+    try:
+        result = run("db", "erase-person", b["person_id"], "--confirm", b["person_id"], "--reason", "SAR-2",
+                     env={"DIVERSION_BUSY_TIMEOUT": "0.2"})
+    finally:
+        reader.close()
+    assert result.exit_code == 0 and "write-ahead log" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--person", ""], ["--referral", ""], ["--limit", "99999999999999999999"]])
+def test_audit_log_with_an_empty_filter_or_an_absurd_limit_is_bad_input(args):
+    record()
+    result = run("audit", "log", *args)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+
+
+def test_an_anchor_of_an_empty_trail_is_not_counted_as_checked(tmp_path):
+    record()
+    anchors = tmp_path / "anchors.log"
+    anchors.write_text("diversion-anchor 2026-01-01T00:00:00 entry=0 hash=" + "0" * 64 + "\n")
+    result = as_json(run("audit", "verify", "--anchors", anchors, "--json"))
+    assert result["anchors_checked"] == 0
+
+
+def test_audit_log_says_when_a_row_was_deleted_behind_the_triggers():
+    out = record("--refer")
+    conn = connect()
+    _without_guards(conn, ["referrals", "referral_conditions"],
+                    lambda c: c.execute("DELETE FROM referrals WHERE id = ?", (out["referral_id"],)))
+    conn.close()
+    shown = as_json(run("audit", "log", "--referral", out["referral_id"], "--json"))
+    assert shown and all(e["note"] and "outside diversion" in e["note"] for e in shown)

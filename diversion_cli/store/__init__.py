@@ -235,6 +235,11 @@ class Store:
             self.conn.execute("BEGIN")
             try:
                 self._refuse_outside_changes(current)
+            except StoreUnusable:
+                raise StoreUnusable(f"the database {self.path} cannot be upgraded: changes made outside diversion "
+                                    f"are waiting in it. Deal with them first with the diversion that wrote it "
+                                    f"(`audit verify`, then `audit accept` or `db restore`); nothing was "
+                                    f"changed") from None
             finally:
                 self.conn.execute("ROLLBACK")
         for version, name, sql in MIGRATIONS:
@@ -246,18 +251,26 @@ class Store:
                     continue  # another desk applied it while we waited for the lock
                 # executescript would commit; run the statements one by one instead
                 before, _, after = sql.partition(CONVERT_TRAIL)
-                for statement in _statements(before):
-                    self.conn.execute(statement)
-                if after:
-                    self._convert_trail()
-                for statement in _statements(after):
-                    self.conn.execute(statement)
+                try:
+                    for statement in _statements(before):
+                        self.conn.execute(statement)
+                    converted = self._convert_trail() if after else False
+                    for statement in _statements(after):
+                        self.conn.execute(statement)
+                except database_errors() as exc:
+                    raise StoreUnusable(f"the database {self.path} cannot be upgraded to schema {version} ({exc}): "
+                                        f"its schema was changed outside diversion; nothing was changed") from None
+                if after and (converted or current >= AUDIT_FROM):  # the file had a trail
+                    self._check_converted()
                 self.conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
                                   (version, name, _iso(datetime.now())))
                 self._audited = version >= TRAIL_FROM
+        # (another desk may have applied them while this one waited for the lock)
+        self._audited = self.schema_version() >= TRAIL_FROM
 
-    def _convert_trail(self) -> None:
-        """Migration 9: carry the old trail over (store/audit.py), saying so in its entry."""
+    def _convert_trail(self) -> bool:
+        """Migration 9: carry the old trail over (store/audit.py), saying so in its entry;
+        whether there was one."""
         from diversion_cli.store import audit
 
         try:
@@ -268,6 +281,23 @@ class Store:
         if converted:
             self.note(f"the old audit trail ({converted['entries']} entries, head hash {converted['head_hash']}) "
                       f"was verified and converted")
+        return bool(converted)
+
+    def _check_converted(self) -> None:
+        """After converting a trail: every row is in it and is what it says. A row added or
+        changed behind the old trail's back would otherwise be laundered in as a baseline."""
+        from diversion_cli.store import audit
+        from diversion_cli.store.migrations import TRAIL
+
+        stray = self.conn.execute("SELECT entity, entity_id FROM audit_pending WHERE action = 'b' "
+                                  "AND entity != 'v' LIMIT 1").fetchone()
+        problem = f"{audit.ENTITY_NAMES.get(stray[0], stray[0])} {stray[1]} is not in its audit trail: it was " \
+                  f"added outside diversion" if stray else None
+        for table in TRAIL:
+            if problem is None and table != "audit_conversions":
+                problem = audit.first_unaudited(self.conn, table)
+        if problem:
+            raise StoreUnusable(f"the database {self.path} cannot be upgraded: {problem}. Nothing was changed")
 
     # ---- transactions --------------------------------------------------
 
@@ -315,13 +345,19 @@ class Store:
         return waiting
 
     def refuse_unaudited(self, person_id: int) -> None:
-        """Before a decision about this person: their record and referrals must be what the
-        trail says (a change made with the triggers switched off is caught here, not after)."""
+        """Before a decision about this person: everything of theirs it may read (their record,
+        incidents with substances and other offences, decisions, referrals and conditions) must
+        be what the trail says (a change made with the triggers switched off is caught here,
+        not after the decision rests on it)."""
         if not self._audited:
             return
         from diversion_cli.store import audit
 
-        for table, where in (("people", "t.id = ?"), ("referrals", "t.person_id = ?")):
+        incidents = "t.incident_id IN (SELECT id FROM incidents WHERE person_id = ?)"
+        for table, where in (("people", "t.id = ?"), ("incidents", "t.person_id = ?"), ("incident_substances", incidents),
+                             ("incident_co_offences", incidents), ("decisions", "t.person_id = ?"),
+                             ("referrals", "t.person_id = ?"),
+                             ("referral_conditions", "t.referral_id IN (SELECT id FROM referrals WHERE person_id = ?)")):
             changed = audit.first_unaudited(self.conn, table, where, (person_id,))
             if changed:
                 raise StoreUnusable(f"{changed}; run `diversion audit verify`. Nothing was written")
@@ -654,6 +690,15 @@ class Store:
         return {"schema_version": self.schema_version(), "counts": counts, "open_referrals": open_referrals,
                 "last_write": {"at": last[0], "officer": last[1], "operation": last[2]} if last else None}
 
+    def fold_journal(self) -> bool:
+        """Copy the write-ahead log into the file and empty it; False if a reader kept it from
+        finishing (what it held stays in the log until then)."""
+        try:
+            busy, logged, copied = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except database_errors():
+            return False
+        return not busy and logged == copied
+
     def compact(self) -> None:
         """VACUUM (it takes the write lock for as long as it runs), then fold the WAL back in."""
         try:
@@ -931,6 +976,10 @@ class Store:
                         c.execute("INSERT INTO audit_salts (person_id, salt) SELECT id, randomblob(16) FROM people "
                                   "WHERE id BETWEEN ? AND ?", person_ids)
                     if table in inserted:  # entered before any later update of the same rows
+                        if table == "decisions":  # the one id a bulk load takes from the table itself
+                            reused = audit.still_standing(c, table, *inserted[table])
+                            if reused:
+                                raise StoreUnusable(f"{reused}; run `diversion audit verify`. Nothing was written")
                         audit.enter_inserted(c, table, *inserted[table])
         except integrity_errors() as exc:
             raise refusal_for(exc) from None

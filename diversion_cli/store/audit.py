@@ -28,14 +28,18 @@ ENTITY_NAMES = {code: name for name, code in ENTITY_CODES.items()}
 ACTION_NAMES = {code: name for name, code in ACTION_CODES.items()}
 
 
-# One entry as the chain covers it: unit-separated fields; NULL is "\x00" (hex() of NULL is '').
-ENTRY_TEXT = ("char(30) || e.seq || char(31) || e.action || char(31) || e.entity || char(31) || e.entity_id "
-              "|| char(31) || ifnull(e.person_id, char(0)) || char(31) || hex(e.digest) || char(31) "
-              "|| hex(e.old_digest)")
+def _field(expr: str) -> str:
+    """A field as the chain covers it: its length in bytes, ':', the value; '-' for NULL.
+    Length-prefixed, so no value can run into the next field or entry (a reason that
+    swallowed an entry's text would otherwise hash the same)."""
+    return f"ifnull(length(CAST({expr} AS BLOB)) || ':' || {expr}, '-')"
+
+
+ENTRY_TEXT = " || ".join(_field(f) for f in ("e.seq", "e.action", "e.entity", "e.entity_id", "e.person_id",
+                                              "hex(e.digest)", "hex(e.old_digest)"))
 ENTRIES_TEXT = (f"(SELECT group_concat(text, '') FROM (SELECT {ENTRY_TEXT} AS text FROM audit_entries e "
                 f"WHERE e.seq > {{after}} AND e.seq <= {{upto}} ORDER BY e.seq))")
-TRANSACTION_TEXT = ("t.last_seq || char(31) || t.at || char(31) || t.officer || char(31) || t.operation "
-                    "|| char(31) || ifnull(t.reason, char(0))")
+TRANSACTION_TEXT = " || ".join(_field(f) for f in ("t.last_seq", "t.at", "t.officer", "t.operation", "t.reason"))
 
 
 def chain_hash(prev: bytes, transaction_text: str, entries_text: str | None) -> bytes:
@@ -61,6 +65,10 @@ def seal(conn, at: str, officer: str, operation: str, reason: str | None, accept
         if tampered:
             raise Problem(f"{ENTITY_NAMES.get(tampered[0], tampered[0])} {tampered[1]} differs from its last "
                           f"audited state: it was changed outside diversion")
+        reused = conn.execute(STILL_STANDING).fetchone()
+        if reused:
+            raise Problem(f"{ENTITY_NAMES.get(reused[0], reused[0])} {reused[1]} is new here, but the trail says it "
+                          f"still exists: it was deleted outside diversion")
     moved = conn.execute(
         "INSERT INTO audit_entries (action, entity, entity_id, person_id, digest, old, old_digest) "
         "SELECT p.action, p.entity, p.entity_id, p.person_id, diversion_digest(s.salt, CAST(p.new AS BLOB)), "
@@ -83,6 +91,31 @@ WHERE p.action IN ('u', 'd') AND diversion_digest(s.salt, CAST(p.before AS BLOB)
     (SELECT a.digest FROM audit_entries a
      WHERE a.entity = p.entity AND a.entity_id = p.entity_id ORDER BY a.seq DESC LIMIT 1))
 LIMIT 1"""
+
+
+# A pending insert of a row whose key the trail (or an earlier change in this
+# transaction) says still exists: the row before it was deleted behind the triggers'
+# backs, and entering the insert would hide that.
+STILL_STANDING = """
+SELECT p.entity, p.entity_id FROM audit_pending p
+WHERE p.action = 'i' AND coalesce(
+    (SELECT q.action FROM audit_pending q
+     WHERE q.entity = p.entity AND q.entity_id = p.entity_id AND q.id < p.id ORDER BY q.id DESC LIMIT 1),
+    (SELECT a.action FROM audit_entries a
+     WHERE a.entity = p.entity AND a.entity_id = p.entity_id ORDER BY a.seq DESC LIMIT 1), 'd') != 'd'
+LIMIT 1"""
+
+
+def still_standing(conn, table: str, where: str, params: tuple) -> str | None:
+    """The first row of `table` (matching `where`, alias t) a bulk load just inserted under a
+    key the trail says still exists, described; None if there is none."""
+    code, ident, _person, _snap = (part.replace("X.", "t.") for part in TRAIL[table])
+    found = conn.execute(
+        f"SELECT {ident} FROM {table} t WHERE ({where}) AND coalesce((SELECT a.action FROM audit_entries a "
+        f"WHERE a.entity = '{code}' AND a.entity_id = {ident} ORDER BY a.seq DESC LIMIT 1), 'd') != 'd' LIMIT 1",
+        params).fetchone()
+    return f"{ENTITY_NAMES[code]} {found[0]} is new here, but the trail says it still exists: it was deleted " \
+           f"outside diversion" if found else None
 
 
 def enter_inserted(conn, table: str, where: str, params: tuple) -> int:
@@ -228,11 +261,14 @@ def _check_chain(conn) -> tuple[int, bytes, int]:
             raise Problem(f"the transaction sealing entries {last + 1}–{last_seq} does not match its hash: "
                           f"the trail was edited, re-ordered or cut")
         prev, last, transactions = stored, last_seq, transactions + 1
-    newest = conn.execute("SELECT coalesce(max(seq), 0), count(*) FROM audit_entries").fetchone()
-    if newest[0] > last:
-        raise Problem(f"entries {last + 1}–{newest[0]} were never sealed: they were added outside diversion")
-    if newest[1] != last:
-        raise Problem(f"the trail holds {newest[1]} entries where its transactions seal {last}: entries were "
+    newest, count, lowest = conn.execute(
+        "SELECT coalesce(max(seq), 0), count(*), min(seq) FROM audit_entries").fetchone()
+    if newest > last:
+        raise Problem(f"entries {last + 1}–{newest} were never sealed: they were added outside diversion")
+    if lowest is not None and lowest < 1:
+        raise Problem(f"entry {lowest} is numbered before the first: it was added outside diversion")
+    if count != last:  # with every number from 1 to last distinct, exactly 1..last are there
+        raise Problem(f"the trail holds {count} entries where its transactions seal {last}: entries were "
                       f"deleted outside diversion")
     return last, prev, transactions
 
@@ -322,13 +358,13 @@ def check_anchors(conn, anchors: list[tuple[int, str, int, str]]) -> list[str]:
         found = conn.execute("SELECT hash FROM audit_transactions WHERE last_seq = ?", (seq,)).fetchone()
         if found is not None and found[0].hex() == expected:
             continue
-        if converted and seq <= converted[0]:
-            if seq == converted[0] and expected == converted[1]:
-                continue
-            if seq < converted[0]:
-                notes.append(f"the anchor taken {at} (line {line}) predates the conversion of the trail at entry "
-                             f"{converted[0]}: it can no longer be checked (check anchors before `db upgrade`)")
-                continue
+        if converted and seq == converted[0] and expected == converted[1]:
+            continue  # the old trail's head, as its conversion recorded it
+        if converted and seq < converted[0]:
+            # not a pass: anyone can forge a conversion record to silence an anchor
+            raise Problem(f"the anchor taken {at} (line {line}) records entry {seq} of the trail as it was before "
+                          f"its conversion at entry {converted[0]}, which cannot be checked now: check anchors "
+                          f"before `db upgrade`, then start a new anchors file after it")
         raise Problem(f"entry {seq} is not the one anchored {at} (line {line}): the trail was rewritten")
     return notes
 
@@ -392,16 +428,19 @@ def history(conn, entries: list[dict]) -> list[dict]:
     for e in reversed(entries):
         key = (e["entity"], e["entity_id"])
         if key not in later:
-            later[key], trusted = _live(conn, *key)
+            later[key], trusted = _live(conn, *key, deleted=e["action"] == "d")
             if not trusted:
                 untrusted.add(key)
         after = later[key]
-        old = json.loads(e["old"]) if e["old"] is not None else None
+        if e["old"] is not None and digest(_salt(conn, e["person_id"]), e["old"]) != e["old_digest"]:
+            untrusted.add(key)  # old values edited outside diversion: nothing is rebuilt from them
+            later[key] = after = None
+        old = json.loads(e["old"]) if e["old"] is not None and key not in untrusted else None
         blanked = e["old"] is None and e["old_digest"] is not None
         if e["action"] == "d":
             before, after = old, None
         elif e["action"] == "u":
-            before = None if blanked or after is None else {**after, **old}
+            before = None if blanked or after is None or old is None else {**after, **old}
         else:
             before = None
         later[key] = before
@@ -412,14 +451,19 @@ def history(conn, entries: list[dict]) -> list[dict]:
                     "reason": e["reason"], "action": ACTION_NAMES.get(e["action"], e["action"]), "entity": entity,
                     "entity_id": e["entity_id"], "person_id": e["person_id"], "referral_id": referral,
                     "old": _text(before), "new": _text(after),
-                    "note": "this row differs from its last audited state (changed outside diversion): run "
-                            "`diversion audit verify`" if key in untrusted else None})
+                    "note": "this row's history does not match its audit trail (changed outside diversion): "
+                            "run `diversion audit verify`" if key in untrusted else None})
     return list(reversed(out))
 
 
-def _live(conn, code: str, entity_id: str) -> tuple[dict | None, bool]:
+def _salt(conn, person_id) -> bytes | None:
+    row = conn.execute("SELECT salt FROM audit_salts WHERE person_id = ?", (person_id,)).fetchone()
+    return row[0] if row else None
+
+
+def _live(conn, code: str, entity_id: str, deleted: bool) -> tuple[dict | None, bool]:
     """The row's current snapshot, as the trail digests it (None if it no longer exists),
-    and whether it is what the trail's last entry for it says."""
+    and whether it is what the trail's last entry for it says (`deleted`: that it was deleted)."""
     table = next((t for t, spec in TRAIL.items() if spec[0] == code), None)
     if table is None:
         return None, True
@@ -430,7 +474,7 @@ def _live(conn, code: str, entity_id: str) -> tuple[dict | None, bool]:
         f"FROM {table} t LEFT JOIN audit_salts s ON s.person_id = {person} WHERE {ident} = ?",
         (code, entity_id)).fetchone()
     if row is None:
-        return None, True
+        return None, deleted  # gone without a delete in the trail: deleted outside diversion
     return (json.loads(row[0]), True) if row[1] else (None, False)
 
 

@@ -573,7 +573,7 @@ CREATE TABLE audit_transactions (
 );
 
 CREATE TABLE audit_entries (
-    seq INTEGER PRIMARY KEY,
+    seq INTEGER PRIMARY KEY CHECK (seq > 0),
     action TEXT NOT NULL CHECK (action IN ('i', 'u', 'd', 'b')),    -- insert, update, delete, baseline
     entity TEXT NOT NULL,           -- migrations.ENTITY_CODES
     entity_id TEXT NOT NULL,
