@@ -124,10 +124,11 @@ FIXTURE = [
 ]
 
 
-def fixture_rows(location: str = "Broadmead") -> list[dict]:
+def fixture_rows(location: str = "Broadmead", months: dict[int, date] = MONTHS) -> list[dict]:
+    """The fixture as import rows; `months` places its three months (default: the last three)."""
     rows, first_year = [], {}
     for (surname, forenames, age, serial, gender, eth, month, day, subs, co, supply, scheme, status) in FIXTURE:
-        when = MONTHS[month].replace(day=day)
+        when = months[month].replace(day=day)
         # the same person keeps the date of birth of their first row
         birth_year = first_year.setdefault((surname, forenames), when.year - age)
         row = {c: "" for c in COLUMNS}
