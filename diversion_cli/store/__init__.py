@@ -633,7 +633,7 @@ class Store:
     def _counted(self, by: str) -> tuple[str, str, int]:
         """(columns, joins, how many columns) that incidents are grouped by."""
         if not by:
-            return self.PROFILE, "JOIN people p ON p.id = i.person_id", 5
+            return self.PROFILE, "JOIN people p INDEXED BY people_profile ON p.id = i.person_id", 5
         group, join = self.BREAKDOWNS[by]
         return f"{self.VERDICT}, {self.REFERRAL}, {group}", join, 3
 
