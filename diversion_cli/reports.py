@@ -366,9 +366,14 @@ def _breakdown_counts(store, config, period: Period, slices: list[tuple[str, str
     return _per_group(counts)
 
 
+AGE_ORDER = {label: n for n, (_, _, label) in enumerate(AGE_BANDS)}
+
+
 def _breakdown(grouped: dict, by: str) -> Table:
     measured = [{"group": g, **_measures(k)} for g, k in grouped.items()]
-    rows = sorted(measured, key=lambda row: (-row["incidents"], row["group"]))
+    # age bands youngest first; any other groups largest first
+    rows = sorted(measured, key=(lambda row: AGE_ORDER[row["group"]]) if by == "age_band" else
+                  (lambda row: (-row["incidents"], row["group"])))
     notes = []
     if by in ("substance", "drug_class"):
         notes.append(f"An incident with more than one {by.replace('_', ' ')} counts once under each, "
@@ -421,10 +426,19 @@ def _add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+def _cohorts(period: Period) -> list[Period]:
+    """The period's monthly cohorts; a month the period cuts short keeps only its days inside it."""
+    cohorts = []
+    for start, end in _month_slices(period):
+        first, last = date.fromisoformat(start), date.fromisoformat(end) - timedelta(days=1)
+        month = month_period(first.year, first.month)
+        cohorts.append(month if (first, last) == (month.start, month.end) else Period(first, last, f"{first} to {last}"))
+    return cohorts
+
+
 def _reoffending(store, period: Period, now: datetime, scheme: str) -> Table:
-    """Monthly diversion cohorts over the 12 months to the period's end."""
-    first = _add_months(period.end.replace(day=1), -11)
-    cohorts = [month_period(d.year, d.month) for d in (_add_months(first, k) for k in range(12))]
+    """The monthly diversion cohorts inside the period."""
+    cohorts = _cohorts(period)
 
     def observed(cohort: Period, months: int) -> bool:
         return _add_months(cohort.end + timedelta(days=1), months) <= now.date()
@@ -446,12 +460,15 @@ def _reoffending(store, period: Period, now: datetime, scheme: str) -> Table:
             rows.append({"cohort": cohort.label, "group": group, "people": size if observed6 else "not yet",
                          "within_6": Rate(within6, size) if observed6 else "not yet",
                          "within_12": Rate(within12, size) if observed12 else "not yet"})
-    notes = ["Share of each monthly cohort with a new recorded incident within 6 and 12 months of "
-             "the diversion (or, for the comparison group, of the eligible incident). Cohorts younger "
-             "than 6 months are not counted yet."]
+    inside = (f"The period's cohort only: {cohorts[0].label}." if len(cohorts) == 1 else
+              f"The period's cohorts only, one a month, {cohorts[0].label} to {cohorts[-1].label} (a month the "
+              f"period cuts short counts only its days inside the period).")
+    notes = [inside, "Share of each monthly cohort with a new recorded incident within 6 and 12 months of "
+                     "the diversion (or, for the comparison group, of the eligible incident). Cohorts younger "
+                     "than 6 months are not counted yet."]
     if not_observed:
         notes.append("Not yet observable for 12 months: " + ", ".join(not_observed) + ".")
-    return Table("reoffending", "Re-offending",
+    return Table("reoffending", "Re-offending of the period's cohorts",
                  (Column("cohort", "Cohort"), Column("group", "Group"), Column("people", "People"),
                   Column("within_6", "Within 6 months"), Column("within_12", "Within 12 months")), rows,
                  tuple(notes), labels=("cohort", "group"))
@@ -528,6 +545,8 @@ def make_report(ws, month: str | None = None, start: str | None = None, end: str
         period = range_period(values.parse_date(start, "from"), values.parse_date(end, "to"))
     else:
         period = parse_month(month or "last", now.date())
+    if scheme is not None:
+        scheme = scheme.lower()  # scheme keys are lower case (config.py); CHECKPOINT means checkpoint
     store = ws.reader()
     tables = build_report(store, ws.config, period, now, scheme=scheme, by=by)
     meta = {"period": {"from": period.start.isoformat(), "to": period.end.isoformat(), "label": period.label},

@@ -140,19 +140,22 @@ def diverted(surname: str, day: date, accepted: date | None = None, status: str 
 
 # ---- cached and identical ------------------------------------------------------------
 
+YEAR_TO_M3 = ("--from", add_months(M3, -11).isoformat(), "--to", (THIS_MONTH - timedelta(days=1)).isoformat())
+
+
 def test_second_report_is_served_from_the_cache_and_identical(fixture_db, monkeypatch):
-    first = report_json("--month", ym(M3), "--by", "substance")
+    first = report_json(*YEAR_TO_M3, "--by", "substance")
     entries = cache()
     changes = month_changes()
-    for by in ("", "substance"):                                                   # stamped with its month
-        assert entries[key("facts", M3, THIS_MONTH, by)][0] == changes[ym(M3)]
-    assert sum(row[-1] for row in json.loads(entries[key("facts", M3, THIS_MONTH, "substance")][1])) == 7
-    for month in (add_months(M3, -k) for k in range(12)):
+    for month in (add_months(M3, -k) for k in range(12)):                      # each stamped with its month
+        for by in ("", "substance"):
+            assert entries[key("facts", month, add_months(month, 1), by)][0] == changes.get(ym(month), 0)
         assert entries[cache_key("trend", month, add_months(month, 1))][0] == changes.get(ym(month), 0)
+    assert sum(row[-1] for row in json.loads(entries[key("facts", M3, THIS_MONTH, "substance")][1])) == 7
     # the 12 cohorts end at M3 = this month - 1; those 7..12 months back have been watched 6 months, none 12
     for start in (add_months(THIS_MONTH, -k) for k in range(7, 13)):
         cache_key("reoffending", start, add_months(start, 1), 6)
-    assert len(entries) == 2 + 12 + 6
+    assert len(entries) == 2 * 12 + 12 + 6
 
     def recomputed(*_args):
         raise AssertionError("figures recomputed although no month changed")
@@ -160,13 +163,13 @@ def test_second_report_is_served_from_the_cache_and_identical(fixture_db, monkey
     with monkeypatch.context() as patch:
         for name in ("incident_totals", "month_activity", "reoffending"):
             patch.setattr(Store, name, recomputed)
-        second = report_json("--month", ym(M3), "--by", "substance")
+        second = report_json(*YEAR_TO_M3, "--by", "substance")
     assert without_timestamp(second) == without_timestamp(first)
-    assert summary(second)["Incidents recorded"] == 7
+    assert summary(second)["Incidents recorded"] == 24
     assert cache() == entries
 
     verify = ok("audit", "verify")
-    assert "20 cached report figures match the records" in verify
+    assert "42 cached report figures match the records" in verify
 
 
 def test_the_cache_holds_totals_per_group_not_a_row_per_incident(tmp_path):
@@ -335,7 +338,7 @@ def test_comparison_group_keeps_someone_diverted_later(tmp_path):
     rows = [incident("Dunmore", start.replace(day=6)),              # eligible, not offered
             diverted("Dunmore", later.replace(day=6))]              # back, and diverted this time
     import_rows(tmp_path, rows)
-    rep = report_json("--month", ym(later))
+    rep = report_json("--from", start.isoformat(), "--to", (add_months(later, 1) - timedelta(days=1)).isoformat())
 
     comparison = cohort(rep, start, "eligible, not diverted")
     assert comparison["people"] == 1

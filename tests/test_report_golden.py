@@ -50,6 +50,7 @@ CASES = {  # data set -> [(name, clock, arguments)]
         *((f"range-by-{by}", NOW, (*FIXTURE_RANGE, "--by", by)) for by in reports.DIMENSIONS),
         ("month-2-dep-adult", NOW, ("--month", "2026-09", "--scheme", "dep-adult")),
         ("range-checkpoint-by-scheme", NOW, (*FIXTURE_RANGE, "--scheme", "checkpoint", "--by", "scheme")),
+        ("range-CHECKPOINT-by-scheme", NOW, (*FIXTURE_RANGE, "--scheme", "CHECKPOINT", "--by", "scheme")),
         ("range-by-ethnicity-suppress-5", NOW, (*FIXTURE_RANGE, "--by", "ethnicity", "--suppress", "5")),
         ("later-range", LATER, FIXTURE_RANGE),
         ("later-month-1", LATER, ("--month", "2026-08")),
