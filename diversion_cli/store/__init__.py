@@ -689,13 +689,18 @@ class Store:
         diverted then (for one scheme if given: diverted on it, or found eligible for
         it). Per group: (people, with a new incident within 6 months, within 12
         months; 0 unless the cohort has been `watched` for '12' months)."""
-        # each member's first later incident (one seek in incidents_person) decides both windows
-        within = "coalesce(sum(next <= strftime('%Y-%m-%dT%H:%M:%S', since, '+{} months')), 0)"
-        tail = f"""SELECT count(*), {within.format(6)}, CASE WHEN :with_12 THEN {within.format(12)} ELSE 0 END
-                   FROM (SELECT c.since, (SELECT min(j.occurred_at) FROM incidents j
-                                          WHERE j.person_id = c.person_id AND j.occurred_at > c.since
-                                            AND j.voided_at IS NULL) AS next
-                         FROM cohort c)"""
+        # each member's first later incident (one seek in incidents_person, made once: a
+        # materialised step, not an expression repeated in each use) decides both windows;
+        # the window's end is worked out only for those who came back
+        within = ("count(CASE WHEN next IS NOT NULL AND next <= strftime('%Y-%m-%dT%H:%M:%S', since, '+{} months') "
+                  "THEN 1 END)")
+        tail = f""", watched AS MATERIALIZED (
+                       SELECT c.since, (SELECT min(j.occurred_at) FROM incidents j
+                                        WHERE j.person_id = c.person_id AND j.occurred_at > c.since
+                                          AND j.voided_at IS NULL) AS next
+                       FROM cohort c)
+                   SELECT count(*), {within.format(6)}, CASE WHEN :with_12 THEN {within.format(12)} ELSE 0 END
+                   FROM watched"""
         cohorts = {
             # one entry per diversion (a person is diverted at most once per one-shot scope)
             "diverted": """SELECT person_id, diverted_at AS since FROM referrals
@@ -720,7 +725,7 @@ class Store:
                 GROUP BY i.person_id""",
         }
         params = {"s": start, "e": end, "with_12": int(watched == "12"), "scheme": scheme}
-        return {group: tuple(self.conn.execute(f"WITH cohort AS ({cohort}) {tail}", params).fetchone())
+        return {group: tuple(self.conn.execute(f"WITH cohort AS ({cohort}){tail}", params).fetchone())
                 for group, cohort in cohorts.items()}
 
     # ---- the report cache (migrations 6 and 10) -----------------------------------
