@@ -586,3 +586,30 @@ def test_amending_ethnicity_bumps_every_month_the_person_has_incidents(fixture_d
     before = month_changes()
     ok("amend", "person", person_id("Adams"), "--surname", "Addams", "--reason", "spelling")
     assert moved(before, month_changes()) == {}                          # the name is in no report
+
+
+# ---- migration 10 --------------------------------------------------------------------------------
+
+@pytest.mark.no_database
+def test_upgrading_a_file_made_before_migration_10(monkeypatch):
+    from diversion_cli import store as store_module
+    from helpers import db_file, record, refer
+
+    path = db_file()
+    with monkeypatch.context() as m:
+        m.setattr(store_module, "MIGRATIONS", [mig for mig in store_module.MIGRATIONS if mig[0] <= 8])
+        Store.create(path).close()
+        out = record(surname="Earlier", forename="Eve", dob="1990-03-04")
+        offer = refer(out["incident_id"])
+        ok("outcome", offer["id"], "accepted")
+        execute("INSERT INTO report_cache (key, stamp, value) VALUES ('v1:facts:2026-01-01:2026-02-01:', 1, '[]')")
+        assert query("SELECT max(version) FROM migrations") == [(8,)]
+    assert run("report", "--month", "this").exit_code == 4                  # a reader refuses an older schema
+    assert "schema version 10" in ok("db", "upgrade")
+    assert cache() == {}                                                   # figures of the old format dropped
+    assert diversion_changes() == {}                                       # counted from the upgrade on
+    this_month = summary(report_json("--month", "this"))
+    assert (this_month["Incidents recorded"], this_month["Accepted"]) == (1, 1)
+    assert "match the records" in ok("audit", "verify")                    # the schema is migration 10's
+    ok("outcome", offer["id"], "completed")
+    assert diversion_changes() == {ym(THIS_MONTH): 1}
