@@ -715,10 +715,11 @@ class Store:
                 SELECT i.person_id, min(i.occurred_at) AS since
                 FROM incidents i
                 WHERE i.occurred_at >= :s AND i.occurred_at < :e AND i.voided_at IS NULL
-                  AND (SELECT d.eligible AND (:scheme = '' OR d.scheme = :scheme) FROM decisions d
-                       WHERE d.incident_id = i.id AND d.stage = 'record' ORDER BY d.id DESC LIMIT 1) = 1
+                  -- first what rules most incidents out (most led to a diversion): checked in this order
                   AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.incident_id = i.id
                                   AND r.status IN ('accepted', 'completed', 'failed'))
+                  AND (SELECT d.eligible AND (:scheme = '' OR d.scheme = :scheme) FROM decisions d
+                       WHERE d.incident_id = i.id AND d.stage = 'record' ORDER BY d.id DESC LIMIT 1) = 1
                   AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = i.person_id
                                   AND r.status IN ('accepted', 'completed', 'failed')
                                   AND r.diverted_at < i.occurred_at)
