@@ -630,12 +630,12 @@ class Store:
     }
     IN_PERIOD = "i.occurred_at >= :s AND i.occurred_at < :e AND i.voided_at IS NULL"
 
-    def _counted(self, by: str) -> tuple[str, str, int]:
-        """(columns, joins, how many columns) that incidents are grouped by."""
+    def _counted(self, by: str) -> tuple[str, str, str]:
+        """(columns, joins, GROUP BY clause) that incidents are counted by."""
         if not by:
-            return self.PROFILE, "JOIN people p INDEXED BY people_profile ON p.id = i.person_id", 5
+            return self.PROFILE, "JOIN people p INDEXED BY people_profile ON p.id = i.person_id", "1, 2, 3, 4, 5"
         group, join = self.BREAKDOWNS[by]
-        return f"{self.VERDICT}, {self.REFERRAL}, {group}", join, 3
+        return f"{self.VERDICT}, {self.REFERRAL}, {group}", join, "1, 2, 3"
 
     def incident_totals(self, start: str, end: str, by: str = "") -> list[tuple]:
         """Incidents that occurred in [start, end), voided ones left out, counted per
@@ -643,9 +643,8 @@ class Store:
         the first so that groups keep the order they appear in; for a breakdown `by`
         (BREAKDOWNS): (verdict, referral, group, incidents). Memory and the cache hold
         a row per group, never one per incident."""
-        columns, join, width = self._counted(by)
+        columns, join, groups = self._counted(by)
         first = "" if by else ", min(i.occurred_at)"
-        groups = ", ".join(str(n) for n in range(1, width + 1))
         return [tuple(row) for row in self.conn.execute(
             f"SELECT {columns}, count(*){first} FROM incidents i {join} WHERE {self.IN_PERIOD} GROUP BY {groups}",
             {"s": start, "e": end})]
@@ -655,8 +654,7 @@ class Store:
         deadline at `now`, grouped as incident_totals (without the first). Never
         cached, as it moves with the clock; found from the open referrals, which are
         few (referrals_queue)."""
-        columns, join, width = self._counted(by)
-        groups = ", ".join(str(n) for n in range(1, width + 1))
+        columns, join, groups = self._counted(by)
         return [tuple(row) for row in self.conn.execute(f"""
             SELECT {columns}, count(*)
             FROM referrals o INDEXED BY referrals_queue CROSS JOIN incidents i ON i.id = o.incident_id {join}
