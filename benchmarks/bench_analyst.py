@@ -43,20 +43,19 @@ TIME = "/usr/bin/time"
 
 def run(cmd: list[str], env: dict) -> tuple[float, float, float, str]:
     """(wall s, CPU s of the child and its children, peak MB, stdout) of one child process."""
-    with tempfile.NamedTemporaryFile("r", suffix=".peak") as peak:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".peak") as peak:
         start = time.perf_counter()
-        proc = subprocess.Popen([TIME, "-f", "%M", "-o", peak.name, *cmd], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen([TIME, "-f", "%M", "-o", peak.name, *cmd], env=env, stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)  # rusage of `time`, which includes the child it waited for
         wall = time.perf_counter() - start
-        out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
-        proc.stdout.close()
-        proc.stderr.close()
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
-            raise SystemExit(f"{cmd[:4]} exited {code}: {err[-400:]}")
+            err.seek(0)
+            raise SystemExit(f"{cmd[:4]} exited {code}: {err.read()[-400:]}")
+        out.seek(0)
         peak_mb = int(peak.read().split()[-1]) / 1024  # %M is in kilobytes
-    return wall, usage.ru_utime + usage.ru_stime, peak_mb, out
+        return wall, usage.ru_utime + usage.ru_stime, peak_mb, out.read()
 
 
 def check_launcher(env: dict) -> None:
