@@ -439,6 +439,15 @@ def test_scheme_filter(fixture_db):
     assert summary["Still open"] == 1
 
 
+def test_scheme_keys_are_case_insensitive(fixture_db):
+    lower = report_json(*FULL_RANGE, "--scheme", "checkpoint")
+    upper = report_json(*FULL_RANGE, "--scheme", "CHECKPOINT")
+    assert upper["scheme"] == "checkpoint"
+    assert upper["tables"] == lower["tables"]
+    unknown = run("report", *FULL_RANGE, "--scheme", "NOWHERE")
+    assert unknown.exit_code == 2 and "not a configured scheme" in unknown.stderr
+
+
 # ---- suppression -------------------------------------------------------------------
 
 def test_suppression_in_json(fixture_db):
