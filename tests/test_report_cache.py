@@ -275,6 +275,8 @@ def test_a_cohort_reads_its_window_and_the_diversions_before_it(tmp_path, monkey
     rows = [diverted("Earlier", add_months(start, -2).replace(day=3)), incident("Before", add_months(start, -1)),
             diverted("Ashdown", start.replace(day=3)), diverted("Later", add_months(THIS_MONTH, -1).replace(day=3))]
     import_rows(tmp_path, rows)
+    # an import counts its diversions per batch, by the month each was accepted (the day after)
+    assert diversion_changes() == {ym(add_months(start, -2)): 1, ym(start): 1, ym(add_months(THIS_MONTH, -1)): 1}
     cohort_args = (start.isoformat(), add_months(start, 1).isoformat(), "12", "")
 
     def recomputed_after(*args: str) -> bool:
