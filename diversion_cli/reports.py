@@ -140,45 +140,78 @@ def range_period(start: date, end: date) -> Period:
 
 # ---- the report ----------------------------------------------------------------
 
-class Fact(NamedTuple):
-    """One incident in the period, as reports.py needs it."""
+class Tally(NamedTuple):
+    """How many of the period's incidents are of one kind, as the store counted them:
+    who (youth, ethnicity code, gender), the verdict at record, the latest live
+    referral, and whether it is open past its deadline now."""
 
-    age: int
-    location: str | None
-    officer: str
-    gender: str | None
+    youth: bool
     ethnicity: str | None
+    gender: str | None
     eligible: bool
-    scheme: str | None
+    scheme: str | None  # the referral's scheme, or else the one found eligible for
     status: str | None
     outcome_code: int | None
-    deadline: str | None
-    substances: str  # 'key:class;key:class', read only for a breakdown by substance or drug class
+    overdue: bool
+    incidents: int
 
-    def substance_pairs(self) -> list[tuple[str, str]]:
-        return [tuple(p.split(":", 1)) for p in self.substances.split(";")] if self.substances else []
+    @property
+    def kind(self) -> tuple:
+        return self.eligible, self.status, self.overdue
 
 
-def _facts(rows: list[tuple], scheme: str | None) -> list[Fact]:
-    facts = []
-    for (age, location, officer, gender, ethnicity, eligible, decided, status, ref_scheme, code, deadline,
-         substances) in rows:
-        chosen = ref_scheme or decided
-        if scheme and chosen != scheme:
-            continue
-        facts.append(Fact(age, location, officer, gender, ethnicity, bool(eligible), chosen, status, code, deadline,
-                          substances or ""))
-    return facts
+def _verdict(text: str | None) -> tuple[bool, str | None]:
+    """The store's 'eligible:scheme' ('1:dep-adult'); None when there is no verdict."""
+    if text is None:
+        return False, None
+    eligible, _, scheme = text.partition(":")
+    return eligible == "1", scheme or None
+
+
+def _referral(text: str | None) -> tuple[str | None, str | None, int | None]:
+    """The store's 'status:scheme:outcome code' ('completed:dep-adult:1'); None when
+    the incident has no live referral."""
+    if text is None:
+        return None, None, None
+    status, rest = text.split(":", 1)
+    scheme, _, code = rest.rpartition(":")
+    return status, scheme, int(code) if code else None
+
+
+def _summed(rows: list, overdue_rows: list, first_seen: bool) -> list[tuple[tuple, bool, int]]:
+    """(group key, overdue, incidents): the store's per-month rows summed over the
+    period, the overdue incidents moved out into their own entries. With
+    `first_seen` (rows end with the first occurrence), in the order the keys first
+    appear, which is the order the groups of the equity table keep."""
+    totals: dict[tuple, list] = {}
+    for row in rows:
+        key, n, first = (tuple(row[:-2]), row[-2], row[-1]) if first_seen else (tuple(row[:-1]), row[-1], "")
+        entry = totals.setdefault(key, [first, 0])
+        entry[0], entry[1] = min(entry[0], first), entry[1] + n
+    overdue = {tuple(row[:-1]): row[-1] for row in overdue_rows}
+    summed = []
+    for key, (_, n) in sorted(totals.items(), key=lambda item: item[1][0]):
+        late = overdue.get(key, 0)
+        summed.append((key, False, n - late))
+        if late:
+            summed.append((key, True, late))
+    return summed
+
+
+def _tallies(rows: list, overdue_rows: list, scheme: str | None) -> list[Tally]:
+    tallies = []
+    for (youth, ethnicity, gender, verdict, referral), overdue, n in _summed(rows, overdue_rows, True):
+        eligible, decided = _verdict(verdict)
+        status, referred, code = _referral(referral)
+        chosen = referred or decided
+        if n and not (scheme and chosen != scheme):
+            tallies.append(Tally(bool(youth), ethnicity, gender, eligible, chosen, status, code, overdue, n))
+    return tallies
 
 
 # Every measure of a set of incidents follows from how many there are of each
 # kind: (eligible at record, referral status, overdue). So each table counts
-# kinds per group in one pass (Counter does the counting in C) and derives its
-# measures from those few counts.
-
-def _kinds(facts: list[Fact], now_iso: str) -> list[tuple]:
-    return [(f.eligible, f.status, f.status in OPEN and f.deadline < now_iso) for f in facts]
-
+# kinds per group and derives its measures from those few counts.
 
 def _per_group(counts) -> dict:
     """{group: {kind: count}} from ((group, kind), count) pairs, groups in order of first appearance."""
@@ -219,23 +252,23 @@ def age_band(age: int) -> str:
     return next(label for low, high, label in AGE_BANDS if low <= age <= high)
 
 
-def _groups(fact: Fact, by: str, config) -> list[str]:
+def _group_name(value, by: str, config) -> str:
+    """The row a breakdown counts an incident under, from the store's group column."""
     if by == "substance":
-        return [config.substances[k].label if k in config.substances else k
-                for k, _ in fact.substance_pairs()] or ["—"]
+        return "—" if value is None else config.substances[value].label if value in config.substances else value
     if by == "drug_class":
-        return sorted({f"Class {c}" for _, c in fact.substance_pairs()}) or ["—"]
+        return "—" if value is None else f"Class {value}"
     if by == "scheme":
-        return [fact.scheme or "none"]
+        return value or "none"
     if by == "age_band":
-        return [age_band(fact.age)]
+        return age_band(value)
     if by == "gender":
-        return [GENDER_NAMES.get(fact.gender, fact.gender)]
+        return GENDER_NAMES.get(value, value)
     if by == "ethnicity":
-        return [config.ethnicity_group(fact.ethnicity) if fact.ethnicity else "Not recorded"]
+        return config.ethnicity_group(value) if value else "Not recorded"
     if by == "location":
-        return [fact.location or "Not recorded"]
-    return [fact.officer]
+        return value or "Not recorded"
+    return value
 
 
 def build_report(store, config, period: Period, now: datetime, scheme: str | None = None,
@@ -264,35 +297,31 @@ def _month_key(day: date) -> str:
 
 def _tables(store, config, period: Period, now: datetime, scheme: str | None, by: str | None) -> list[Table]:
     now_iso = now.isoformat(timespec="seconds")
-    substances = "1" if by in ("substance", "drug_class") else ""
-    # read a calendar month at a time: a month's rows are cached once, for its monthly
-    # report and for every range that covers it
-    rows = [row for start, end in _month_slices(period) for row in store.figures("facts", start, end, substances)]
-    facts = _facts(rows, scheme)
-    kinds = _kinds(facts, now_iso)
-    # (youth, ethnicity code, gender, kind) -> incidents: a few hundred entries that the
-    # summary, adult/youth and equity tables are all regrouped from
-    profile = Counter(zip([f.age < 18 for f in facts], [f.ethnicity for f in facts], [f.gender for f in facts],
-                          kinds))
-    tables = [_summary(profile, period), _adult_youth(profile)]
+    # a calendar month at a time: a month's totals are cached once, for its monthly
+    # report and for every range that covers it; what is overdue moves with the
+    # clock, so it is counted afresh every time
+    slices = _month_slices(period)
+    rows = [row for start, end in slices for row in store.figures("facts", start, end, "")]
+    tallies = _tallies(rows, store.overdue_totals(period.start_iso, period.end_iso_exclusive, now_iso), scheme)
+    tables = [_summary(tallies, period), _adult_youth(tallies)]
     if by:
-        tables.append(_breakdown(facts, kinds, by, config))
-    tables.append(_outcome_codes(facts, config))
-    tables.append(_equity(profile, config))
+        tables.append(_breakdown(_breakdown_counts(store, config, period, slices, now_iso, scheme, by, tallies),
+                                 by))
+    tables.append(_outcome_codes(tallies, config))
+    tables.append(_equity(tallies, config))
     tables.append(_reoffending(store, period, now, scheme or ""))
     tables.append(_trend(store, period, scheme or ""))
-    tables.append(_cost(facts, config))
+    tables.append(_cost(tallies, config))
     return tables
 
 
-def _regroup(profile: Counter, group_of) -> dict:
-    """{group: {kind: incidents}}, group_of(youth, ethnicity, gender) naming each entry's group."""
-    return _per_group(((group_of(youth, ethnicity, gender), kind), n)
-                      for (youth, ethnicity, gender, kind), n in profile.items())
+def _regroup(tallies: list[Tally], group_of) -> dict:
+    """{group: {kind: incidents}}, group_of(tally) naming each tally's group."""
+    return _per_group(((group_of(t), t.kind), t.incidents) for t in tallies)
 
 
-def _summary(profile: Counter, period: Period) -> Table:
-    m = _measures(_regroup(profile, lambda _youth, _ethnicity, _gender: "all").get("all", {}))
+def _summary(tallies: list[Tally], period: Period) -> Table:
+    m = _measures(_regroup(tallies, lambda _t: "all").get("all", {}))
     rows = [
         {"measure": "Incidents recorded", "value": m["incidents"]},
         {"measure": "Eligible at record", "value": m["eligible"]},
@@ -312,19 +341,39 @@ def _summary(profile: Counter, period: Period) -> Table:
                   "Voided incidents are left out.",), labels=("measure",))
 
 
-def _adult_youth(profile: Counter) -> Table:
-    groups = _regroup(profile, lambda youth, _ethnicity, _gender: youth)
+def _adult_youth(tallies: list[Tally]) -> Table:
+    groups = _regroup(tallies, lambda t: t.youth)
     rows = [{"group": label, **_measures(groups.get(youth, {}))}
             for label, youth in (("Youth (10–17)", True), ("Adult (18+)", False))]
     return Table("adult_youth", "Adult and youth", (Column("group", "Group"), *MEASURE_COLUMNS), rows,
                  labels=("group",))
 
 
-def _breakdown(facts: list[Fact], kinds: list[tuple], by: str, config) -> Table:
-    grouped = _per_group(Counter((group, kind) for fact, kind in zip(facts, kinds)
-                                 for group in _groups(fact, by, config)).items())
+def _breakdown_counts(store, config, period: Period, slices: list[tuple[str, str]], now_iso: str,
+                      scheme: str | None, by: str, tallies: list[Tally]) -> dict:
+    """{group: {kind: incidents}} of a breakdown: regrouped from the tallies when they
+    hold the group (scheme, gender, ethnicity), else counted by the store."""
+    if by in ("scheme", "gender", "ethnicity"):
+        return _regroup(tallies, lambda t: _group_name(getattr(t, by), by, config))
+    rows = [row for start, end in slices for row in store.figures("facts", start, end, by)]
+    overdue = store.overdue_totals(period.start_iso, period.end_iso_exclusive, now_iso, by)
+    counts = []
+    for (verdict, referral, group), late, n in _summed(rows, overdue, False):
+        eligible, decided = _verdict(verdict)
+        status, referred, _ = _referral(referral)
+        if n and not (scheme and (referred or decided) != scheme):
+            counts.append(((_group_name(group, by, config), (eligible, status, late)), n))
+    return _per_group(counts)
+
+
+AGE_ORDER = {label: n for n, (_, _, label) in enumerate(AGE_BANDS)}
+
+
+def _breakdown(grouped: dict, by: str) -> Table:
     measured = [{"group": g, **_measures(k)} for g, k in grouped.items()]
-    rows = sorted(measured, key=lambda row: (-row["incidents"], row["group"]))
+    # age bands youngest first; any other groups largest first
+    rows = sorted(measured, key=(lambda row: AGE_ORDER[row["group"]]) if by == "age_band" else
+                  (lambda row: (-row["incidents"], row["group"])))
     notes = []
     if by in ("substance", "drug_class"):
         notes.append(f"An incident with more than one {by.replace('_', ' ')} counts once under each, "
@@ -334,8 +383,11 @@ def _breakdown(facts: list[Fact], kinds: list[tuple], by: str, config) -> Table:
                  labels=("group",))
 
 
-def _outcome_codes(facts: list[Fact], config) -> Table:
-    counts = Counter(f.outcome_code for f in facts if f.outcome_code is not None)
+def _outcome_codes(tallies: list[Tally], config) -> Table:
+    counts = Counter()
+    for t in tallies:
+        if t.outcome_code is not None:
+            counts[t.outcome_code] += t.incidents
     rows = [{"code": str(code), "meaning": config.outcome_codes.get(code, "?"), "count": n}
             for code, n in sorted(counts.items())]
     return Table("outcome_codes", "Home Office outcome codes of closed diversions",
@@ -343,10 +395,9 @@ def _outcome_codes(facts: list[Fact], config) -> Table:
                  labels=("code", "meaning"))
 
 
-def _equity(profile: Counter, config) -> Table:
-    groups = {**_regroup(profile, lambda _youth, ethnicity, _gender: (
-                  "Ethnicity", config.ethnicity_group(ethnicity) if ethnicity else "Not recorded")),
-              **_regroup(profile, lambda _youth, _ethnicity, gender: ("Gender", GENDER_NAMES.get(gender, gender)))}
+def _equity(tallies: list[Tally], config) -> Table:
+    groups = {**_regroup(tallies, lambda t: ("Ethnicity", _group_name(t.ethnicity, "ethnicity", config))),
+              **_regroup(tallies, lambda t: ("Gender", _group_name(t.gender, "gender", config)))}
 
     def rates(kinds_of_group):
         m = _measures(kinds_of_group)
@@ -375,10 +426,19 @@ def _add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+def _cohorts(period: Period) -> list[Period]:
+    """The period's monthly cohorts; a month the period cuts short keeps only its days inside it."""
+    cohorts = []
+    for start, end in _month_slices(period):
+        first, last = date.fromisoformat(start), date.fromisoformat(end) - timedelta(days=1)
+        month = month_period(first.year, first.month)
+        cohorts.append(month if (first, last) == (month.start, month.end) else Period(first, last, f"{first} to {last}"))
+    return cohorts
+
+
 def _reoffending(store, period: Period, now: datetime, scheme: str) -> Table:
-    """Monthly diversion cohorts over the 12 months to the period's end."""
-    first = _add_months(period.end.replace(day=1), -11)
-    cohorts = [month_period(d.year, d.month) for d in (_add_months(first, k) for k in range(12))]
+    """The monthly diversion cohorts inside the period."""
+    cohorts = _cohorts(period)
 
     def observed(cohort: Period, months: int) -> bool:
         return _add_months(cohort.end + timedelta(days=1), months) <= now.date()
@@ -400,12 +460,15 @@ def _reoffending(store, period: Period, now: datetime, scheme: str) -> Table:
             rows.append({"cohort": cohort.label, "group": group, "people": size if observed6 else "not yet",
                          "within_6": Rate(within6, size) if observed6 else "not yet",
                          "within_12": Rate(within12, size) if observed12 else "not yet"})
-    notes = ["Share of each monthly cohort with a new recorded incident within 6 and 12 months of "
-             "the diversion (or, for the comparison group, of the eligible incident). Cohorts younger "
-             "than 6 months are not counted yet."]
+    inside = (f"The period's cohort only: {cohorts[0].label}." if len(cohorts) == 1 else
+              f"The period's cohorts only, one a month, {cohorts[0].label} to {cohorts[-1].label} (a month the "
+              f"period cuts short counts only its days inside the period).")
+    notes = [inside, "Share of each monthly cohort with a new recorded incident within 6 and 12 months of "
+                     "the diversion (or, for the comparison group, of the eligible incident). Cohorts younger "
+                     "than 6 months are not counted yet."]
     if not_observed:
         notes.append("Not yet observable for 12 months: " + ", ".join(not_observed) + ".")
-    return Table("reoffending", "Re-offending",
+    return Table("reoffending", "Re-offending of the period's cohorts",
                  (Column("cohort", "Cohort"), Column("group", "Group"), Column("people", "People"),
                   Column("within_6", "Within 6 months"), Column("within_12", "Within 12 months")), rows,
                  tuple(notes), labels=("cohort", "group"))
@@ -441,11 +504,14 @@ def _trend(store, period: Period, scheme: str) -> Table:
                   "month on month.",), labels=("month",), charts=charts)
 
 
-def _cost(facts: list[Fact], config) -> Table:
+def _cost(tallies: list[Tally], config) -> Table:
     costs = config.costs
     currency = str(costs.get("currency", "GBP"))
     prosecution = float(costs.get("prosecution", 0))
-    by_status = Counter((f.status, f.scheme) for f in facts if f.status in DIVERTED)
+    by_status = Counter()
+    for t in tallies:
+        if t.status in DIVERTED:
+            by_status[t.status, t.scheme] += t.incidents
     completed = sum(n for (status, _), n in by_status.items() if status == "completed")
     places = sum(by_status.values())
     place_cost = sum(config.schemes[scheme].cost_per_place * n for (_, scheme), n in by_status.items()
@@ -479,6 +545,8 @@ def make_report(ws, month: str | None = None, start: str | None = None, end: str
         period = range_period(values.parse_date(start, "from"), values.parse_date(end, "to"))
     else:
         period = parse_month(month or "last", now.date())
+    if scheme is not None:
+        scheme = scheme.lower()  # scheme keys are lower case (config.py); CHECKPOINT means checkpoint
     store = ws.reader()
     tables = build_report(store, ws.config, period, now, scheme=scheme, by=by)
     meta = {"period": {"from": period.start.isoformat(), "to": period.end.isoformat(), "label": period.label},

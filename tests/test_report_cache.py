@@ -1,13 +1,16 @@
 """The report cache.
 
-Triggers count changes per calendar month (month_changes); a report keeps the
-figures it computed (report_cache) with the sum of those counts over the
-months they were read from, and reuses them only while that sum is unchanged.
-Covered here: a second report is served from the cache and is identical;
-voids, amendments, backdated imports and erasure reach cached months; the
-re-offending comparison group keeps people diverted later; `audit verify` and
-`db check` catch a cache entry edited behind diversion's back; a report is not
-held up by a writer; the triggers bump the right months.
+Triggers count changes per calendar month (month_changes), and changes to
+diversions per month of the diversion (diversion_changes); a report keeps the
+per-month totals it computed (report_cache) with the sum of those counts over
+the months they were read from, and reuses them only while that sum is
+unchanged. Covered here: a second report is served from the cache and is
+identical; voids, amendments, backdated imports and erasure reach cached
+months; a change in a month an entry does not read leaves it current (a desk
+write today leaves a cohort whose window has closed alone); the re-offending
+comparison group keeps people diverted later; `audit verify` and `db check`
+catch a cache entry edited behind diversion's back; a report is not held up by
+a writer; the triggers bump the right months.
 
 Fixture data and report helpers come from test_reports.py (dates relative to
 today, so every figure below is fixed whenever the suite runs).
@@ -23,7 +26,7 @@ from datetime import date, timedelta
 import pytest
 
 from diversion_cli.store import Store
-from helpers import connect, run, sub
+from helpers import as_json, connect, run, sub
 from test_reports import (COLUMNS, FULL_RANGE, M1, M2, M3, THIS_MONTH, add_months, at, fixture_rows, import_rows,
                           month_label, rate, report_json, table, ym)
 
@@ -74,6 +77,10 @@ def cache_key(kind: str, *args) -> str:
 
 def month_changes() -> dict[str, int]:
     return dict(query("SELECT month, changes FROM month_changes"))
+
+
+def diversion_changes() -> dict[str, int]:
+    return dict(query("SELECT month, changes FROM diversion_changes"))
 
 
 def moved(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -133,31 +140,49 @@ def diverted(surname: str, day: date, accepted: date | None = None, status: str 
 
 # ---- cached and identical ------------------------------------------------------------
 
+YEAR_TO_M3 = ("--from", add_months(M3, -11).isoformat(), "--to", (THIS_MONTH - timedelta(days=1)).isoformat())
+
+
 def test_second_report_is_served_from_the_cache_and_identical(fixture_db, monkeypatch):
-    first = report_json("--month", ym(M3), "--by", "substance")
+    first = report_json(*YEAR_TO_M3, "--by", "substance")
     entries = cache()
     changes = month_changes()
-    assert entries[cache_key("facts", M3, THIS_MONTH)][0] == changes[ym(M3)]      # stamped with its month
-    for month in (add_months(M3, -k) for k in range(12)):
+    for month in (add_months(M3, -k) for k in range(12)):                      # each stamped with its month
+        for by in ("", "substance"):
+            assert entries[key("facts", month, add_months(month, 1), by)][0] == changes.get(ym(month), 0)
         assert entries[cache_key("trend", month, add_months(month, 1))][0] == changes.get(ym(month), 0)
+    assert sum(row[-1] for row in json.loads(entries[key("facts", M3, THIS_MONTH, "substance")][1])) == 7
     # the 12 cohorts end at M3 = this month - 1; those 7..12 months back have been watched 6 months, none 12
     for start in (add_months(THIS_MONTH, -k) for k in range(7, 13)):
         cache_key("reoffending", start, add_months(start, 1), 6)
-    assert len(entries) == 1 + 12 + 6
+    assert len(entries) == 2 * 12 + 12 + 6
 
     def recomputed(*_args):
         raise AssertionError("figures recomputed although no month changed")
 
     with monkeypatch.context() as patch:
-        for name in ("incident_facts", "month_activity", "reoffending"):
+        for name in ("incident_totals", "month_activity", "reoffending"):
             patch.setattr(Store, name, recomputed)
-        second = report_json("--month", ym(M3), "--by", "substance")
+        second = report_json(*YEAR_TO_M3, "--by", "substance")
     assert without_timestamp(second) == without_timestamp(first)
-    assert summary(second)["Incidents recorded"] == 7
+    assert summary(second)["Incidents recorded"] == 24
     assert cache() == entries
 
     verify = ok("audit", "verify")
-    assert "19 cached report figures match the records" in verify
+    assert "42 cached report figures match the records" in verify
+
+
+def test_the_cache_holds_totals_per_group_not_a_row_per_incident(tmp_path):
+    month = add_months(THIS_MONTH, -2)
+    alike = [incident(f"Alike{chr(65 + k)}", month.replace(day=1 + k)) for k in range(12)]   # one group
+    import_rows(tmp_path, alike + [diverted("Other", month.replace(day=20))])
+    report_json("--month", ym(month), "--by", "officer")
+    profile = json.loads(cache()[key("facts", month, add_months(month, 1), "")][1])
+    # (youth, ethnicity, gender, verdict, referral, incidents, first occurrence)
+    assert profile == [[0, "W1", "M", "1:dep-adult", None, 12, f"{month}T10:00:00"],
+                       [0, "W1", "M", "1:dep-adult", "completed:dep-adult:22", 1, f"{month.replace(day=20)}T10:00:00"]]
+    by_officer = json.loads(cache()[key("facts", month, add_months(month, 1), "officer")][1])
+    assert by_officer == [["1:dep-adult", None, "4471", 12], ["1:dep-adult", "completed:dep-adult:22", "4471", 1]]
 
 
 # ---- changes reach cached months ----------------------------------------------------------
@@ -172,7 +197,7 @@ def test_voiding_an_incident_of_a_cached_month_shows_on_the_next_report(fixture_
     assert summary(after)["Incidents recorded"] == 6
     assert summary(after)["Eligible at record"] == 6
     assert {r["month"]: r["incidents"] for r in table(after, "trend")["rows"]}[ym(M3)] == 6
-    assert cache()[cache_key("facts", M3, THIS_MONTH)][0] == month_changes()[ym(M3)]   # kept under the new stamp
+    assert cache()[key("facts", M3, THIS_MONTH, "")][0] == month_changes()[ym(M3)]   # kept under the new stamp
 
 
 def test_amending_gender_changes_the_cached_equity_table(fixture_db):
@@ -208,6 +233,71 @@ def test_scheme_figures_are_cached_apart(fixture_db):
     assert cache_key("trend", M3, THIS_MONTH, "checkpoint")
     assert len([k for k in cache() if k.startswith(key("trend", M3, THIS_MONTH))]) == 2
     assert trend_m3() == everyone
+
+
+# ---- as narrow as the facts ---------------------------------------------------------------
+
+def _computing(patch, name: str) -> list[tuple]:
+    """Record the arguments of every computation of `name` (a Store query) from now on."""
+    calls, original = [], getattr(Store, name)
+
+    def counting(self, *args):
+        calls.append(args)
+        return original(self, *args)
+
+    patch.setattr(Store, name, counting)
+    return calls
+
+
+def test_an_edit_in_another_month_leaves_a_month_current_and_one_in_it_does_not(fixture_db, monkeypatch):
+    report_json("--month", ym(M3))
+    entry = key("facts", M3, THIS_MONTH, "")
+    stamp = cache()[entry][0]
+    ok("void", incident_id("Irwin", M1), "--reason", "recorded twice")          # August, say: not M3
+    with monkeypatch.context() as patch:
+        computed = _computing(patch, "incident_totals")
+        assert summary(report_json("--month", ym(M3)))["Incidents recorded"] == 7
+    assert computed == []                                                       # served from the cache
+    assert cache()[entry][0] == stamp
+    ok("void", incident_id("Adams", M3), "--reason", "recorded twice")          # in M3: recomputed
+    with monkeypatch.context() as patch:
+        computed = _computing(patch, "incident_totals")
+        assert summary(report_json("--month", ym(M3)))["Incidents recorded"] == 6
+    assert computed == [(M3.isoformat(), THIS_MONTH.isoformat(), "")]
+    assert "match the records" in ok("audit", "verify")
+
+
+def test_a_cohort_reads_its_window_and_the_diversions_before_it(tmp_path, monkeypatch):
+    """A cohort watched for 12 months and closed: a desk write today, or a change to a
+    later diversion, leaves its figures current; a change to a diversion before it (which
+    decides who is in its comparison group) does not."""
+    start = add_months(THIS_MONTH, -15)                  # its window ends with the month before last
+    rows = [diverted("Earlier", add_months(start, -2).replace(day=3)), incident("Before", add_months(start, -1)),
+            diverted("Ashdown", start.replace(day=3)), diverted("Later", add_months(THIS_MONTH, -1).replace(day=3))]
+    import_rows(tmp_path, rows)
+    # an import counts its diversions per batch, by the month each was accepted (the day after)
+    assert diversion_changes() == {ym(add_months(start, -2)): 1, ym(start): 1, ym(add_months(THIS_MONTH, -1)): 1}
+    cohort_args = (start.isoformat(), add_months(start, 1).isoformat(), "12", "")
+
+    def recomputed_after(*args: str) -> bool:
+        ok(*args)
+        with monkeypatch.context() as patch:
+            computed = _computing(patch, "reoffending")
+            assert cohort(report_json("--month", ym(start)), start, "diverted")["people"] == 1
+        return cohort_args in computed
+
+    report_json("--month", ym(start))
+    assert cache_key("reoffending", start, add_months(start, 1), 12)
+    assert not recomputed_after("record", "--surname", "Newman", "--forename", "Nia", "--dob", "1991-05-05",
+                                "--substance", "weed")
+    assert not recomputed_after("void", incident_id("Before", add_months(start, -1)), "--reason", "recorded twice")
+    (later,), (earlier,) = (query("SELECT r.id FROM referrals r JOIN people p ON p.id = r.person_id "
+                                  "WHERE p.surname = ?", name)[0] for name in ("Later", "Earlier"))
+    assert not recomputed_after("outcome", later, "failed", "--supervisor", "5678", "--reason", "did not attend")
+    before = diversion_changes()
+    assert recomputed_after("outcome", earlier, "failed", "--supervisor", "5678", "--reason", "did not attend")
+    assert moved(before, diversion_changes()) == {ym(add_months(start, -2)): 1}
+    assert "match the records" in ok("audit", "verify")
 
 
 # ---- re-offending ------------------------------------------------------------------------
@@ -250,7 +340,7 @@ def test_comparison_group_keeps_someone_diverted_later(tmp_path):
     rows = [incident("Dunmore", start.replace(day=6)),              # eligible, not offered
             diverted("Dunmore", later.replace(day=6))]              # back, and diverted this time
     import_rows(tmp_path, rows)
-    rep = report_json("--month", ym(later))
+    rep = report_json("--from", start.isoformat(), "--to", (add_months(later, 1) - timedelta(days=1)).isoformat())
 
     comparison = cohort(rep, start, "eligible, not diverted")
     assert comparison["people"] == 1
@@ -294,11 +384,11 @@ def test_reoffending_window_past_the_stamped_months(tmp_path):
 # ---- a tampered cache entry ------------------------------------------------------------
 
 def _tamper_facts(**columns) -> str:
-    """Leave the last incident out of the cached rows of `report --month M3`; returns the key."""
-    facts = cache_key("facts", M3, THIS_MONTH)
+    """Leave the last group out of the cached totals of `report --month M3`; returns the key."""
+    facts = key("facts", M3, THIS_MONTH, "")
     (value,) = query("SELECT value FROM report_cache WHERE key = ?", facts)[0]
     rows = json.loads(value)
-    assert len(rows) == 7
+    assert sum(row[-2] for row in rows) == 7                  # (..., incidents, first occurrence)
     sets = ", ".join(f"{c} = ?" for c in ("value", *columns))
     execute(f"UPDATE report_cache SET {sets} WHERE key = ?",
             json.dumps(rows[:-1], separators=(",", ":")), *columns.values(), facts)
@@ -397,14 +487,14 @@ def test_a_report_is_not_held_up_by_a_writer(fixture_db):
 def test_a_range_reuses_the_months_monthly_reports_cached(fixture_db, monkeypatch):
     monthly = summary(report_json("--month", ym(M2)))["Incidents recorded"]
     read = []
-    original = Store.incident_facts
+    original = Store.incident_totals
 
-    def counting(self, start, end, substances=""):
+    def counting(self, start, end, by=""):
         read.append((start, end))
-        return original(self, start, end, substances)
+        return original(self, start, end, by)
 
     with monkeypatch.context() as patch:
-        patch.setattr(Store, "incident_facts", counting)
+        patch.setattr(Store, "incident_totals", counting)
         whole = summary(report_json(*FULL_RANGE))["Incidents recorded"]
     assert read == [(M1.isoformat(), M2.isoformat()), (M3.isoformat(), THIS_MONTH.isoformat())]  # M2 cached
     assert whole == 24 and monthly == 8
@@ -449,7 +539,8 @@ def test_erasure_during_a_report_leaves_nothing_of_them_in_the_cache(fixture_db,
     assert live == 6
     for k, (_, value) in cache().items():
         if k.startswith(key("facts", M3)):
-            assert len(json.loads(value)) == live, f"{k} still holds a row for Walker's incident"
+            incidents = sum(row[-2] for row in json.loads(value))
+            assert incidents == live, f"{k} still counts Walker's incident"
 
 
 # ---- the triggers ----------------------------------------------------------------------------
@@ -482,6 +573,14 @@ def test_a_referral_row_bumps_each_of_its_months_once(fixture_db):
     assert moved(before, month_changes()) == {ym(M2): 1, ym(M3): 1, ym(THIS_MONTH): 1}
 
 
+def test_only_a_change_to_a_diversion_bumps_its_diversion_month(fixture_db):
+    before = diversion_changes()
+    offer = as_json(run("refer", incident_id("Quinn", M2), "--json"))
+    assert moved(before, diversion_changes()) == {}                      # offered: nobody diverted yet
+    ok("outcome", offer["id"], "accepted")
+    assert moved(before, diversion_changes()) == {ym(THIS_MONTH): 1}     # diverted today
+
+
 def test_amending_ethnicity_bumps_every_month_the_person_has_incidents(fixture_db):
     before = month_changes()
     ok("amend", "person", person_id("Adams"), "--ethnicity", "W2", "--reason", "self-defined")
@@ -489,3 +588,30 @@ def test_amending_ethnicity_bumps_every_month_the_person_has_incidents(fixture_d
     before = month_changes()
     ok("amend", "person", person_id("Adams"), "--surname", "Addams", "--reason", "spelling")
     assert moved(before, month_changes()) == {}                          # the name is in no report
+
+
+# ---- migration 10 --------------------------------------------------------------------------------
+
+@pytest.mark.no_database
+@pytest.mark.no_database
+@pytest.mark.plain_file
+def test_upgrading_a_file_made_before_migration_10():
+    import shutil
+    from pathlib import Path
+
+    from helpers import db_file, record
+
+    path = db_file()  # the last release's file (tests/fixtures), with figures cached in its format
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).resolve().parent / "fixtures" / "release-8.db", path)
+    execute("INSERT INTO report_cache (key, stamp, value) VALUES ('v1:facts:2026-01-01:2026-02-01:', 1, '[]')")
+    assert query("SELECT max(version) FROM migrations") == [(8,)]
+    assert run("report", "--month", "this").exit_code == 4                  # a reader refuses an older schema
+    assert "schema version 10" in ok("db", "upgrade")
+    assert cache() == {}                                                   # figures of the old format dropped
+    assert diversion_changes() == {}                                       # counted from the upgrade on
+    assert summary(report_json("--month", "2026-10"))["Incidents recorded"] == 4  # (two erased, one void)
+    assert "match the records" in ok("audit", "verify")                    # the schema is migration 10's
+    out = record("--refer", surname="Later", forename="Lia", dob="1990-03-04")
+    ok("outcome", out["referral_id"], "accepted")
+    assert diversion_changes() == {ym(THIS_MONTH): 1}

@@ -124,10 +124,11 @@ FIXTURE = [
 ]
 
 
-def fixture_rows(location: str = "Broadmead") -> list[dict]:
+def fixture_rows(location: str = "Broadmead", months: dict[int, date] = MONTHS) -> list[dict]:
+    """The fixture as import rows; `months` places its three months (default: the last three)."""
     rows, first_year = [], {}
     for (surname, forenames, age, serial, gender, eth, month, day, subs, co, supply, scheme, status) in FIXTURE:
-        when = MONTHS[month].replace(day=day)
+        when = months[month].replace(day=day)
         # the same person keeps the date of birth of their first row
         birth_year = first_year.setdefault((surname, forenames), when.year - age)
         row = {c: "" for c in COLUMNS}
@@ -352,8 +353,8 @@ def test_by_age_band(fixture_db):
         "45–54": measures(2, 2, 2, 1, 1, 0, 1, 0, 0),                # #6 d (50), #13 c (45)
         "55+": measures(2, 1, 1, 1, 1, 0, 0, 0, 0),                  # #9 inel (60), #24 c (55)
     }
-    # largest first, ties by name
-    assert [r["group"] for r in t["rows"]] == ["25–34", "18–24", "10–17", "35–44", "45–54", "55+"]
+    # youngest first (other breakdowns: largest first)
+    assert [r["group"] for r in t["rows"]] == ["10–17", "18–24", "25–34", "35–44", "45–54", "55+"]
 
 
 # ---- equity, outcome codes, cost, trend ------------------------------------------
@@ -436,6 +437,15 @@ def test_scheme_filter(fixture_db):
     assert summary["Accepted"] == 2
     assert summary["Completed"] == 1
     assert summary["Still open"] == 1
+
+
+def test_scheme_keys_are_case_insensitive(fixture_db):
+    lower = report_json(*FULL_RANGE, "--scheme", "checkpoint")
+    upper = report_json(*FULL_RANGE, "--scheme", "CHECKPOINT")
+    assert upper["scheme"] == "checkpoint"
+    assert upper["tables"] == lower["tables"]
+    unknown = run("report", *FULL_RANGE, "--scheme", "NOWHERE")
+    assert unknown.exit_code == 2 and "not a configured scheme" in unknown.stderr
 
 
 # ---- suppression -------------------------------------------------------------------
@@ -640,7 +650,8 @@ def test_reoffending_6_and_12_months(tmp_path):
     rep = report_json("--month", ym(cohort))
     t = table(rep, "reoffending")
     got = {(r["cohort"], r["group"]): r for r in t["rows"]}
-    assert len(t["rows"]) == 24                                  # 12 monthly cohorts x 2 groups
+    assert len(t["rows"]) == 2                                   # the month's cohort only, 2 groups
+    assert f"The period's cohort only: {month_label(cohort)}." in t["notes"]
     diverted = got[(month_label(cohort), "diverted")]
     # Ashdown re-offends 3 months after diversion, Blackmore 8, Cartwright never
     assert diverted["people"] == 3
@@ -655,14 +666,27 @@ def test_reoffending_6_and_12_months(tmp_path):
         by = {(r["cohort"], r["group"]): r for r in only["rows"]}
         assert by[(month_label(cohort), "diverted")]["people"] == diverted_people
         assert by[(month_label(cohort), "eligible, not diverted")]["people"] == comparison_people
-    earlier = got[(month_label(add_months(cohort, -1)), "diverted")]
+    two = table(report_json("--from", add_months(cohort, -1).isoformat(), "--to", month_end(cohort).isoformat()),
+                "reoffending")
+    assert [r["cohort"] for r in two["rows"]] == [month_label(add_months(cohort, -1))] * 2 + [month_label(cohort)] * 2
+    earlier = {(r["cohort"], r["group"]): r for r in two["rows"]}[(month_label(add_months(cohort, -1)), "diverted")]
     assert earlier["people"] == 0
     assert earlier["within_12"]["denominator"] == 0 and earlier["within_12"]["rate"] is None
 
-    # Run for the last complete month: that cohort cannot be observed yet.
+    # A range that starts mid-month: that month's cohort is only its days inside the range.
+    # Diverted (accepted) on day 5 Ashdown, day 6 Blackmore, day 7 Cartwright.
+    part = table(report_json("--from", cohort.replace(day=6).isoformat(), "--to", month_end(cohort).isoformat()),
+                 "reoffending")
+    label = f"{cohort.replace(day=6).isoformat()} to {month_end(cohort).isoformat()}"
+    got = {(r["cohort"], r["group"]): r for r in part["rows"]}
+    assert (got[(label, "diverted")]["people"], got[(label, "diverted")]["within_12"]) == (2, rate(1, 2))
+
+    # The last 12 complete months: the newest cohort cannot be observed yet.
     last = add_months(THIS_MONTH, -1)
-    t = table(report_json("--month", "last"), "reoffending")
+    t = table(report_json("--from", add_months(last, -11).isoformat(), "--to", month_end(last).isoformat()),
+              "reoffending")
     got = {(r["cohort"], r["group"]): r for r in t["rows"]}
+    assert len(t["rows"]) == 24                                  # 12 monthly cohorts x 2 groups
     newest = got[(month_label(last), "diverted")]
     assert newest["within_6"] == "not yet" and newest["within_12"] == "not yet"
     # the oldest cohort in that report (12 months back) is observable at 6 months, not yet at 12

@@ -714,32 +714,68 @@ class Store:
 
         return backup.take(self.conn, target)
 
-    # ---- analytics (reports.py aggregates these rows) -----------------------
+    # ---- analytics: per-month totals that reports.py regroups ------------------
+    # An incident is counted by its person's gender and ethnicity, the verdict at
+    # record and its latest live referral, each one seek in a covering index
+    # (migration 10). The verdict comes as 'eligible:scheme' and the referral as
+    # 'status:scheme:outcome code' (reports.py splits them): one seek each, where
+    # separate columns would cost a join back to the row.
+    VERDICT = ("(SELECT d.eligible || ':' || coalesce(d.scheme, '') FROM decisions d "
+               "WHERE d.incident_id = i.id AND d.stage = 'record' ORDER BY d.id DESC LIMIT 1)")
+    REFERRAL = ("(SELECT r.status || ':' || r.scheme || ':' || coalesce(r.outcome_code, '') FROM referrals r "
+                "WHERE r.incident_id = i.id AND r.status != 'voided' ORDER BY r.offered_at DESC LIMIT 1)")
+    PROFILE = f"i.age < 18, p.ethnicity, p.gender, {VERDICT}, {REFERRAL}"
+    # A breakdown's own group column and the join it needs (by scheme, gender or
+    # ethnicity, reports.py regroups the profile instead). An incident counts once
+    # under each of its substances, and once under each of its drug classes.
+    BREAKDOWNS = {
+        "substance": ("s.substance", "LEFT JOIN incident_substances s ON s.incident_id = i.id"),
+        "drug_class": ("s.drug_class", "LEFT JOIN incident_substances s ON s.incident_id = i.id AND s.position = "
+                                       "(SELECT min(s2.position) FROM incident_substances s2 "
+                                       "WHERE s2.incident_id = i.id AND s2.drug_class = s.drug_class)"),
+        "age_band": ("i.age", ""),
+        "location": ("i.location", ""),
+        "officer": ("i.recorded_by", ""),
+    }
+    IN_PERIOD = "i.occurred_at >= :s AND i.occurred_at < :e AND i.voided_at IS NULL"
 
-    def incident_facts(self, start: str, end: str, substances: str = "") -> list[tuple]:
-        """One row per incident that occurred in [start, end), with what reports.py
-        counts by: age, location, officer, the person's gender and ethnicity, the
-        record-time verdict, the latest live referral (its deadline only while it is
-        open) and, if `substances` ('1': only a breakdown by substance needs them,
-        and they cost a quarter of the query), the substances as 'key:class;key:class'."""
-        listed = ("(SELECT group_concat(s.substance || ':' || s.drug_class, ';') FROM incident_substances s "
-                  "WHERE s.incident_id = i.id)") if substances else "''"
+    def _counted(self, by: str) -> tuple[str, str, str]:
+        """(columns, joins, GROUP BY clause) that incidents are counted by."""
+        if not by:
+            return self.PROFILE, "JOIN people p INDEXED BY people_profile ON p.id = i.person_id", "1, 2, 3, 4, 5"
+        group, join = self.BREAKDOWNS[by]
+        return f"{self.VERDICT}, {self.REFERRAL}, {group}", join, "1, 2, 3"
+
+    def incident_totals(self, start: str, end: str, by: str = "") -> list[tuple]:
+        """Incidents that occurred in [start, end), voided ones left out, counted per
+        group: (youth, ethnicity, gender, verdict, referral, incidents, first occurred_at),
+        the first so that groups keep the order they appear in; for a breakdown `by`
+        (BREAKDOWNS): (verdict, referral, group, incidents). Memory and the cache hold
+        a row per group, never one per incident."""
+        columns, join, groups = self._counted(by)
+        first = "" if by else ", min(i.occurred_at)"
+        return [tuple(row) for row in self.conn.execute(
+            f"SELECT {columns}, count(*){first} FROM incidents i {join} WHERE {self.IN_PERIOD} GROUP BY {groups}",
+            {"s": start, "e": end})]
+
+    def overdue_totals(self, start: str, end: str, now: str, by: str = "") -> list[tuple]:
+        """The incidents of [start, end) whose latest live referral is open past its
+        deadline at `now`, grouped as incident_totals (without the first). Never
+        cached, as it moves with the clock; found from the open referrals, which are
+        few (referrals_queue)."""
+        columns, join, groups = self._counted(by)
         return [tuple(row) for row in self.conn.execute(f"""
-            SELECT i.age, i.location, i.recorded_by, p.gender, p.ethnicity, d.eligible, d.scheme,
-                   r.status, r.scheme, r.outcome_code,
-                   CASE WHEN r.status IN ('offered', 'accepted') THEN r.deadline END, {listed}
-            FROM incidents i
-            JOIN people p ON p.id = i.person_id
-            LEFT JOIN decisions d ON d.id = (SELECT max(d2.id) FROM decisions d2 WHERE d2.incident_id = i.id
-                                             AND d2.stage = 'record')
-            LEFT JOIN referrals r ON r.rowid = (SELECT r2.rowid FROM referrals r2 WHERE r2.incident_id = i.id
-                                                AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1)
-            WHERE i.occurred_at >= ? AND i.occurred_at < ? AND i.voided_at IS NULL""", (start, end))]
+            SELECT {columns}, count(*)
+            FROM referrals o INDEXED BY referrals_queue CROSS JOIN incidents i ON i.id = o.incident_id {join}
+            WHERE o.status IN ('offered', 'accepted') AND o.deadline < :now AND {self.IN_PERIOD}
+              AND o.rowid = (SELECT r.rowid FROM referrals r WHERE r.incident_id = i.id AND r.status != 'voided'
+                             ORDER BY r.offered_at DESC LIMIT 1)
+            GROUP BY {groups}""", {"s": start, "e": end, "now": now})]
 
     def month_activity(self, start: str, end: str, scheme: str = "") -> dict[str, int]:
         """Incidents recorded, referrals offered and diversions completed in [start, end),
         for one scheme if given (an incident counts under the scheme of its referral,
-        or else the one it was found eligible for, as in incident_facts)."""
+        or else the one it was found eligible for, as in incident_totals)."""
         incidents = "SELECT count(*) FROM incidents i WHERE occurred_at >= :s AND occurred_at < :e AND voided_at IS NULL"
         if scheme:
             incidents += """ AND coalesce(
@@ -760,11 +796,18 @@ class Store:
         diverted then (for one scheme if given: diverted on it, or found eligible for
         it). Per group: (people, with a new incident within 6 months, within 12
         months; 0 unless the cohort has been `watched` for '12' months)."""
-        new_incident = """EXISTS (SELECT 1 FROM incidents j
-                   WHERE j.person_id = c.person_id AND j.voided_at IS NULL AND j.occurred_at > c.since
-                   AND j.occurred_at <= strftime('%Y-%m-%dT%H:%M:%S', c.since, '+{} months'))"""
-        tail = (f"SELECT count(*), coalesce(sum({new_incident.format(6)}), 0), "
-                f"coalesce(sum(CASE WHEN :with_12 THEN {new_incident.format(12)} ELSE 0 END), 0) FROM cohort c")
+        # each member's first later incident (one seek in incidents_person, made once: a
+        # materialised step, not an expression repeated in each use) decides both windows;
+        # the window's end is worked out only for those who came back
+        within = ("count(CASE WHEN next IS NOT NULL AND next <= strftime('%Y-%m-%dT%H:%M:%S', since, '+{} months') "
+                  "THEN 1 END)")
+        tail = f""", watched AS MATERIALIZED (
+                       SELECT c.since, (SELECT min(j.occurred_at) FROM incidents j
+                                        WHERE j.person_id = c.person_id AND j.occurred_at > c.since
+                                          AND j.voided_at IS NULL) AS next
+                       FROM cohort c)
+                   SELECT count(*), {within.format(6)}, CASE WHEN :with_12 THEN {within.format(12)} ELSE 0 END
+                   FROM watched"""
         cohorts = {
             # one entry per diversion (a person is diverted at most once per one-shot scope)
             "diverted": """SELECT person_id, diverted_at AS since FROM referrals
@@ -779,21 +822,21 @@ class Store:
                 SELECT i.person_id, min(i.occurred_at) AS since
                 FROM incidents i
                 WHERE i.occurred_at >= :s AND i.occurred_at < :e AND i.voided_at IS NULL
-                  AND (SELECT d.eligible AND (:scheme = '' OR d.scheme = :scheme) FROM decisions d
-                       WHERE d.id = (SELECT max(d2.id) FROM decisions d2
-                       WHERE d2.incident_id = i.id AND d2.stage = 'record')) = 1
+                  -- first what rules most incidents out (most led to a diversion): checked in this order
                   AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.incident_id = i.id
                                   AND r.status IN ('accepted', 'completed', 'failed'))
+                  AND (SELECT d.eligible AND (:scheme = '' OR d.scheme = :scheme) FROM decisions d
+                       WHERE d.incident_id = i.id AND d.stage = 'record' ORDER BY d.id DESC LIMIT 1) = 1
                   AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = i.person_id
                                   AND r.status IN ('accepted', 'completed', 'failed')
                                   AND r.diverted_at < i.occurred_at)
                 GROUP BY i.person_id""",
         }
         params = {"s": start, "e": end, "with_12": int(watched == "12"), "scheme": scheme}
-        return {group: tuple(self.conn.execute(f"WITH cohort AS ({cohort}) {tail}", params).fetchone())
+        return {group: tuple(self.conn.execute(f"WITH cohort AS ({cohort}){tail}", params).fetchone())
                 for group, cohort in cohorts.items()}
 
-    # ---- the report cache (migration 6) --------------------------------------
+    # ---- the report cache (migrations 6 and 10) -----------------------------------
 
     @contextmanager
     def snapshot(self):
@@ -810,35 +853,42 @@ class Store:
         self._keep_fresh()
 
     # What the cache may hold: kind -> the query that computes it from its arguments.
-    CACHED = {"facts": "incident_facts", "trend": "month_activity", "reoffending": "reoffending"}
+    CACHED = {"facts": "incident_totals", "trend": "month_activity", "reoffending": "reoffending"}
     # Part of every key: change it whenever a query above changes what it returns, so
     # figures cached by an older diversion are never read (and are cleared out).
-    CACHE_FORMAT = "v1"
-    STAMP = "SELECT coalesce(sum(changes), 0) FROM month_changes WHERE month BETWEEN ? AND ?"
+    CACHE_FORMAT = "v2"
+    # An entry's stamp: the changes counted in the months of the dates it reads (any
+    # change: month_changes) and in the months of the diversions it reads (only changes
+    # to a diversion: diversion_changes, migration 10). Both only go up.
+    STAMP = ("SELECT (SELECT coalesce(sum(changes), 0) FROM month_changes WHERE month BETWEEN ? AND ?) "
+             "+ (SELECT coalesce(sum(changes), 0) FROM diversion_changes WHERE month BETWEEN ? AND ?)")
+    NO_MONTHS = ("1", "0")  # an empty BETWEEN
 
-    @staticmethod
-    def _months_read(kind: str, args: list[str]) -> tuple[str, str]:
-        """The months (YYYY-MM, inclusive) the query of a cache entry reads, from its
-        key alone, so a report and `audit verify` always agree on whether an entry
-        is current. Raises ValueError for a key no report would write."""
+    @classmethod
+    def _months_read(cls, kind: str, args: list[str]) -> tuple[str, str, str, str]:
+        """The months (YYYY-MM, inclusive) of the dates the query of a cache entry reads,
+        then those of the diversions it reads, from its key alone, so a report and
+        `audit verify` always agree on whether an entry is current. Raises ValueError
+        for a key no report would write."""
         def month(day: str, plus: int = 0) -> str:
             n = int(day[:4]) * 12 + int(day[5:7]) - 1 + plus
             return f"{n // 12:04d}-{n % 12 + 1:02d}"
 
         dates = [date.fromisoformat(a).isoformat() for a in args[:2]]
-        if kind == "facts" and len(args) == 3 and args[2] in ("", "1"):
+        if kind == "facts" and len(args) == 3 and (args[2] == "" or args[2] in cls.BREAKDOWNS):
             start, end = dates
-            return month(start), month(end, -1 if end.endswith("-01") else 0)
+            return month(start), month(end, -1 if end.endswith("-01") else 0), *cls.NO_MONTHS
         if kind == "trend" and len(args) == 3:
-            return month(dates[0]), month(dates[0])
+            return month(dates[0]), month(dates[0]), *cls.NO_MONTHS
         if kind == "reoffending" and len(args) == 4 and args[2] in ("6", "12"):
-            # every earlier month (prior diversions) to the last a window can reach: SQLite
-            # takes '+6 months' from the 31st into the month after the sixth
-            return "0000-00", month(dates[0], int(args[2]) + 1)
+            # the cohort's incidents, diversions and the new incidents of its window (SQLite
+            # takes '+6 months' from the 31st into the month after the sixth); and any
+            # diversion before the cohort, which takes a person out of the comparison group
+            return month(dates[0]), month(dates[0], int(args[2]) + 1), "0000-00", month(dates[0])
         raise ValueError(kind)
 
     def figures(self, kind: str, *args: str):
-        """incident_facts, month_activity or reoffending(*args), from the cache if
+        """incident_totals, month_activity or reoffending(*args), from the cache if
         none of the months they read has changed since they were computed."""
         import json
 
@@ -985,7 +1035,8 @@ class Store:
             raise refusal_for(exc) from None
         marks = {"first_person": person_ids[0], "last_person": person_ids[1], "first": incident_ids[0],
                  "last": incident_ids[1], "referrals_before": referrals_before}
-        c.execute(MONTHS_OF_BATCH, marks)
+        for months in MONTHS_OF_BATCH:
+            c.execute(months, marks)
         c.execute(IDS_OF_BATCH, marks)
 
     def referral_queue(self, statuses: tuple[str, ...], due_before: str | None) -> list[dict]:
@@ -1084,9 +1135,9 @@ def _json(value) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-# The months a batch touched, counted for the report cache (migration 6) in one
-# statement instead of by a trigger per row.
-MONTHS_OF_BATCH = """
+# The months a batch touched, counted for the report cache (migrations 6 and 10)
+# in a statement each instead of by a trigger per row.
+MONTHS_OF_BATCH = ("""
 INSERT INTO month_changes (month, changes)
 SELECT month, count(*) FROM (
     SELECT substr(occurred_at, 1, 7) AS month FROM incidents WHERE id BETWEEN :first AND :last
@@ -1094,7 +1145,11 @@ SELECT month, count(*) FROM (
     UNION ALL SELECT substr(diverted_at, 1, 7) FROM referrals WHERE rowid > :referrals_before
     UNION ALL SELECT substr(closed_at, 1, 7) FROM referrals WHERE rowid > :referrals_before
 ) WHERE month IS NOT NULL GROUP BY month
-ON CONFLICT (month) DO UPDATE SET changes = changes + excluded.changes"""
+ON CONFLICT (month) DO UPDATE SET changes = changes + excluded.changes""", """
+INSERT INTO diversion_changes (month, changes)
+SELECT substr(diverted_at, 1, 7), count(*) FROM referrals WHERE rowid > :referrals_before AND diverted_at IS NOT NULL
+GROUP BY 1
+ON CONFLICT (month) DO UPDATE SET changes = changes + excluded.changes""")
 
 
 # The highest ids a batch issued (migration 8's per-row triggers are held off in a bulk load).

@@ -695,4 +695,48 @@ FROM audit_entries e
 JOIN audit_transactions t ON t.last_seq = (SELECT min(last_seq) FROM audit_transactions WHERE last_seq >= e.seq);
 """))
 
+# ---- reports that aggregate in SQL ------------------------------------------------------
+# Reports count incidents per group in the database, a calendar month at a time
+# (store.incident_totals): the indexes an incident's look-ups go through are made
+# covering (each keeps its old leading columns, so every other query is served as
+# before). A re-offending cohort depends on any earlier diversion (it takes a person
+# out of the comparison group), not on every earlier change: diversion_changes counts
+# changes to diversions per month of their diversion date, so a cohort's figures are
+# stamped with the months it really reads. (Migration 9 is the audit trail's.)
+
+
+def _bump_diversions(*rows: str) -> str:
+    months = " UNION ".join(f"SELECT substr({row}.diverted_at, 1, 7) AS month" for row in rows)
+    return (f"BEGIN\n    INSERT INTO diversion_changes (month, changes) SELECT month, 1 FROM ({months}) "
+            f"WHERE month IS NOT NULL\n    ON CONFLICT (month) DO UPDATE SET changes = changes + 1;\nEND;\n")
+
+
+MIGRATIONS.append((10, "reports aggregate in SQL; re-offending stamped by the diversions it reads", """
+DROP INDEX incidents_occurred;
+CREATE INDEX incidents_occurred ON incidents (occurred_at, voided_at, person_id, age);
+DROP INDEX incidents_person;
+CREATE INDEX incidents_person ON incidents (person_id, occurred_at, voided_at);
+DROP INDEX decisions_incident;
+CREATE INDEX decisions_incident ON decisions (incident_id, stage, id, eligible, scheme);
+DROP INDEX referrals_incident;
+CREATE INDEX referrals_incident ON referrals (incident_id, offered_at, status, scheme, outcome_code);
+CREATE INDEX people_profile ON people (id, gender, ethnicity);
+
+CREATE TABLE diversion_changes (
+    month TEXT PRIMARY KEY,         -- YYYY-MM of a diverted_at
+    changes INTEGER NOT NULL        -- only goes up
+) WITHOUT ROWID;
+
+-- a bulk load counts its inserts per batch instead (store.insert_batch)
+CREATE TRIGGER diversions_referrals_insert AFTER INSERT ON referrals
+WHEN NEW.diverted_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM bulk_load)
+""" + _bump_diversions("NEW") + """
+CREATE TRIGGER diversions_referrals_update AFTER UPDATE OF status, diverted_at, person_id ON referrals
+""" + _bump_diversions("OLD", "NEW") + """
+CREATE TRIGGER diversions_referrals_delete AFTER DELETE ON referrals
+WHEN OLD.diverted_at IS NOT NULL
+""" + _bump_diversions("OLD") + """
+DELETE FROM report_cache;
+"""))
+
 LATEST = MIGRATIONS[-1][0]
