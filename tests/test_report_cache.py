@@ -439,7 +439,7 @@ def test_audit_verify_and_reports_agree_on_which_entries_count(fixture_db):
     verify alike: an edited entry made to look stale is not read either."""
     report_json("--month", ym(M3))
     stamp = month_changes()[ym(M3)]
-    facts = _tamper_facts(stamp=stamp + 1)                      # edited, and made to look stale
+    facts = _tamper_facts(stamp=stamp - 1)                      # edited, and made to look stale
     assert run("audit", "verify").exit_code == 0                # skipped as stale ...
     assert summary(report_json("--month", ym(M3)))["Incidents recorded"] == 7   # ... and not read: recomputed
     assert cache()[facts][0] == stamp
@@ -615,3 +615,22 @@ def test_upgrading_a_file_made_before_migration_10():
     out = record("--refer", surname="Later", forename="Lia", dob="1990-03-04")
     ok("outcome", out["referral_id"], "accepted")
     assert diversion_changes() == {ym(THIS_MONTH): 1}
+
+
+def test_figures_planted_ahead_of_the_records_are_named_and_counts_never_go_down():
+    from helpers import record
+
+    record(surname="Now", forename="Nia", dob="1990-03-04")
+    report_json("--month", "this")
+    [(entry, stamp)] = [(k, v[0]) for k, v in cache().items() if ":trend:" in k][-1:]
+    # waiting for the count to catch up with it, a planted figure would be read as current
+    execute("UPDATE report_cache SET stamp = stamp + 3, value = '{\"incidents\": 57}' WHERE key = ?", entry)
+    result = run("audit", "verify")
+    assert result.exit_code == 1 and "stamped ahead of the records" in result.stderr
+    execute("DELETE FROM report_cache")
+    execute("INSERT OR IGNORE INTO diversion_changes VALUES ('2026-01', 2)")
+    for sql in ("UPDATE month_changes SET changes = 0", "DELETE FROM month_changes",
+                "UPDATE diversion_changes SET changes = 0", "DELETE FROM diversion_changes"):
+        with pytest.raises(Exception, match="change_counts_only_go_up"):
+            execute(sql)
+    assert stamp >= 0

@@ -918,7 +918,11 @@ class Store:
             except (ValueError, IndexError):
                 raise Problem(f"the report cache entry {key} does not match the records: diversion never "
                               f"writes such a key, it was added outside diversion") from None
-            if self.conn.execute(self.STAMP, months).fetchone()[0] != stamp:
+            current = self.conn.execute(self.STAMP, months).fetchone()[0]
+            if stamp > current:  # counts only go up: a stamp from the future waits to be read
+                raise Problem(f"the report cache entry {key} is stamped ahead of the records: it was added "
+                              f"outside diversion")
+            if current != stamp:
                 continue  # stale: never read again, replaced when next computed
             if _json(getattr(self, self.CACHED[kind])(*args)) != value:
                 raise Problem(f"the report cache entry {key} does not match the records: it was edited "

@@ -737,6 +737,26 @@ CREATE TRIGGER diversions_referrals_delete AFTER DELETE ON referrals
 WHEN OLD.diverted_at IS NOT NULL
 """ + _bump_diversions("OLD") + """
 DELETE FROM report_cache;
+
+-- change counts only go up: a lowered count could make stale figures look current
+CREATE TRIGGER month_changes_only_up BEFORE UPDATE ON month_changes
+WHEN NEW.changes < OLD.changes OR NEW.month IS NOT OLD.month
+BEGIN
+    SELECT RAISE(ABORT, 'change_counts_only_go_up');
+END;
+CREATE TRIGGER month_changes_kept BEFORE DELETE ON month_changes
+BEGIN
+    SELECT RAISE(ABORT, 'change_counts_only_go_up');
+END;
+CREATE TRIGGER diversion_changes_only_up BEFORE UPDATE ON diversion_changes
+WHEN NEW.changes < OLD.changes OR NEW.month IS NOT OLD.month
+BEGIN
+    SELECT RAISE(ABORT, 'change_counts_only_go_up');
+END;
+CREATE TRIGGER diversion_changes_kept BEFORE DELETE ON diversion_changes
+BEGIN
+    SELECT RAISE(ABORT, 'change_counts_only_go_up');
+END;
 """))
 
 LATEST = MIGRATIONS[-1][0]
