@@ -1,0 +1,452 @@
+"""Which figures of a published report to withhold so that no small count can be worked out.
+
+Primary suppression hides every count below the threshold N (and any rate or sum built on
+one). That alone is not enough: "Still open 34" beside "Adult open 31" gives the youth
+figure away. So a report is modelled as counts ("nodes") tied by the equations a reader
+knows hold between them: a row's measures (offered = accepted + declined + still offered),
+a total and its parts (all = youth + adult = the sum of the ethnicity groups = ...), the
+completion rate's denominator, outcome codes and the schemes that give them, the trend's
+months inside the period, the cost table's sums. A reader is assumed to use all of it:
+exact linear algebra over every equation, and interval reasoning from what a mark says
+(`<N`: 0 to N-1; `*`: at least N; a count is never negative). While that reader can pin
+down a suppressed count, one more figure is withheld (`*`), the smallest one that the
+determining equations use. Withholding only removes equations' known terms, so it ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from fractions import Fraction
+from typing import NamedTuple
+
+from diversion_cli.reports import AGE_BANDS, Change, Money, Rate, RelativeRate, Table
+
+# the measures of a set of incidents: the ones a measures row shows, the completion rate's
+# denominator, and the counts a reader cannot see but knows exist (and are never negative)
+SHOWN_MEASURES = ("incidents", "eligible", "offered", "accepted", "completed", "failed", "declined", "open",
+                  "overdue", "closed")
+HIDDEN_MEASURES = ("ineligible", "not_offered", "still_offered", "in_progress", "open_in_time")
+MEASURES = SHOWN_MEASURES + HIDDEN_MEASURES
+# a row's own equations, each as (total, parts)
+ROW_EQUATIONS = (
+    ("incidents", ("eligible", "ineligible")),
+    ("incidents", ("offered", "not_offered")),
+    ("offered", ("accepted", "declined", "still_offered")),
+    ("accepted", ("completed", "failed", "in_progress")),
+    ("open", ("still_offered", "in_progress")),
+    ("open", ("overdue", "open_in_time")),
+    ("closed", ("completed", "failed")),
+)
+SUMMARY_ROWS = {"Incidents recorded": "incidents", "Eligible at record": "eligible", "Offered a diversion": "offered",
+                "Accepted": "accepted", "Take-up rate (accepted / offered)": ("accepted", "offered"),
+                "Completed": "completed", "Failed": "failed",
+                "Completion rate (completed / closed)": ("completed", "closed"), "Declined": "declined",
+                "Still open": "open", "Overdue (open past deadline)": "overdue"}
+RATE_PARTS = {"take_up": ("accepted", "offered"), "completion": ("completed", "closed")}
+YOUTH_BAND = AGE_BANDS[0][2]
+PRIMARY, SECONDARY = "primary", "secondary"
+
+
+class Node(NamedTuple):
+    population: tuple  # ("all",), ("age_band", "10–17"), ("ethnicity", "White"), ("trend", "2026-10"), ...
+    measure: str
+
+
+class Plan:
+    """Each shown cell's state: shown, PRIMARY (a count below N in it) or SECONDARY (withheld
+    so that one cannot be worked out)."""
+
+    def __init__(self, cells: dict, hidden: dict):
+        self._cells, self._hidden = cells, hidden
+
+    def state(self, table: str, row: int, column: str) -> str | None:
+        states = {self._hidden.get(node) for node in self._cells.get((table, row, column), ())}
+        return PRIMARY if PRIMARY in states else SECONDARY if SECONDARY in states else None
+
+    def nodes(self, table: str, row: int, column: str) -> tuple:
+        return self._cells.get((table, row, column), ())
+
+
+class _Model:
+    def __init__(self, threshold: int):
+        self.threshold = threshold
+        self.cells: dict[tuple, tuple] = {}       # (table, row, column) -> the nodes the cell shows
+        self.values: dict = {}                   # node -> value, for every node a cell shows
+        self.money: set = set()                  # nodes that are amounts, not counts (may be negative)
+        self.fixed: dict = {}                    # node -> value a reader knows without a cell
+        self.equations: list[dict] = []          # {node: coefficient}, each summing to zero
+
+    def show(self, where: tuple, nodes: tuple, values: tuple) -> None:
+        self.cells[where] = nodes
+        for node, value in zip(nodes, values):
+            self.values[node] = value
+
+    def total(self, total, parts, coefficients=None) -> None:
+        equation: dict = defaultdict(Fraction)
+        equation[total] -= 1
+        for part, c in zip(parts, coefficients or [1] * len(parts)):
+            equation[part] += Fraction(c)
+        self.equations.append({n: c for n, c in equation.items() if c})
+
+    def population(self, population: tuple) -> None:
+        for total, parts in ROW_EQUATIONS:
+            self.total(Node(population, total), [Node(population, p) for p in parts])
+
+    def partition(self, whole: tuple, parts: list[tuple], measures=MEASURES) -> None:
+        for m in measures:
+            self.total(Node(whole, m), [Node(p, m) for p in parts])
+
+
+def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
+    model = _model(tables, meta, threshold, config)
+    hidden = {node: PRIMARY for node, value in model.values.items()
+              if node not in model.money and value < threshold}
+    given_away: set = set()  # pinned down by what the report cannot withhold (a code with no row is 0)
+    while True:
+        found = _disclosed(model, hidden, given_away)
+        if found is None:
+            break
+        withhold = _to_withhold(model, hidden, found)
+        if withhold is None:
+            given_away.add(found)
+        else:
+            hidden[withhold] = SECONDARY
+    # show again each withheld figure that turned out not to be needed (latest choices first)
+    for node in [n for n, state in hidden.items() if state == SECONDARY][::-1]:
+        del hidden[node]
+        if _disclosed(model, hidden, given_away) is not None:
+            hidden[node] = SECONDARY
+    return Plan(model.cells, hidden)
+
+
+# ---- the model: what a reader knows ---------------------------------------------------
+
+def _model(tables: list[Table], meta: dict, threshold: int, config) -> _Model:
+    model = _Model(threshold)
+    by = meta.get("by")
+    everyone = ("all",)
+    populations = {everyone}
+    for t in tables:
+        builder = _BUILDERS.get(t.key)
+        if builder:
+            builder(model, t, by, populations, meta, config)
+        else:  # a table the model does not know: each count stands alone
+            for i, row in enumerate(t.rows):
+                for c in t.columns:
+                    _show_value(model, (t.key, i, c.key), row.get(c.key), lambda part: Node((t.key, i, c.key), part))
+    for population in populations:
+        model.population(population)
+    return model
+
+
+def _show_value(model: _Model, where: tuple, value, node_of) -> None:
+    """Cells built from counts: a count, a Rate (numerator, denominator), a Change of two counts."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        model.show(where, (node_of("count"),), (value,))
+    elif isinstance(value, Rate):
+        model.show(where, (node_of("numerator"), node_of("denominator")), tuple(value))
+    elif isinstance(value, Change):
+        model.show(where, (node_of("before"), node_of("after")), tuple(value))
+
+
+def _measure_row(model: _Model, table: str, i: int, row: dict, columns, population: tuple) -> None:
+    for c in columns:
+        value = row.get(c.key)
+        if c.key in RATE_PARTS:
+            parts = RATE_PARTS[c.key]
+            model.show((table, i, c.key), tuple(Node(population, p) for p in parts), tuple(value))
+        elif c.key in SHOWN_MEASURES:
+            model.show((table, i, c.key), (Node(population, c.key),), (value,))
+
+
+def _summary(model, t, by, populations, meta, config):
+    for i, row in enumerate(t.rows):
+        measure, value = SUMMARY_ROWS[row["measure"]], row["value"]
+        if isinstance(measure, tuple):
+            model.show((t.key, i, "value"), tuple(Node(("all",), m) for m in measure), tuple(value))
+        else:
+            model.show((t.key, i, "value"), (Node(("all",), measure),), (value,))
+
+
+def _adult_youth(model, t, by, populations, meta, config):
+    groups = []
+    for i, row in enumerate(t.rows):
+        population = ("age_band", YOUTH_BAND) if row["group"].startswith("Youth") else ("adult",)
+        groups.append(population)
+        _measure_row(model, t.key, i, row, t.columns, population)
+    populations.update(groups)
+    model.partition(("all",), groups)
+
+
+def _breakdown(model, t, by, populations, meta, config):
+    groups = []
+    for i, row in enumerate(t.rows):
+        population = (by, row["group"])
+        groups.append(population)
+        _measure_row(model, t.key, i, row, t.columns, population)
+    populations.update(groups)
+    if by not in ("substance", "drug_class"):  # an incident with two substances counts under each
+        model.partition(("all",), groups)
+
+
+def _equity(model, t, by, populations, meta, config):
+    groups = defaultdict(list)
+    white = config.ethnicity_groups.get("W", "White") if config else "White"
+    for i, row in enumerate(t.rows):
+        population = (row["dimension"].lower(), row["group"])
+        groups[population[0]].append(population)
+        incidents, offered, accepted = (Node(population, m) for m in ("incidents", "offered", "accepted"))
+        model.show((t.key, i, "incidents"), (incidents,), (row["incidents"],))
+        model.show((t.key, i, "offer_rate"), (offered, incidents), tuple(row["offer_rate"]))
+        model.show((t.key, i, "divert_rate"), (accepted, incidents), tuple(row["divert_rate"]))
+        reference = ("ethnicity", white)
+        for column, measure in (("offer_rri", "offered"), ("divert_rri", "accepted")):
+            if isinstance(row.get(column), RelativeRate):
+                rri = row[column]
+                model.show((t.key, i, column), (Node(population, measure), incidents, Node(reference, measure),
+                                                Node(reference, "incidents")),
+                           (*rri.group, *rri.reference))
+    for parts in groups.values():
+        populations.update(parts)
+        model.partition(("all",), parts)
+
+
+def _scheme_groups(by, t_rows_groups, config) -> list[tuple]:
+    """The populations that split diversions by scheme: the breakdown's rows when it is by
+    scheme, else each configured scheme and one for any other (unseen, but there)."""
+    if by == "scheme":
+        return t_rows_groups
+    return [("scheme", key) for key in (config.schemes if config else ())] + [("scheme", "\0other")]
+
+
+def _scheme_of(population: tuple, config):
+    return config.schemes.get(population[1]) if config else None
+
+
+def _outcome_codes(model, t, by, populations, meta, config):
+    shown = {}
+    for i, row in enumerate(t.rows):
+        node = Node(("outcome", row["code"]), "count")
+        model.show((t.key, i, "count"), (node,), (row["count"],))
+        shown[row["code"]] = node
+    schemes = _scheme_groups(by, [p for p in populations if p[0] == "scheme"], config)
+    populations.update(schemes)
+    model.partition(("all",), schemes, ("completed", "failed", "accepted"))
+    feeds = defaultdict(list)  # code -> the (scheme, measure) counts that close with it
+    for population in schemes:
+        scheme = _scheme_of(population, config)
+        feeds[str(scheme.completion_outcome if scheme else 22)].append(Node(population, "completed"))
+        feeds[str(scheme.failure_outcome if scheme else 1)].append(Node(population, "failed"))
+    for code, parts in feeds.items():
+        # a code with no row is a count of 0, which the reader knows
+        node = shown.get(code) or Node(("outcome", code), "count")
+        if code not in shown:
+            model.fixed[node] = 0
+        model.total(node, parts)
+    for code, node in shown.items():
+        if code not in feeds:
+            model.total(node, [])
+
+
+def _trend(model, t, by, populations, meta, config):
+    months = []
+    for i, row in enumerate(t.rows):
+        month = ("trend", row["month"])
+        months.append(month)
+        for column in ("incidents", "offered", "completed"):
+            model.show((t.key, i, column), (Node(month, column),), (row[column],))
+        if isinstance(row.get("change"), Change):
+            model.show((t.key, i, "change"), (Node(months[-2], "incidents"), Node(month, "incidents")),
+                       tuple(row["change"]))
+    start, end = meta["period"]["from"], meta["period"]["to"]
+    inside = [m for m in months if start[:7] <= m[1] <= end[:7]]
+    # the trend's months add up to the period's incidents when the period starts on a month's
+    # first day inside the trend (a month's row counts from its first day)
+    if start.endswith("-01") and inside and inside[0][1] == start[:7]:
+        model.total(Node(("all",), "incidents"), [Node(m, "incidents") for m in inside])
+
+
+def _reoffending(model, t, by, populations, meta, config):
+    for i, row in enumerate(t.rows):
+        cohort = ("cohort", row["cohort"], row["group"])
+        people = Node(cohort, "people")
+        if isinstance(row["people"], int):
+            model.show((t.key, i, "people"), (people,), (row["people"],))
+        for column in ("within_6", "within_12"):
+            if isinstance(row[column], Rate):
+                model.show((t.key, i, column), (Node(cohort, column), people), tuple(row[column]))
+
+
+def _cost(model, t, by, populations, meta, config):
+    everyone = ("all",)
+    avoided, place_cost, net = (Node(("cost",), m) for m in ("avoided", "place_cost", "net"))
+    model.money.update((avoided, place_cost, net))
+    # rows in reports.py's order: completed, unit cost, court cost avoided, places, their cost, net
+    completed, unit, saved, places, spent, kept = (row["value"] for row in t.rows)
+    model.show((t.key, 0, "value"), (Node(everyone, "completed"),), (completed,))
+    model.show((t.key, 1, "value"), (), ())  # a unit cost from the config: a constant, not a count
+    model.show((t.key, 2, "value"), (avoided,), (saved.amount,))
+    model.show((t.key, 3, "value"), (Node(everyone, "accepted"),), (places,))
+    model.show((t.key, 4, "value"), (place_cost,), (spent.amount,))
+    model.show((t.key, 5, "value"), (net,), (kept.amount,))
+    model.total(avoided, [Node(everyone, "completed")], [unit.amount])
+    schemes = _scheme_groups(by, [p for p in populations if p[0] == "scheme"], config)
+    populations.update(schemes)
+    model.partition(everyone, schemes, ("completed", "failed", "accepted"))
+    costed = [(p, _scheme_of(p, config).cost_per_place) for p in schemes if _scheme_of(p, config)]
+    model.total(place_cost, [Node(p, "accepted") for p, _ in costed], [c for _, c in costed])
+    model.total(avoided, [net, place_cost])
+
+
+_BUILDERS = {"summary": _summary, "adult_youth": _adult_youth, "breakdown": _breakdown, "equity": _equity,
+             "outcome_codes": _outcome_codes, "trend": _trend, "reoffending": _reoffending, "cost": _cost}
+
+
+# ---- the reader: what can be worked out --------------------------------------------------
+
+def _known(model: _Model, hidden: dict) -> dict:
+    """The value of every node some cell shows in full."""
+    known = dict(model.fixed)
+    for nodes in model.cells.values():
+        if not any(n in hidden for n in nodes):
+            for n in nodes:
+                known[n] = model.values[n]
+    return known
+
+
+def _bounds(model: _Model, hidden: dict, node) -> tuple[float, float]:
+    if node in model.money:
+        return -math.inf, math.inf
+    state = hidden.get(node)
+    if state == PRIMARY:
+        return 0, model.threshold - 1
+    if state == SECONDARY:
+        return model.threshold, math.inf
+    return 0, math.inf
+
+
+def _disclosed(model: _Model, hidden: dict, given_away: set = frozenset()):
+    """A primary-suppressed node the reader can pin down, or None."""
+    known = _known(model, hidden)
+    rows = []
+    for equation in model.equations:
+        unknown = {n: c for n, c in equation.items() if n not in known}
+        if unknown:
+            rhs = -sum((c * Fraction(known[n]) for n, c in equation.items() if n in known), Fraction(0))
+            rows.append((unknown, rhs))
+    protected = [n for n, state in hidden.items() if state == PRIMARY and n not in known and n not in given_away]
+    reduced = _reduce(rows)
+    for unknown, _ in reduced:
+        if len(unknown) == 1:
+            (node,) = unknown
+            if hidden.get(node) == PRIMARY and node not in given_away:
+                return node
+    bounds = {}
+    for unknown, _ in rows + reduced:
+        for n in unknown:
+            bounds.setdefault(n, list(_bounds(model, hidden, n)))
+    _tighten(rows + reduced, bounds)
+    for node in protected:
+        low, high = bounds.get(node, (0, math.inf))
+        if high < math.inf and math.floor(high + 1e-9) <= math.ceil(low - 1e-9):
+            return node
+    return None
+
+
+def _reduce(rows: list[tuple[dict, Fraction]]) -> list[tuple[dict, Fraction]]:
+    """Gauss-Jordan elimination: each result row is one pivot node plus free nodes; a row
+    with its pivot alone gives that node's value."""
+    pivots: dict = {}  # pivot node -> its row (normalised to coefficient 1)
+    for unknown, rhs in rows:
+        row, value = dict(unknown), rhs
+        for node in [n for n in row if n in pivots]:
+            if node in row:
+                factor = row[node]
+                prow, pvalue = pivots[node]
+                for n, c in prow.items():
+                    updated = row.get(n, 0) - factor * c
+                    if updated:
+                        row[n] = updated
+                    else:
+                        row.pop(n, None)
+                value -= factor * pvalue
+        if row:
+            pivot = min(row, key=str)
+            scale = row[pivot]
+            row = {n: c / scale for n, c in row.items()}
+            value /= scale
+            for other, (orow, ovalue) in list(pivots.items()):
+                if pivot in orow:
+                    factor = orow[pivot]
+                    merged = dict(orow)
+                    for n, c in row.items():
+                        updated = merged.get(n, 0) - factor * c
+                        if updated:
+                            merged[n] = updated
+                        else:
+                            merged.pop(n, None)
+                    pivots[other] = (merged, ovalue - factor * value)
+            pivots[pivot] = (row, value)
+    return list(pivots.values())
+
+
+def _tighten(rows: list[tuple[dict, Fraction]], bounds: dict, passes: int = 30) -> None:
+    """Interval reasoning: each equation bounds each of its nodes by the others' bounds."""
+    rows = [([(n, float(c)) for n, c in unknown.items()], float(rhs)) for unknown, rhs in rows]
+    for _ in range(passes):
+        changed = False
+        for terms, rhs in rows:
+            spans = [_span(c, bounds[n]) for n, c in terms]
+            low_finite = sum(lo for lo, _ in spans if lo > -math.inf)
+            high_finite = sum(hi for _, hi in spans if hi < math.inf)
+            low_infinite = sum(lo == -math.inf for lo, _ in spans)
+            high_infinite = sum(hi == math.inf for _, hi in spans)
+            for (node, c), (lo, hi) in zip(terms, spans):
+                # the other terms' least and greatest sum
+                others_low = -math.inf if low_infinite - (lo == -math.inf) else low_finite - (lo if lo > -math.inf else 0)
+                others_high = math.inf if high_infinite - (hi == math.inf) else high_finite - (hi if hi < math.inf else 0)
+                low, high = rhs - others_high, rhs - others_low  # the bounds of c * node
+                new_low, new_high = (low / c, high / c) if c > 0 else (high / c, low / c)
+                bound = bounds[node]
+                if new_low > bound[0] + 1e-9:
+                    bound[0], changed = new_low, True
+                if new_high < bound[1] - 1e-9:
+                    bound[1], changed = new_high, True
+        if not changed:
+            return
+
+
+def _span(c: float, bound: list) -> tuple[float, float]:
+    """The least and greatest value of c * node for a node within `bound`."""
+    a = 0.0 if c == 0 else c * bound[0]
+    b = 0.0 if c == 0 else c * bound[1]
+    return (a, b) if a <= b else (b, a)
+
+
+# ---- choosing what else to withhold -----------------------------------------------------
+
+def _to_withhold(model: _Model, hidden: dict, target):
+    """The smallest shown figure in the equation with the fewest unknowns that has `target` in
+    it (then in those of the unknowns they share with it), or None if nothing shown pins it."""
+    known = _known(model, hidden)
+    cells_showing = defaultdict(int)
+    for nodes in model.cells.values():
+        for n in nodes:
+            cells_showing[n] += 1
+    seen, frontier = {target}, {target}
+    while frontier:
+        equations = sorted((e for e in model.equations if not frontier.isdisjoint(e)),
+                           key=lambda e: sum(n not in known for n in e))
+        for equation in equations:
+            candidates = [n for n in equation if n in known]
+            if candidates:
+                # a count before a sum of money, then the one fewest cells show (a rate's
+                # denominator before a count of its own), a part before the grand total, the smallest
+                return min(candidates, key=lambda n: (n in model.money, cells_showing[n], n.population == ("all",),
+                                                      abs(model.values[n]), str(n)))
+        frontier = {n for e in equations for n in e if n not in known and n not in seen}
+        seen |= frontier
+    return None
