@@ -102,22 +102,54 @@ def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
     model = _model(tables, meta, threshold, config)
     hidden = {node: PRIMARY for node, value in model.values.items()
               if node not in model.money and value < threshold}
-    given_away: set = set()  # pinned down by what the report cannot withhold (a code with no row is 0)
+    if threshold < 2:  # '<1' says the count is 0: there is nothing left to protect
+        return Plan(model.cells, hidden)
+    protected = [n for n, state in hidden.items() if state == PRIMARY]
+    proofs: dict = {}  # protected node -> counts that fit the report with it different
+    given_away: set = set()  # pinned by what the report cannot withhold (a code with no row is 0)
     while True:
-        found = _disclosed(model, hidden, given_away)
-        if found is None:
+        reader = _Reader(model, hidden)
+        pinned = None
+        for node in protected:
+            if node in proofs or node in given_away:
+                continue
+            proof = reader.alternative(node)
+            if proof is None:
+                pinned = node
+                break
+            _record(proofs, proof, protected, model)
+        if pinned is None:
             break
-        withhold = _to_withhold(model, hidden, found)
+        withhold = _to_withhold(model, hidden, pinned, reader.known)
         if withhold is None:
-            given_away.add(found)
+            given_away.add(pinned)
         else:
             hidden[withhold] = SECONDARY
     # show again each withheld figure that turned out not to be needed (latest choices first)
     for node in [n for n, state in hidden.items() if state == SECONDARY][::-1]:
         del hidden[node]
-        if _disclosed(model, hidden, given_away) is not None:
-            hidden[node] = SECONDARY
+        reader = _Reader(model, hidden)
+        broken = [target for target, proof in proofs.items()
+                  if any(n in reader.known and abs(v - reader.known[n]) > 1e-6 for n, v in proof.items())]
+        kept = {t: p for t, p in proofs.items() if t not in broken}
+        for target in broken:
+            if target in kept:
+                continue
+            proof = reader.alternative(target)
+            if proof is None:
+                hidden[node] = SECONDARY
+                break
+            _record(kept, proof, broken, model)
+        else:
+            proofs = kept
     return Plan(model.cells, hidden)
+
+
+def _record(proofs: dict, proof: dict, protected, model: _Model) -> None:
+    """One alternative proves every protected count it moves."""
+    for node in protected:
+        if node in proof and abs(proof[node] - model.values[node]) > 0.5:
+            proofs.setdefault(node, proof)
 
 
 # ---- the model: what a reader knows ---------------------------------------------------
@@ -216,10 +248,10 @@ def _equity(model, t, by, populations, meta, config):
 
 def _scheme_groups(by, t_rows_groups, config) -> list[tuple]:
     """The populations that split diversions by scheme: the breakdown's rows when it is by
-    scheme, else each configured scheme and one for any other (unseen, but there)."""
+    scheme, else each configured scheme (a reader of the published config knows no other)."""
     if by == "scheme":
         return t_rows_groups
-    return [("scheme", key) for key in (config.schemes if config else ())] + [("scheme", "\0other")]
+    return [("scheme", key) for key in (config.schemes if config else ())]
 
 
 def _scheme_of(population: tuple, config):
@@ -306,6 +338,12 @@ _BUILDERS = {"summary": _summary, "adult_youth": _adult_youth, "breakdown": _bre
 
 
 # ---- the reader: what can be worked out --------------------------------------------------
+#
+# A suppressed count is safe when a second set of counts exists, whole numbers within what
+# each mark says, that fits every equation and every figure shown and differs in that count.
+# An integer-programming solver (HiGHS) looks for the greatest and least value the count can
+# take; one such solution proves the count cannot be pinned down by any reasoning, and stays
+# a proof when more is withheld (that only widens what fits).
 
 def _known(model: _Model, hidden: dict) -> dict:
     """The value of every node some cell shows in full."""
@@ -317,136 +355,124 @@ def _known(model: _Model, hidden: dict) -> dict:
     return known
 
 
-def _bounds(model: _Model, hidden: dict, node) -> tuple[float, float]:
-    if node in model.money:
-        return -math.inf, math.inf
-    state = hidden.get(node)
-    if state == PRIMARY:
-        return 0, model.threshold - 1
-    if state == SECONDARY:
-        return model.threshold, math.inf
-    return 0, math.inf
+class _Reader:
+    """The report as a reader has it, withholding `hidden`: the unknown nodes, what each mark
+    says of them, and the equations between them, as one integer program."""
+
+    def __init__(self, model: _Model, hidden: dict):
+        import numpy as np
+
+        self.model, self.hidden = model, hidden
+        self.known = _known(model, hidden)
+        self.columns: dict = {}
+        rows = []
+        for equation in model.equations:
+            unknown = [(n, float(c)) for n, c in equation.items() if n not in self.known]
+            if unknown:
+                rhs = -sum(float(c) * self.known[n] for n, c in equation.items() if n in self.known)
+                rows.append(([self.columns.setdefault(n, len(self.columns)) for n, _ in unknown],
+                             [c for _, c in unknown], rhs))
+        self.solver = solver = _solver()
+        spans = [self.bounds(n) for n in self.columns]
+        solver.addVars(len(spans), np.array([lo for lo, _ in spans]), np.array([hi for _, hi in spans]))
+        counts = [i for n, i in self.columns.items() if n not in model.money]
+        solver.changeColsIntegrality(len(counts), np.array(counts, dtype=np.int32),
+                                     np.ones(len(counts), dtype=np.uint8))  # a count is a whole number
+        starts = np.cumsum([0] + [len(r[0]) for r in rows[:-1]]).astype(np.int32)
+        solver.addRows(len(rows), np.array([r[2] for r in rows]), np.array([r[2] for r in rows]),
+                       sum(len(r[0]) for r in rows), starts,
+                       np.array([i for r in rows for i in r[0]], dtype=np.int32),
+                       np.array([c for r in rows for c in r[1]]))
+
+    def bounds(self, node) -> tuple[float, float]:
+        big = 1e9  # in place of no bound at all: HiGHS treats 1e20 as infinite
+        if node in self.model.money:
+            return -1e20, 1e20
+        state = self.hidden.get(node)
+        if state == PRIMARY:
+            return 0, self.model.threshold - 1
+        if state == SECONDARY:
+            return self.model.threshold, big
+        return 0, big
+
+    def alternative(self, node) -> dict | None:
+        """Counts that fit all the report shows with `node` different from its true value, or
+        None when there are none (the node is pinned down)."""
+        column = self.columns.get(node)
+        low, high = self.bounds(node)
+        if column is None:  # in no equation: anything within its mark fits
+            return {} if high - low >= 1 else None
+        truth = self.model.values[node]
+        kinds = highspy().HighsModelStatus
+        try:
+            for lo, hi in ((truth + 1, high), (low, truth - 1)):
+                if lo > hi:
+                    continue
+                self.solver.changeColBounds(column, lo, hi)
+                self.solver.run()
+                if self.solver.getModelStatus() == kinds.kOptimal:
+                    values = self.solver.getSolution().col_value
+                    return {n: values[i] for n, i in self.columns.items()}
+        finally:
+            self.solver.changeColBounds(column, low, high)
+        return None
 
 
-def _disclosed(model: _Model, hidden: dict, given_away: set = frozenset()):
-    """A primary-suppressed node the reader can pin down, or None."""
-    known = _known(model, hidden)
-    rows = []
-    for equation in model.equations:
-        unknown = {n: c for n, c in equation.items() if n not in known}
-        if unknown:
-            rhs = -sum((c * Fraction(known[n]) for n, c in equation.items() if n in known), Fraction(0))
-            rows.append((unknown, rhs))
-    protected = [n for n, state in hidden.items() if state == PRIMARY and n not in known and n not in given_away]
-    reduced = _reduce(rows)
-    for unknown, _ in reduced:
-        if len(unknown) == 1:
-            (node,) = unknown
-            if hidden.get(node) == PRIMARY and node not in given_away:
-                return node
-    bounds = {}
-    for unknown, _ in rows + reduced:
-        for n in unknown:
-            bounds.setdefault(n, list(_bounds(model, hidden, n)))
-    _tighten(rows + reduced, bounds)
-    for node in protected:
-        low, high = bounds.get(node, (0, math.inf))
-        if high < math.inf and math.floor(high + 1e-9) <= math.ceil(low - 1e-9):
-            return node
-    return None
+def highspy():
+    import highspy as module
+
+    return module
 
 
-def _reduce(rows: list[tuple[dict, Fraction]]) -> list[tuple[dict, Fraction]]:
-    """Gauss-Jordan elimination: each result row is one pivot node plus free nodes; a row
-    with its pivot alone gives that node's value."""
-    pivots: dict = {}  # pivot node -> its row (normalised to coefficient 1)
-    for unknown, rhs in rows:
-        row, value = dict(unknown), rhs
-        for node in [n for n in row if n in pivots]:
-            if node in row:
-                factor = row[node]
-                prow, pvalue = pivots[node]
-                for n, c in prow.items():
-                    updated = row.get(n, 0) - factor * c
-                    if updated:
-                        row[n] = updated
-                    else:
-                        row.pop(n, None)
-                value -= factor * pvalue
-        if row:
-            pivot = min(row, key=str)
-            scale = row[pivot]
-            row = {n: c / scale for n, c in row.items()}
-            value /= scale
-            for other, (orow, ovalue) in list(pivots.items()):
-                if pivot in orow:
-                    factor = orow[pivot]
-                    merged = dict(orow)
-                    for n, c in row.items():
-                        updated = merged.get(n, 0) - factor * c
-                        if updated:
-                            merged[n] = updated
-                        else:
-                            merged.pop(n, None)
-                    pivots[other] = (merged, ovalue - factor * value)
-            pivots[pivot] = (row, value)
-    return list(pivots.values())
+def _solver():
+    """A silent HiGHS instance (its first one prints a banner straight to stdout)."""
+    import os
+    import sys
 
-
-def _tighten(rows: list[tuple[dict, Fraction]], bounds: dict, passes: int = 30) -> None:
-    """Interval reasoning: each equation bounds each of its nodes by the others' bounds."""
-    rows = [([(n, float(c)) for n, c in unknown.items()], float(rhs)) for unknown, rhs in rows]
-    for _ in range(passes):
-        changed = False
-        for terms, rhs in rows:
-            spans = [_span(c, bounds[n]) for n, c in terms]
-            low_finite = sum(lo for lo, _ in spans if lo > -math.inf)
-            high_finite = sum(hi for _, hi in spans if hi < math.inf)
-            low_infinite = sum(lo == -math.inf for lo, _ in spans)
-            high_infinite = sum(hi == math.inf for _, hi in spans)
-            for (node, c), (lo, hi) in zip(terms, spans):
-                # the other terms' least and greatest sum
-                others_low = -math.inf if low_infinite - (lo == -math.inf) else low_finite - (lo if lo > -math.inf else 0)
-                others_high = math.inf if high_infinite - (hi == math.inf) else high_finite - (hi if hi < math.inf else 0)
-                low, high = rhs - others_high, rhs - others_low  # the bounds of c * node
-                new_low, new_high = (low / c, high / c) if c > 0 else (high / c, low / c)
-                bound = bounds[node]
-                if new_low > bound[0] + 1e-9:
-                    bound[0], changed = new_low, True
-                if new_high < bound[1] - 1e-9:
-                    bound[1], changed = new_high, True
-        if not changed:
-            return
-
-
-def _span(c: float, bound: list) -> tuple[float, float]:
-    """The least and greatest value of c * node for a node within `bound`."""
-    a = 0.0 if c == 0 else c * bound[0]
-    b = 0.0 if c == 0 else c * bound[1]
-    return (a, b) if a <= b else (b, a)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            solver = highspy().Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    solver.setOptionValue("output_flag", False)
+    return solver
 
 
 # ---- choosing what else to withhold -----------------------------------------------------
 
-def _to_withhold(model: _Model, hidden: dict, target):
-    """The smallest shown figure in the equation with the fewest unknowns that has `target` in
-    it (then in those of the unknowns they share with it), or None if nothing shown pins it."""
-    known = _known(model, hidden)
+def _to_withhold(model: _Model, hidden: dict, target, known: dict, tries: int = 12):
+    """The shown figure to withhold for `target`: of those in the equations around it (the
+    ones with the fewest unknowns first), the first whose withholding lets it move; failing
+    that the first of them. None if no shown figure is tied to it."""
+    candidates = _candidates(model, target, known)
+    for candidate in candidates[:tries]:
+        if _Reader(model, {**hidden, candidate: SECONDARY}).alternative(target) is not None:
+            return candidate
+    return candidates[0] if candidates else None
+
+
+def _candidates(model: _Model, target, known: dict) -> list:
     cells_showing = defaultdict(int)
     for nodes in model.cells.values():
         for n in nodes:
             cells_showing[n] += 1
-    seen, frontier = {target}, {target}
+
+    def preference(n):
+        # a count before a sum of money, then the one fewest cells show (a rate's denominator
+        # before a count of its own), a part before the grand total, then the smallest
+        return n in model.money, cells_showing[n], n.population == ("all",), abs(model.values[n]), str(n)
+
+    ordered, seen, frontier = [], {target}, {target}
     while frontier:
         equations = sorted((e for e in model.equations if not frontier.isdisjoint(e)),
                            key=lambda e: sum(n not in known for n in e))
         for equation in equations:
-            candidates = [n for n in equation if n in known]
-            if candidates:
-                # a count before a sum of money, then the one fewest cells show (a rate's
-                # denominator before a count of its own), a part before the grand total, the smallest
-                return min(candidates, key=lambda n: (n in model.money, cells_showing[n], n.population == ("all",),
-                                                      abs(model.values[n]), str(n)))
+            found = [n for n in equation if n in known and n in model.values and n not in ordered]
+            ordered += sorted(found, key=preference)
         frontier = {n for e in equations for n in e if n not in known and n not in seen}
         seen |= frontier
-    return None
+    return ordered
