@@ -115,6 +115,8 @@ def money_text(value: Money) -> str:
 
 
 def render(tables: list[Table], fmt: str, meta: dict, suppress: int | None, config=None) -> str:
+    if suppress:
+        tables = suppression.complete(tables, meta, config)
     s = Suppressor(suppress, tables, meta, config)
     if fmt == "json":
         return json.dumps({**meta, "suppress_below": suppress,

@@ -15,12 +15,11 @@ determining equations use. Withholding only removes equations' known terms, so i
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from fractions import Fraction
 from typing import NamedTuple
 
-from diversion_cli.reports import AGE_BANDS, Change, Money, Rate, RelativeRate, Table
+from diversion_cli.reports import AGE_BANDS, GENDER_NAMES, Change, Rate, RelativeRate, Table
 
 # the measures of a set of incidents: the ones a measures row shows, the completion rate's
 # denominator, and the counts a reader cannot see but knows exist (and are never negative)
@@ -96,6 +95,51 @@ class _Model:
     def partition(self, whole: tuple, parts: list[tuple], measures=MEASURES) -> None:
         for m in measures:
             self.total(Node(whole, m), [Node(p, m) for p in parts])
+
+
+def complete(tables: list[Table], meta: dict, config) -> list[Table]:
+    """The tables with a row for every group of a closed list (age bands, genders, ethnicity
+    groups, the outcome codes the schemes close with), zero or not: a missing row would tell a
+    reader that a count is 0, and the rest of a total what the suppressed part is."""
+    if config is None:
+        return tables
+    genders = [g for g in GENDER_NAMES.values()]
+    ethnicities = list(dict.fromkeys([*config.ethnicity_groups.values(), "Not recorded"]))
+    closed_lists = {"age_band": [label for _, _, label in AGE_BANDS], "gender": genders, "ethnicity": ethnicities}
+    out = []
+    for t in tables:
+        if t.key == "breakdown" and meta.get("by") in closed_lists:
+            t = _with_rows(t, "group", closed_lists[meta["by"]], lambda group: {
+                "group": group, **{c.key: Rate(0, 0) if c.key in RATE_PARTS else 0 for c in t.columns[1:]}})
+        elif t.key == "equity":
+            white = next((r for r in t.rows if r["dimension"] == "Ethnicity"
+                          and r["group"] == config.ethnicity_groups.get("W", "White")), None)
+            shown = {(r["dimension"], r["group"]) for r in t.rows}
+            extra = [_equity_zero(d, g, white) for d, groups in (("Ethnicity", ethnicities), ("Gender", genders))
+                     for g in groups if (d, g) not in shown]
+            t = t._replace(rows=t.rows + extra)
+        elif t.key == "outcome_codes":
+            codes = sorted({c for s in config.schemes.values() for c in (s.completion_outcome, s.failure_outcome)})
+            t = _with_rows(t, "code", [str(c) for c in codes], lambda code: {
+                "code": code, "meaning": config.outcome_codes.get(int(code), "?"), "count": 0})
+            t = t._replace(rows=sorted(t.rows, key=lambda row: int(row["code"])))
+        out.append(t)
+    return out
+
+
+def _with_rows(table: Table, key: str, groups: list[str], zero_row) -> Table:
+    shown = {row[key] for row in table.rows}
+    return table._replace(rows=table.rows + [zero_row(g) for g in groups if g not in shown])
+
+
+def _equity_zero(dimension: str, group: str, white: dict | None) -> dict:
+    none = Rate(0, 0)
+    row = {"dimension": dimension, "group": group, "incidents": 0, "offer_rate": none, "divert_rate": none,
+           "offer_rri": "", "divert_rri": ""}
+    if dimension == "Ethnicity":
+        row["offer_rri"] = RelativeRate(none, white["offer_rate"] if white else none)
+        row["divert_rri"] = RelativeRate(none, white["divert_rate"] if white else none)
+    return row
 
 
 def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:

@@ -13,7 +13,6 @@ import json
 import shutil
 from collections import defaultdict
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -143,9 +142,9 @@ def read_report(report: dict, threshold: int) -> Reader:
     partitions += equity.values()
     # every scheme of the default config closes a completion as 22 and a failure as 1
     codes = {row["code"]: row["count"] for row in tables["outcome_codes"]["rows"]}
-    assert set(codes) <= {"1", "22"}, codes
+    assert set(codes) == {"1", "22"}, codes
     for code, measure in (("22", "completed"), ("1", "failed")):
-        r.sees(f"code {code}", codes.get(code, 0))
+        r.sees(f"code {code}", codes[code])
         r.equal(f"code {code}", [f"all.{measure}"])
     # trend months inside the period add up to its incidents
     trend = tables["trend"]["rows"]
@@ -268,6 +267,11 @@ def test_one_month_report_hides_the_youth_through_the_trend(fixture_db):
 AGES = (12, 16, 17, 19, 23, 29, 37, 48, 61)
 ETHNICITIES = ("W1", "W2", "B1", "B2", "A1", "A3", "M1", "O2", "NS", "")
 STATUSES = ("", "offered", "accepted", "completed", "failed", "declined")
+SURNAMES = ("Abbott", "Baxter", "Carver", "Dunmore", "Ellery", "Fairweather", "Goddard", "Hollis", "Ingram", "Jessop",
+            "Kettering", "Lomax", "Mortimer", "Norbury", "Oakley", "Pilbeam", "Quayle", "Rutherford", "Sowerby",
+            "Thistlewood", "Underhill", "Villiers", "Wetherby", "Yardley", "Zouch", "Ashcombe", "Blenkinsop",
+            "Cholmondeley", "Drinkwater", "Entwistle", "Featherstone", "Grimshaw", "Hepplewhite", "Illingworth",
+            "Jellicoe", "Kingsnorth", "Lightfoot", "Merriweather", "Nettleship", "Ormerod")  # far apart: no near matches
 
 
 @st.composite
@@ -283,7 +287,7 @@ def incidents(draw):
         if status:
             scheme = "dep-youth" if age < 18 else draw(st.sampled_from(("dep-adult", "dep-adult", "checkpoint")))
         row = {c: "" for c in COLUMNS}
-        row.update(surname=f"Gen{k:03d}x", forenames="Sam", dob=f"{when.year - age - 1}-01-01",
+        row.update(surname=SURNAMES[k], forenames="Sam", dob=f"{when.year - age}-01-01",
                    gender=draw(st.sampled_from("MFXU")), ethnicity=draw(st.sampled_from(ETHNICITIES)),
                    occurred_at=at(when, 10), substances=draw(st.sampled_from(("cannabis", "cocaine", "mdma",
                                                                                "cannabis;cocaine"))),
@@ -305,7 +309,7 @@ def incidents(draw):
     return rows
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(rows=incidents(), threshold=st.sampled_from((3, 5)),
        by=st.sampled_from((None, "age_band", "gender", "ethnicity", "scheme", "location", "officer", "drug_class")))
