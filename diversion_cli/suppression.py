@@ -149,10 +149,12 @@ def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
     if threshold < 2:  # '<1' says the count is 0: there is nothing left to protect
         return Plan(model.cells, hidden)
     protected = [n for n, state in hidden.items() if state == PRIMARY]
+    reader = _Reader(model)
     proofs: dict = {}  # protected node -> counts that fit the report with it different
-    given_away: set = set()  # pinned by what the report cannot withhold (a code with no row is 0)
+    given_away: set = set()  # pinned by what the report cannot withhold
+    guesses: list = []  # withheld without knowing that alone would free the count it was for
     while True:
-        reader = _Reader(model, hidden)
+        reader.show(hidden)
         pinned = None
         for node in protected:
             if node in proofs or node in given_away:
@@ -164,15 +166,17 @@ def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
             _record(proofs, proof, protected, model)
         if pinned is None:
             break
-        withhold = _to_withhold(model, hidden, pinned, reader.known)
+        withhold, freed = _to_withhold(reader, hidden, pinned)
         if withhold is None:
             given_away.add(pinned)
         else:
-            hidden[withhold] = SECONDARY
-    # show again each withheld figure that turned out not to be needed (latest choices first)
-    for node in [n for n, state in hidden.items() if state == SECONDARY][::-1]:
+            hidden[withhold] = SECONDARY  # a proof stays one: withholding only widens what fits
+            if not freed:
+                guesses.append(withhold)
+    # show again each figure withheld on a guess that turned out not to be needed (latest first)
+    for node in guesses[::-1]:
         del hidden[node]
-        reader = _Reader(model, hidden)
+        reader.show(hidden)
         broken = [target for target, proof in proofs.items()
                   if any(n in reader.known and abs(v - reader.known[n]) > 1e-6 for n, v in proof.items())]
         kept = {t: p for t, p in proofs.items() if t not in broken}
@@ -400,33 +404,40 @@ def _known(model: _Model, hidden: dict) -> dict:
 
 
 class _Reader:
-    """The report as a reader has it, withholding `hidden`: the unknown nodes, what each mark
-    says of them, and the equations between them, as one integer program."""
+    """The report as a reader has it, as one integer program over every node the equations
+    hold: a shown node is fixed to its value, a withheld one bounded by what its mark says.
+    `show(hidden)` moves the bounds to another choice of what to withhold."""
 
-    def __init__(self, model: _Model, hidden: dict):
+    def __init__(self, model: _Model):
         import numpy as np
 
-        self.model, self.hidden = model, hidden
-        self.known = _known(model, hidden)
+        self.model, self.np = model, np
         self.columns: dict = {}
-        rows = []
+        starts, indices, values = [], [], []
         for equation in model.equations:
-            unknown = [(n, float(c)) for n, c in equation.items() if n not in self.known]
-            if unknown:
-                rhs = -sum(float(c) * self.known[n] for n, c in equation.items() if n in self.known)
-                rows.append(([self.columns.setdefault(n, len(self.columns)) for n, _ in unknown],
-                             [c for _, c in unknown], rhs))
+            starts.append(len(indices))
+            for n, c in equation.items():
+                indices.append(self.columns.setdefault(n, len(self.columns)))
+                values.append(float(c))
         self.solver = solver = _solver()
-        spans = [self.bounds(n) for n in self.columns]
-        solver.addVars(len(spans), np.array([lo for lo, _ in spans]), np.array([hi for _, hi in spans]))
+        width = len(self.columns)
+        solver.addVars(width, np.zeros(width), np.zeros(width))
         counts = [i for n, i in self.columns.items() if n not in model.money]
         solver.changeColsIntegrality(len(counts), np.array(counts, dtype=np.int32),
                                      np.ones(len(counts), dtype=np.uint8))  # a count is a whole number
-        starts = np.cumsum([0] + [len(r[0]) for r in rows[:-1]]).astype(np.int32)
-        solver.addRows(len(rows), np.array([r[2] for r in rows]), np.array([r[2] for r in rows]),
-                       sum(len(r[0]) for r in rows), starts,
-                       np.array([i for r in rows for i in r[0]], dtype=np.int32),
-                       np.array([c for r in rows for c in r[1]]))
+        zeros = np.zeros(len(starts))
+        solver.addRows(len(starts), zeros, zeros, len(indices), np.array(starts, dtype=np.int32),
+                       np.array(indices, dtype=np.int32), np.array(values))
+        self.hidden: dict = {}
+        self.known: dict = {}
+
+    def show(self, hidden: dict) -> None:
+        np = self.np
+        self.hidden, self.known = hidden, _known(self.model, hidden)
+        spans = [(self.known[n], self.known[n]) if n in self.known else self.bounds(n) for n in self.columns]
+        self.solver.changeColsBounds(len(spans), np.arange(len(spans), dtype=np.int32),
+                                     np.array([lo for lo, _ in spans], dtype=float),
+                                     np.array([hi for _, hi in spans], dtype=float))
 
     def bounds(self, node) -> tuple[float, float]:
         big = 1e9  # in place of no bound at all: HiGHS treats 1e20 as infinite
@@ -445,20 +456,34 @@ class _Reader:
         column = self.columns.get(node)
         low, high = self.bounds(node)
         if column is None:  # in no equation: anything within its mark fits
-            return {} if high - low >= 1 else None
+            return {node: low if self.model.values[node] != low else high} if high - low >= 1 else None
         truth = self.model.values[node]
-        kinds = highspy().HighsModelStatus
+        optimal = highspy().HighsModelStatus.kOptimal
         try:
             for lo, hi in ((truth + 1, high), (low, truth - 1)):
                 if lo > hi:
                     continue
                 self.solver.changeColBounds(column, lo, hi)
-                self.solver.run()
-                if self.solver.getModelStatus() == kinds.kOptimal:
-                    values = self.solver.getSolution().col_value
-                    return {n: values[i] for n, i in self.columns.items()}
+                found = self._solve(optimal)
+                if found is not None:
+                    return found
         finally:
             self.solver.changeColBounds(column, low, high)
+        return None
+
+
+    def _solve(self, optimal) -> dict | None:
+        """A solution in whole numbers, from the linear relaxation when that gives one (it
+        mostly does, and fast), else from the integer program."""
+        for relaxed in (True, False):
+            self.solver.setOptionValue("solve_relaxation", relaxed)
+            self.solver.run()
+            if self.solver.getModelStatus() != optimal:
+                return None  # no solution at all, or (relaxed) none even in fractions
+            values = self.solver.getSolution().col_value
+            solution = {n: values[i] for n, i in self.columns.items() if n not in self.known}
+            if all(abs(v - round(v)) < 1e-6 for n, v in solution.items() if n not in self.model.money):
+                return solution
         return None
 
 
@@ -483,20 +508,25 @@ def _solver():
         os.dup2(saved, 1)
         os.close(saved)
     solver.setOptionValue("output_flag", False)
+    solver.setOptionValue("mip_rel_gap", 1e9)  # any alternative will do: stop at the first found
     return solver
 
 
 # ---- choosing what else to withhold -----------------------------------------------------
 
-def _to_withhold(model: _Model, hidden: dict, target, known: dict, tries: int = 12):
-    """The shown figure to withhold for `target`: of those in the equations around it (the
-    ones with the fewest unknowns first), the first whose withholding lets it move; failing
-    that the first of them. None if no shown figure is tied to it."""
-    candidates = _candidates(model, target, known)
-    for candidate in candidates[:tries]:
-        if _Reader(model, {**hidden, candidate: SECONDARY}).alternative(target) is not None:
-            return candidate
-    return candidates[0] if candidates else None
+def _to_withhold(reader: _Reader, hidden: dict, target, tries: int = 4) -> tuple:
+    """The shown figure to withhold for `target`, and whether withholding it is known to let
+    `target` move: of those in the equations around it (the ones with the fewest unknowns
+    first), the first that does; failing that the first of them. None if none is tied to it."""
+    candidates = _candidates(reader.model, target, reader.known)
+    try:
+        for candidate in candidates[:tries]:
+            reader.show({**hidden, candidate: SECONDARY})
+            if reader.alternative(target) is not None:
+                return candidate, True
+    finally:
+        reader.show(hidden)
+    return (candidates[0] if candidates else None), False
 
 
 def _candidates(model: _Model, target, known: dict) -> list:
