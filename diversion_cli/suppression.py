@@ -45,6 +45,7 @@ SUMMARY_ROWS = {"Incidents recorded": "incidents", "Eligible at record": "eligib
 RATE_PARTS = {"take_up": ("accepted", "offered"), "completion": ("completed", "closed")}
 YOUTH_BAND = AGE_BANDS[0][2]
 PRIMARY, SECONDARY = "primary", "secondary"
+CLEANUP_LIMIT = 40  # counts whose proof a figure shown again may be re-proved for
 
 
 class Node(NamedTuple):
@@ -152,12 +153,13 @@ def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
     reader = _Reader(model)
     proofs: dict = {}  # protected node -> counts that fit the report with it different
     given_away: set = set()  # pinned by what the report cannot withhold
+    loosely: set = set()  # free only if a reader takes * to mean "withheld", not "at least N"
     guesses: list = []  # withheld without knowing that alone would free the count it was for
     while True:
         reader.show(hidden)
         pinned = None
         for node in protected:
-            if node in proofs or node in given_away:
+            if node in proofs or node in given_away or node in loosely:
                 continue
             proof = reader.alternative(node)
             if proof is None:
@@ -167,6 +169,9 @@ def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
         if pinned is None:
             break
         withhold, freed = _to_withhold(reader, hidden, pinned)
+        if not freed and _free_when_loose(reader, hidden, pinned):
+            loosely.add(pinned)  # pinned only by reading each * as at least N: see the README
+            continue
         if withhold is None:
             given_away.add(pinned)
         else:
@@ -180,6 +185,9 @@ def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
         broken = [target for target, proof in proofs.items()
                   if any(n in reader.known and abs(v - reader.known[n]) > 1e-6 for n, v in proof.items())]
         kept = {t: p for t, p in proofs.items() if t not in broken}
+        if len(broken) > CLEANUP_LIMIT:  # too dear to prove again: stays withheld
+            hidden[node] = SECONDARY
+            continue
         for target in broken:
             if target in kept:
                 continue
@@ -189,7 +197,10 @@ def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
                 break
             _record(kept, proof, broken, model)
         else:
-            proofs = kept
+            if all(_free_when_loose(reader, hidden, n) for n in loosely):
+                proofs = kept
+            else:
+                hidden[node] = SECONDARY
     return Plan(model.cells, hidden)
 
 
@@ -313,13 +324,19 @@ def _outcome_codes(model, t, by, populations, meta, config):
         model.show((t.key, i, "count"), (node,), (row["count"],))
         shown[row["code"]] = node
     schemes = _scheme_groups(by, [p for p in populations if p[0] == "scheme"], config)
-    populations.update(schemes)
-    model.partition(("all",), schemes, ("completed", "failed", "accepted"))
-    feeds = defaultdict(list)  # code -> the (scheme, measure) counts that close with it
-    for population in schemes:
-        scheme = _scheme_of(population, config)
-        feeds[str(scheme.completion_outcome if scheme else 22)].append(Node(population, "completed"))
-        feeds[str(scheme.failure_outcome if scheme else 1)].append(Node(population, "failed"))
+    closing = {(scheme.completion_outcome, scheme.failure_outcome) if scheme else (22, 1)
+               for scheme in (_scheme_of(p, config) for p in schemes)}
+    feeds = defaultdict(list)  # code -> the counts that close with it
+    if len(closing) == 1 and by != "scheme":  # every scheme closes alike: completed and failed
+        completion, failure = closing.pop()
+        feeds[str(completion)].append(Node(("all",), "completed"))
+        feeds[str(failure)].append(Node(("all",), "failed"))
+    else:
+        model.partition(("all",), schemes, ("completed", "failed"))
+        for population in schemes:
+            scheme = _scheme_of(population, config)
+            feeds[str(scheme.completion_outcome if scheme else 22)].append(Node(population, "completed"))
+            feeds[str(scheme.failure_outcome if scheme else 1)].append(Node(population, "failed"))
     for code, parts in feeds.items():
         # a code with no row is a count of 0, which the reader knows
         node = shown.get(code) or Node(("outcome", code), "count")
@@ -374,8 +391,7 @@ def _cost(model, t, by, populations, meta, config):
     model.show((t.key, 5, "value"), (net,), (kept.amount,))
     model.total(avoided, [Node(everyone, "completed")], [unit.amount])
     schemes = _scheme_groups(by, [p for p in populations if p[0] == "scheme"], config)
-    populations.update(schemes)
-    model.partition(everyone, schemes, ("completed", "failed", "accepted"))
+    model.partition(everyone, schemes, ("accepted",))
     costed = [(p, _scheme_of(p, config).cost_per_place) for p in schemes if _scheme_of(p, config)]
     model.total(place_cost, [Node(p, "accepted") for p, _ in costed], [c for _, c in costed])
     model.total(avoided, [net, place_cost])
@@ -430,10 +446,26 @@ class _Reader:
                        np.array(indices, dtype=np.int32), np.array(values))
         self.hidden: dict = {}
         self.known: dict = {}
+        self.loose = False  # read * as "withheld", not as "at least N"
 
     def show(self, hidden: dict) -> None:
         np = self.np
         self.hidden, self.known = hidden, _known(self.model, hidden)
+        # the unknowns that equations tie together: a change in one part leaves the others as
+        # they truly are, so an alternative need only be whole numbers in its own part
+        parent: dict = {}
+
+        def root(n):
+            while parent.setdefault(n, n) != n:
+                parent[n] = parent[parent[n]]
+                n = parent[n]
+            return n
+
+        for equation in self.model.equations:
+            unknown = [n for n in equation if n not in self.known]
+            for n in unknown[1:]:
+                parent[root(n)] = root(unknown[0])
+        self.part_of = {n: root(n) for n in parent}
         spans = [(self.known[n], self.known[n]) if n in self.known else self.bounds(n) for n in self.columns]
         self.solver.changeColsBounds(len(spans), np.arange(len(spans), dtype=np.int32),
                                      np.array([lo for lo, _ in spans], dtype=float),
@@ -446,7 +478,7 @@ class _Reader:
         state = self.hidden.get(node)
         if state == PRIMARY:
             return 0, self.model.threshold - 1
-        if state == SECONDARY:
+        if state == SECONDARY and not self.loose:
             return self.model.threshold, big
         return 0, big
 
@@ -464,7 +496,7 @@ class _Reader:
                 if lo > hi:
                     continue
                 self.solver.changeColBounds(column, lo, hi)
-                found = self._solve(optimal)
+                found = self._solve(optimal, self.part_of.get(node))
                 if found is not None:
                     return found
         finally:
@@ -472,16 +504,17 @@ class _Reader:
         return None
 
 
-    def _solve(self, optimal) -> dict | None:
-        """A solution in whole numbers, from the linear relaxation when that gives one (it
-        mostly does, and fast), else from the integer program."""
+    def _solve(self, optimal, part) -> dict | None:
+        """The unknowns of `part` in a solution in whole numbers (with the rest as they truly
+        are), from the linear relaxation when that gives one (it mostly does, and fast), else
+        from the integer program."""
         for relaxed in (True, False):
             self.solver.setOptionValue("solve_relaxation", relaxed)
             self.solver.run()
             if self.solver.getModelStatus() != optimal:
                 return None  # no solution at all, or (relaxed) none even in fractions
             values = self.solver.getSolution().col_value
-            solution = {n: values[i] for n, i in self.columns.items() if n not in self.known}
+            solution = {n: values[self.columns[n]] for n, p in self.part_of.items() if p == part}
             if all(abs(v - round(v)) < 1e-6 for n, v in solution.items() if n not in self.model.money):
                 return solution
         return None
@@ -513,6 +546,16 @@ def _solver():
 
 
 # ---- choosing what else to withhold -----------------------------------------------------
+
+def _free_when_loose(reader: _Reader, hidden: dict, node) -> bool:
+    reader.loose = True
+    try:
+        reader.show(hidden)
+        return reader.alternative(node) is not None
+    finally:
+        reader.loose = False
+        reader.show(hidden)
+
 
 def _to_withhold(reader: _Reader, hidden: dict, target, tries: int = 4) -> tuple:
     """The shown figure to withhold for `target`, and whether withholding it is known to let

@@ -452,9 +452,9 @@ def test_suppression_in_json(fixture_db):
     assert summary["Completion rate (completed / closed)"] == {"numerator": "*", "denominator": "*", "rate": "*"}
     rows = {r["group"]: r for r in table(rep, "breakdown")["rows"]}
     band = rows["18–24"]                                     # 5 incidents, 5/5 taken up, 4 completed
-    assert band["accepted"] == 5 and band["eligible"] == 5  # = N: shown
-    # 5 incidents beside 5 accepted would show that 0 declined and 0 are open: withheld
-    assert band["incidents"] == band["offered"] == "*"
+    assert band["incidents"] == band["offered"] == band["eligible"] == 5   # = N: shown
+    # 5 accepted of 5 offered would show that 0 declined and 0 are still offered: withheld
+    assert band["accepted"] == "*"
     assert band["take_up"]["rate"] == "*"
     assert band["completed"] == "<5"                         # 4
     assert band["completion"]["rate"] == "<5"                # 4/5: numerator below N
@@ -492,8 +492,8 @@ def test_suppression_in_csv(fixture_db):
     cells = {(r[0], r[1], r[2]): r[3:] for r in rows[1:]}
     assert cells[("summary", "Incidents recorded", "Value")] == ["24", "", ""]
     assert cells[("summary", "Still open", "Value")] == ["<5", "", ""]            # 4
-    assert cells[("breakdown", "18–24", "Accepted")] == ["5", "", ""]             # = N
-    assert cells[("breakdown", "18–24", "Incidents")] == ["*", "", ""]            # 5: would show 0 declined
+    assert cells[("breakdown", "18–24", "Incidents")] == ["5", "", ""]            # = N
+    assert cells[("breakdown", "18–24", "Accepted")] == ["*", "", ""]             # 5 of 5: would show 0 declined
     assert cells[("breakdown", "18–24", "Completed")] == ["<5", "", ""]           # 4
     assert cells[("breakdown", "18–24", "Take-up")] == ["*", "", ""]              # 5/5, withheld with it
     assert cells[("breakdown", "18–24", "Completion")] == ["<5", "", ""]          # 4/5
@@ -522,8 +522,8 @@ def test_suppression_in_markdown(fixture_db):
     header, body = rows[0], {r[0]: dict(zip(rows[0], r)) for r in rows[2:]}
     assert header[:6] == ["Age Band", "Incidents", "Eligible", "Offered", "Accepted", "Take-up"]
     band = body["18–24"]
-    assert band["Accepted"] == "5"
-    assert band["Incidents"] == band["Take-up"] == "\\*"    # 5 and 5/5 would show 0 declined
+    assert band["Incidents"] == band["Offered"] == "5"
+    assert band["Accepted"] == band["Take-up"] == "\\*"    # 5 of 5 offered would show 0 declined
     assert band["Completed"] == "<5"
     assert band["Completion"] == "<5"
     assert body["10–17"]["Incidents"] == "<5"

@@ -63,14 +63,13 @@ class Reader:
         return self.vars[name]
 
     def sees(self, name: str, shown, money: bool = False) -> None:
-        """A cell as published: a number, '<N' (0 to N-1) or '*' (withheld: at least N)."""
+        """A cell as published: a number, '<N' (0 to N-1) or '*' (withheld)."""
         x = self.var(name, money)
         if shown == f"<{self.threshold}":
             self.h.addConstr(x <= self.threshold - 1)
             self.suppressed[name] = None
         elif shown == "*":
-            if not money:
-                self.h.addConstr(x >= self.threshold)
+            pass  # withheld: the README does not tell a reader that * is at least N
         elif isinstance(shown, (int, float)):
             if money:  # amounts are shown to the pound
                 self.h.addConstr(x >= shown - 0.5)
