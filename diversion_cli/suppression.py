@@ -116,9 +116,11 @@ def complete(tables: list[Table], meta: dict, config) -> list[Table]:
             white = next((r for r in t.rows if r["dimension"] == "Ethnicity"
                           and r["group"] == config.ethnicity_groups.get("W", "White")), None)
             shown = {(r["dimension"], r["group"]) for r in t.rows}
-            extra = [_equity_zero(d, g, white) for d, groups in (("Ethnicity", ethnicities), ("Gender", genders))
-                     for g in groups if (d, g) not in shown]
-            t = t._replace(rows=t.rows + extra)
+            rows = []
+            for dimension, groups in (("Ethnicity", ethnicities), ("Gender", genders)):
+                rows += [r for r in t.rows if r["dimension"] == dimension]
+                rows += [_equity_zero(dimension, g, white) for g in groups if (dimension, g) not in shown]
+            t = t._replace(rows=rows)
         elif t.key == "outcome_codes":
             codes = sorted({c for s in config.schemes.values() for c in (s.completion_outcome, s.failure_outcome)})
             t = _with_rows(t, "code", [str(c) for c in codes], lambda code: {
