@@ -19,6 +19,7 @@ from diversion_cli.reports import Rate, RelativeRate, Table
 SERIES = (("#0072B2", "", "circle"), ("#E69F00", "6 3", "square"), ("#D55E00", "2 2", "triangle"))
 WIDTH, HALF_WIDTH = 640, 400  # a chart's viewBox width across the page and beside a table
 LABELS = 150                  # room for category labels left of horizontal bars
+WITHHELD_FILL = "url(#withheld)"  # each chart's own hatching (see _svg)
 PRINTABLE_WIDTH_MM = 180  # A4 (210 mm) less 15 mm margins
 
 
@@ -37,7 +38,7 @@ def render(tables: list[Table], meta: dict, s, config) -> str:
             + (f"; by {_e(meta['by'].replace('_', ' '))}" if meta.get("by") else "") + ".</p>",
             f'<p class="meta">Generated {_e(meta["generated_at"])}; configuration {_e(meta["config_fingerprint"])}.'
             + (f" {_e(suppressed)}" if suppressed else "") + "</p>",
-            "</header>", _DEFS]
+            "</header>"]
     for t in tables:
         body.append(_section(t, s))
     if marking:
@@ -66,7 +67,7 @@ def _css(marking: str) -> str:
 body {{ font: 10pt/1.35 "Helvetica Neue", Arial, sans-serif; color: #111; background: #fff;
        max-width: {PRINTABLE_WIDTH_MM}mm; margin: 0 auto; padding: 4mm 0; }}
 h1 {{ font-size: 16pt; margin: 0 0 2mm; }}
-h2 {{ font-size: 12pt; margin: 0 0 2mm; border-bottom: 1px solid #777; }}
+h2 {{ font-size: 12pt; margin: 0 0 2mm; border-bottom: 1px solid #777; break-after: avoid; }}
 p {{ margin: 0 0 2mm; }}
 .marking {{ text-align: center; font-weight: bold; letter-spacing: .08em; border: 1px solid #111;
             padding: 1mm; }}
@@ -76,7 +77,6 @@ section {{ margin: 6mm 0; }}
 .pair {{ display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 5mm; align-items: start; }}
 figure {{ margin: 0 0 2mm; break-inside: avoid; }}
 svg {{ width: 100%; height: auto; display: block; }}
-svg text {{ font: 12px "Helvetica Neue", Arial, sans-serif; fill: #111; }}
 table {{ border-collapse: collapse; width: 100%; table-layout: fixed; font-size: 8.5pt; }}
 .wide table {{ font-size: 7.5pt; }}
 th, td {{ border-bottom: 1px solid #bbb; padding: .6mm 1mm; text-align: right; vertical-align: top;
@@ -88,13 +88,6 @@ thead {{ display: table-header-group; }}
 tr {{ break-inside: avoid; }}
 @media print {{ body {{ padding: 0; }} section {{ break-inside: auto; }} }}
 """
-
-
-# hatching for a withheld figure: the same mark whatever the figure is
-_DEFS = ('<svg width="0" height="0" style="position:absolute" aria-hidden="true" focusable="false"><defs>'
-         '<pattern id="withheld" width="6" height="6" patternUnits="userSpaceOnUse" '
-         'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/>'
-         '<line x1="0" y1="0" x2="0" y2="6" stroke="#666" stroke-width="2"/></pattern></defs></svg>')
 
 
 def _section(t: Table, s) -> str:
@@ -183,9 +176,18 @@ def _figure(svg: str, caption: str) -> str:
 
 
 def _svg(title: str, desc: str, width: int, height: float, body: str) -> str:
+    """A chart: its title and text alternative, the type set on the chart itself, and its own
+    hatching for withheld figures (the same mark whatever the figure is), so that a PDF
+    renderer that reads each SVG alone draws it the same."""
     ident = re.sub(r"\W+", "-", title.lower()).strip("-")
-    return (f'<svg viewBox="0 0 {width} {height:.0f}" role="img" aria-labelledby="{ident}-t {ident}-d">'
-            f'<title id="{ident}-t">{_e(title)}</title><desc id="{ident}-d">{_e(desc)}</desc>{body}</svg>')
+    hatching = (f'<defs><pattern id="{ident}-withheld" width="6" height="6" patternUnits="userSpaceOnUse" '
+                f'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/>'
+                f'<line x1="0" y1="0" x2="0" y2="6" stroke="#666" stroke-width="2"/></pattern></defs>')
+    return (f'<svg viewBox="0 0 {width} {height:.0f}" role="img" aria-labelledby="{ident}-t {ident}-d" '
+            f'font-family="Helvetica Neue, Arial, sans-serif" font-size="12">'
+            f'<title id="{ident}-t">{_e(title)}</title><desc id="{ident}-d">{_e(desc)}</desc>'
+            f'{hatching if WITHHELD_FILL in body else ""}'
+            f'{body.replace(WITHHELD_FILL, f"url(#{ident}-withheld)")}</svg>')
 
 
 def _describe(categories: list[str], series: list[tuple[str, list[Mark]]]) -> str:
@@ -216,7 +218,7 @@ def _bars(title: str, categories: list[str], series: list[tuple[str, list[Mark]]
             if m.value is None and not m.withheld:
                 out.append(f'<text x="{LABELS + 4}" y="{y + bar - 3}" data-cell="{_e(m.cell)}">{_e(m.text)}</text>')
             elif m.value is None:
-                out.append(f'<rect x="{LABELS}" y="{y}" width="18" height="{bar - 2}" fill="url(#withheld)" '
+                out.append(f'<rect x="{LABELS}" y="{y}" width="18" height="{bar - 2}" fill="{WITHHELD_FILL}" '
                            f'stroke="#666" data-cell="{_e(m.cell)}"/>'
                            f'<text x="{LABELS + 24}" y="{y + bar - 3}">{_e(m.text)} (withheld)</text>')
             else:
@@ -295,7 +297,7 @@ def _equity_chart(t: Table, s, width: int) -> str:
             elif m.value is None:
                 missing.append(f"{label} {m.text} (withheld)")
                 out.append(f'<rect x="{LABELS + plot + 4 + 14 * k}" y="{y - 5}" width="10" height="10" '
-                           f'fill="url(#withheld)" stroke="#666" data-cell="{_e(m.cell)}"/>')
+                           f'fill="{WITHHELD_FILL}" stroke="#666" data-cell="{_e(m.cell)}"/>')
             else:  # the two indices a little apart, so equal ones both show
                 out.append(_marker(SERIES[k][2], x_of(m.value), y - 4 + 8 * k, SERIES[k][0], m))
         if missing:
@@ -370,7 +372,7 @@ def _trend_chart(t: Table, s, width: int) -> str:
                 out.append(_marker(shape, x_of(k), y_of(m.value), colour, m))
             else:
                 out.append(f'<rect x="{x_of(k) - 4:.1f}" y="{base + 22 + 9 * n}" width="8" height="7" '
-                           f'fill="url(#withheld)" stroke="#666" data-cell="{_e(m.cell)}"/>')
+                           f'fill="{WITHHELD_FILL}" stroke="#666" data-cell="{_e(m.cell)}"/>')
         out.append(_marker(shape, left + 10 + n * 150, 10, colour)
                    + f'<line x1="{left + 18 + n * 150}" y1="10" x2="{left + 44 + n * 150}" y2="10" stroke="{colour}" '
                    f'stroke-width="2"' + (f' stroke-dasharray="{dash}"' if dash else "") + "/>"
