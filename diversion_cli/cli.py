@@ -511,7 +511,7 @@ def report(
     by: Annotated[Optional[list[str]], typer.Option("--by", help="Break down by substance, drug_class, scheme, "
                                                     "age_band, gender, ethnicity, location or officer "
                                                     "(one dimension).")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="table, json, csv, markdown or html "
+    fmt: Annotated[Optional[str], typer.Option("--format", help="table, json, csv, markdown, html or pdf "
                                                "(default: from the --output file's extension, else table).")
                    ] = None,
     output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this new file "
@@ -536,13 +536,18 @@ def report(
         raise BadInput("by", f"give one dimension, not {len(by)} ({', '.join(by)}); run one report per dimension")
     tables, meta = reports.make_report(ctx.obj, month=month, start=start, end=end, scheme=scheme,
                                        by=by[0] if by else None)
+    if chosen == "pdf" and not output_file and sys.stdout.isatty():
+        raise BadInput("output", "a PDF is not for a terminal: give --output FILE.pdf")
     text = report_format.render(tables, chosen, meta, suppress, ctx.obj.config)
     if output_file:
         _write_private(output_file, text, force)
         output.warn(f"wrote {output_file}")
     else:
-        with output.to_stdout():
-            typer.echo(text, nl=False)
+        with output.to_stdout() as stdout:
+            if isinstance(text, bytes):
+                stdout.buffer.write(text)
+            else:
+                typer.echo(text, nl=False)
 
 
 @app.command("import")

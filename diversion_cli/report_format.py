@@ -9,12 +9,13 @@ import json
 import re
 
 from diversion_cli import suppression
+from diversion_cli.errors import BadInput
 from diversion_cli.reports import Change, Money, Rate, RelativeRate, Table, sparkline
 from diversion_cli.values import spreadsheet_safe
 
-FORMATS = ("table", "json", "csv", "markdown", "html")
+FORMATS = ("table", "json", "csv", "markdown", "html", "pdf")
 EXTENSIONS = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".html": "html",
-              ".htm": "html"}
+              ".htm": "html", ".pdf": "pdf"}
 CURRENCY_SIGNS = {"GBP": "£", "EUR": "€", "USD": "$"}
 WITHHELD = "*"
 
@@ -114,7 +115,10 @@ def money_text(value: Money) -> str:
     return f"-{sign}{-value.amount:,.0f}" if value.amount < 0 else f"{sign}{value.amount:,.0f}"
 
 
-def render(tables: list[Table], fmt: str, meta: dict, suppress: int | None, config=None) -> str:
+def render(tables: list[Table], fmt: str, meta: dict, suppress: int | None, config=None) -> str | bytes:
+    """The report in `fmt`: text, or a PDF's bytes."""
+    if fmt == "pdf":
+        return _pdf(render(tables, "html", meta, suppress, config))
     if suppress:
         tables = suppression.complete(tables, meta, config)
     s = Suppressor(suppress, tables, meta, config)
@@ -135,6 +139,16 @@ def render(tables: list[Table], fmt: str, meta: dict, suppress: int | None, conf
 
         return report_html.render(tables, meta, s, config)
     return _rich(tables, meta, s)
+
+
+def _pdf(page: str) -> bytes:
+    """The HTML page printed to PDF by WeasyPrint (the optional `pdf` extra)."""
+    try:
+        import weasyprint
+    except ImportError:
+        raise BadInput("format", "pdf needs WeasyPrint: pip install 'diversion[pdf]' (or print the html "
+                                 "page to PDF: see the README)") from None
+    return weasyprint.HTML(string=page).write_pdf()
 
 
 def _heading(meta: dict, suppress_mark: str | None) -> list[str]:

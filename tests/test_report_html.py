@@ -237,3 +237,33 @@ def test_the_page_renders_in_chromium_within_the_printable_width(fixture_db):
     assert found["ok"], found["problems"]
     assert result.returncode == 0
     assert shot.stat().st_size > 10_000
+
+
+# ---- PDF --------------------------------------------------------------------------------------
+
+def _has_weasyprint() -> bool:
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError):  # OSError: installed without the system's Pango
+        return False
+    return True
+
+
+@pytest.mark.skipif(_has_weasyprint(), reason="WeasyPrint is installed here")
+def test_pdf_without_its_extra_says_how_to_get_it(fixture_db):
+    out = fixture_db / "r.pdf"
+    result = run("report", *FULL_RANGE, "--output", out)
+    assert result.exit_code == 2
+    assert_one_line_error(result, "format")
+    assert "pip install 'diversion[pdf]'" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not _has_weasyprint(), reason="needs the pdf extra (WeasyPrint); CI does not install it")
+def test_pdf_is_the_page_printed(fixture_db):
+    out = fixture_db / "r.pdf"
+    result = run("report", *FULL_RANGE, "--suppress", "5", "--output", out)
+    assert result.exit_code == 0, result.stderr
+    data = out.read_bytes()
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF") and len(data) > 20_000
+    assert (out.stat().st_mode & 0o777) == 0o600
