@@ -508,7 +508,8 @@ def report(
     start: Annotated[Optional[str], typer.Option("--from", help="First day of a date range.")] = None,
     end: Annotated[Optional[str], typer.Option("--to", help="Last day of a date range (inclusive).")] = None,
     scheme: Annotated[Optional[str], typer.Option("--scheme", help="Only this scheme.")] = None,
-    by: Annotated[Optional[list[str]], typer.Option("--by", help="Break down by substance, drug_class, scheme, "
+    by: Annotated[Optional[list[str]], typer.Option("--by", metavar="DIMENSION",
+                                                    help="Break down by substance, drug_class, scheme, "
                                                     "age_band, gender, ethnicity, location or officer "
                                                     "(one dimension).")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="table, json, csv, markdown, html or pdf "
