@@ -5,12 +5,13 @@ one). That alone is not enough: "Still open 34" beside "Adult open 31" gives the
 figure away. So a report is modelled as counts ("nodes") tied by the equations a reader
 knows hold between them: a row's measures (offered = accepted + declined + still offered),
 a total and its parts (all = youth + adult = the sum of the ethnicity groups = ...), the
-completion rate's denominator, outcome codes and the schemes that give them, the trend's
-months inside the period, the cost table's sums. A reader is assumed to use all of it:
-exact linear algebra over every equation, and interval reasoning from what a mark says
-(`<N`: 0 to N-1; `*`: at least N; a count is never negative). While that reader can pin
-down a suppressed count, one more figure is withheld (`*`), the smallest one that the
-determining equations use. Withholding only removes equations' known terms, so it ends.
+completion rate's denominator, outcome codes and the schemes that close with them, the
+trend's months inside the period, the cost table's sums. A count shown as `<N` is safe when
+another set of whole numbers fits all of that and everything shown (`<N`: 0 to N-1; `*`: at
+least N; never negative) with that count different; an integer-programming solver looks for
+one. While a count has none, one more figure is withheld (`*`), chosen from the equations
+around it. Withholding only widens what fits, so a count once proved safe stays safe, and
+the loop ends.
 """
 
 from __future__ import annotations
