@@ -678,32 +678,47 @@ def report(
     start: Annotated[Optional[str], typer.Option("--from", help="First day of a date range.")] = None,
     end: Annotated[Optional[str], typer.Option("--to", help="Last day of a date range (inclusive).")] = None,
     scheme: Annotated[Optional[str], typer.Option("--scheme", help="Only this scheme.")] = None,
-    by: Annotated[Optional[str], typer.Option("--by", help="Break down by substance, drug_class, scheme, "
-                                              "age_band, gender, ethnicity, location or officer.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or markdown.")] = "table",
+    by: Annotated[Optional[list[str]], typer.Option("--by", metavar="DIMENSION",
+                                                    help="Break down by substance, drug_class, scheme, "
+                                                    "age_band, gender, ethnicity, location or officer "
+                                                    "(one dimension).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="table, json, csv, markdown, html or pdf "
+                                               "(default: from the --output file's extension, else table).")
+                   ] = None,
     output_file: Annotated[Optional[Path], typer.Option("--output", help="Write to this new file "
                                                         "(owner-only).")] = None,
     suppress: Annotated[Optional[int], typer.Option("--suppress", metavar="N", min=1,
                                                     help="Show counts below N (and rates built on them) "
-                                                         "as <N, for publication.")] = None,
+                                                         "as <N, and withhold as * any figure they could be "
+                                                         "worked out from, for publication.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")] = False,
 ):
     """Figures for the Home Office: take-up, completion, re-offending, equity, trend and cost.
 
-    Example: diversion report --month "Oct 2026" --by substance --format markdown --suppress 5
+    Example: diversion report --month "Oct 2026" --by substance --output october.html --suppress 5
     """
     from diversion_cli import report_format, reports
 
-    if fmt not in report_format.FORMATS:
-        raise BadInput("format", f"{fmt!r} is not one of {', '.join(report_format.FORMATS)}")
-    tables, meta = reports.make_report(ctx.obj, month=month, start=start, end=end, scheme=scheme, by=by)
-    text = report_format.render(tables, fmt, meta, suppress)
+    chosen = fmt or report_format.format_for(output_file)
+    if chosen not in report_format.FORMATS:
+        raise BadInput("format", f"{chosen!r} is not one of {', '.join(report_format.FORMATS)}")
+    if by and len(by) > 1:
+        # a two-way table would print most cells as <N at a force's volumes: one dimension per report
+        raise BadInput("by", f"give one dimension, not {len(by)} ({', '.join(by)}); run one report per dimension")
+    tables, meta = reports.make_report(ctx.obj, month=month, start=start, end=end, scheme=scheme,
+                                       by=by[0] if by else None)
+    if chosen == "pdf" and not output_file and sys.stdout.isatty():
+        raise BadInput("output", "a PDF is not for a terminal: give --output FILE.pdf")
+    text = report_format.render(tables, chosen, meta, suppress, ctx.obj.config)
     if output_file:
         _write_private(output_file, text, force)
         output.warn(f"wrote {output_file}")
     else:
-        with output.to_stdout():
-            typer.echo(text, nl=False)
+        with output.to_stdout() as stdout:
+            if isinstance(text, bytes):
+                stdout.buffer.write(text)
+            else:
+                typer.echo(text, nl=False)
 
 
 @app.command("import", cls=_Command)

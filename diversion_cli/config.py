@@ -25,6 +25,8 @@ PATHWAYS = ("workshop", "contract")
 CO_OFFENCE_POLICIES = ("exclude", "supervisor", "allow")
 ONE_SHOT_SCOPES = ("scheme", "programme", "all")
 LETTER_KINDS = ("offer", "completion", "failure")
+# Government Security Classifications: analysts' figures before publication
+DEFAULT_MARKING = "OFFICIAL-SENSITIVE"
 TOP_LEVEL = {"force", "costs", "schemes", "letters", "substances", "outcome_codes", "ethnicity", "ethnicity_groups",
              "areas"}
 MAX_FILE_BYTES = 1_000_000  # a force's config is a few kilobytes; past this it is not one
@@ -118,6 +120,11 @@ class Config:
         self._lookup = lookup
         self._places: list[tuple[str, str]] | None = None
         self._fingerprint: str | None = None
+
+    @property
+    def report_marking(self) -> str:
+        """The protective marking printed on every page of an HTML report ([force] marking)."""
+        return str(self.raw.get("force", {}).get("marking", DEFAULT_MARKING))
 
     @property
     def fingerprint(self) -> str:
@@ -326,6 +333,9 @@ def _build(raw: dict, sources: tuple[str, ...]) -> Config:
                                           f"postcode districts) that put a location in that area")
         areas[str(name)] = tuple(places)
 
+    for key in ("name", "marking"):
+        if not isinstance(_table(raw, "force").get(key, ""), str):
+            raise _Problem("force", key, f"force.{key} must be text")
     schemes = {key: _scheme(key, spec, outcome_codes, letters) for key, spec in _table(raw, "schemes").items()}
     if not schemes:
         raise _Problem("schemes", None, "no schemes are configured")

@@ -258,7 +258,7 @@ def discard_stdout() -> None:
 
 
 @contextmanager
-def private_file(path: Path, force: bool = False):
+def private_file(path: Path, force: bool = False, binary: bool = False):
     """A text handle whose contents become the owner-only file `path`, whole or not at all.
 
     Written to a new file (0600) beside the target and renamed into place, so nothing a
@@ -275,7 +275,7 @@ def private_file(path: Path, force: bool = False):
     try:
         try:
             os.fchmod(fd, 0o600)
-            handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+            handle = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
         except BaseException:
             os.close(fd)
             raise
@@ -293,9 +293,9 @@ def private_file(path: Path, force: bool = False):
             pass
 
 
-def write_private(path: Path, text: str, force: bool = False) -> None:
-    """`text` as the owner-only file `path` (see private_file)."""
-    with private_file(path, force) as handle:
+def write_private(path: Path, text: str | bytes, force: bool = False) -> None:
+    """`text` (or a PDF's bytes) as the owner-only file `path` (see private_file)."""
+    with private_file(path, force, binary=isinstance(text, bytes)) as handle:
         handle.write(text)
 
 

@@ -8,91 +8,147 @@ import io
 import json
 import re
 
+from diversion_cli import suppression
+from diversion_cli.errors import BadInput
 from diversion_cli.reports import Change, Money, Rate, RelativeRate, Table, sparkline
 from diversion_cli.values import spreadsheet_safe
 
-FORMATS = ("table", "json", "csv", "markdown")
+FORMATS = ("table", "json", "csv", "markdown", "html", "pdf")
+EXTENSIONS = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".html": "html",
+              ".htm": "html", ".pdf": "pdf"}
 CURRENCY_SIGNS = {"GBP": "£", "EUR": "€", "USD": "$"}
+WITHHELD = "*"
+
+
+def format_for(path) -> str:
+    """The format an --output file's extension asks for; the terminal table for anything else."""
+    return EXTENSIONS.get(path.suffix.lower(), "table") if path else "table"
 
 
 class Suppressor:
-    """Counts below `threshold` (and any rate or figure built on one) become '<N'."""
+    """Counts below `threshold` (and any rate or figure built on one) become '<N'; a figure
+    from which one could be worked out becomes '*' (suppression.py decides which)."""
 
-    def __init__(self, threshold: int | None):
+    def __init__(self, threshold: int | None, tables: list[Table] = (), meta: dict | None = None, config=None):
         self.threshold = threshold or 0
         self.mark = f"<{self.threshold}"
+        self._plan = suppression.plan(tables, meta or {}, self.threshold, config) if self.threshold else None
+
+    def hidden(self, table: Table, row: int, column: str) -> str | None:
+        """The mark a cell shows instead of its figure, or None when it is shown."""
+        if self._plan is None:
+            return None
+        state = self._plan.state(table.key, row, column)
+        if state == suppression.PRIMARY:
+            return self.mark
+        if state == suppression.SECONDARY:
+            return WITHHELD
+        # a cell the plan does not know is judged on its own counts
+        value = table.rows[row].get(column)
+        if isinstance(value, Rate | Change) and self.hides(*value):
+            return self.mark
+        if isinstance(value, RelativeRate) and self.hides(*value.group, *value.reference):
+            return self.mark
+        if isinstance(value, int) and not isinstance(value, bool) and self.hides(value):
+            return self.mark
+        return None
 
     def hides(self, *counts: int) -> bool:
         return bool(self.threshold) and any(c < self.threshold for c in counts)
 
-    def cell(self, value) -> str:
+    def cell(self, table: Table, row: int, column: str) -> str:
+        value = table.rows[row].get(column)
         if isinstance(value, bool) or value is None:
             return "" if value is None else str(value)
+        mark = self.hidden(table, row, column)
+        if mark and isinstance(value, int | Rate | RelativeRate | Change | Money):
+            return mark
         if isinstance(value, int):
-            return self.mark if self.hides(value) else f"{value:,}"
+            return f"{value:,}"
         if isinstance(value, Rate):
-            if self.hides(value.numerator, value.denominator):
-                return self.mark
             return "—" if value.value is None else f"{value.value:.0%} ({value.numerator:,}/{value.denominator:,})"
         if isinstance(value, RelativeRate):
-            if self.hides(*value.group, *value.reference):
-                return self.mark
             return "—" if value.value is None else f"{value.value:.2f}"
         if isinstance(value, Change):
-            return self.mark if self.hides(*value) else value.text()
+            return value.text()
         if isinstance(value, Money):
-            if self.hides(value.basis):
-                return self.mark
-            sign = CURRENCY_SIGNS.get(value.currency, value.currency + " ")
-            return f"-{sign}{-value.amount:,.0f}" if value.amount < 0 else f"{sign}{value.amount:,.0f}"
+            return money_text(value)
         return str(value)
 
+    def chart_hidden(self, table: Table, label: str) -> bool:
+        """A chart is drawn only when every count in it is shown."""
+        column = next((c.key for c in table.columns if c.label == label), None)
+        return any(self.hidden(table, i, column) for i in range(len(table.rows)))
+
     def notes(self, table: Table) -> list[str]:
-        """The table's notes, with its charts drawn unless counts are being suppressed."""
+        """The table's notes, with its charts drawn unless a count in them is withheld."""
         lines = list(table.notes)
         for label, counts in table.charts:
-            lines.append(f"{label}: counts suppressed, chart omitted" if self.hides(*counts)
+            lines.append(f"{label}: counts suppressed, chart omitted" if self.chart_hidden(table, label)
                          else f"{label}: {sparkline(list(counts))}")
         return lines
 
-    def data(self, value):
+    def data(self, table: Table, row: int, column: str):
         """The JSON form: numbers stay numbers unless suppressed."""
+        value = table.rows[row].get(column)
         if isinstance(value, bool) or value is None:
             return value
+        mark = self.hidden(table, row, column)
         if isinstance(value, int):
-            return self.mark if self.hides(value) else value
+            return mark or value
         if isinstance(value, Rate):
-            if self.hides(value.numerator, value.denominator):
-                return {"numerator": self.mark, "denominator": self.mark, "rate": self.mark}
+            if mark:
+                return {"numerator": mark, "denominator": mark, "rate": mark}
             return {"numerator": value.numerator, "denominator": value.denominator,
                     "rate": None if value.value is None else round(value.value, 4)}
         if isinstance(value, RelativeRate):
-            if self.hides(*value.group, *value.reference):
-                return self.mark
-            return None if value.value is None else round(value.value, 4)
+            return mark or (None if value.value is None else round(value.value, 4))
         if isinstance(value, Change):
-            return self.mark if self.hides(*value) else value.text()
+            return mark or value.text()
         if isinstance(value, Money):
-            if self.hides(value.basis):
-                return {"amount": self.mark, "currency": value.currency}
-            return {"amount": round(value.amount, 2), "currency": value.currency}
+            return {"amount": mark or round(value.amount, 2), "currency": value.currency}
         return value
 
 
-def render(tables: list[Table], fmt: str, meta: dict, suppress: int | None) -> str:
-    s = Suppressor(suppress)
+def money_text(value: Money) -> str:
+    sign = CURRENCY_SIGNS.get(value.currency, value.currency + " ")
+    return f"-{sign}{-value.amount:,.0f}" if value.amount < 0 else f"{sign}{value.amount:,.0f}"
+
+
+def render(tables: list[Table], fmt: str, meta: dict, suppress: int | None, config=None) -> str | bytes:
+    """The report in `fmt`: text, or a PDF's bytes."""
+    if fmt == "pdf":
+        return _pdf(render(tables, "html", meta, suppress, config))
+    if suppress:
+        tables = suppression.complete(tables, meta, config)
+    s = Suppressor(suppress, tables, meta, config)
     if fmt == "json":
         return json.dumps({**meta, "suppress_below": suppress,
                            "tables": [{"key": t.key, "title": t.title,
                                        "columns": [{"key": c.key, "label": c.label} for c in t.columns],
-                                       "rows": [{c.key: s.data(row.get(c.key)) for c in t.columns} for row in t.rows],
+                                       "rows": [{c.key: s.data(t, i, c.key) for c in t.columns}
+                                                for i in range(len(t.rows))],
                                        "notes": s.notes(t)} for t in tables]},
                           ensure_ascii=False, indent=2) + "\n"
     if fmt == "csv":
         return _csv(tables, s)
     if fmt == "markdown":
         return _markdown(tables, meta, s)
+    if fmt == "html":
+        from diversion_cli import report_html
+
+        return report_html.render(tables, meta, s, config)
     return _rich(tables, meta, s)
+
+
+def _pdf(page: str) -> bytes:
+    """The HTML page printed to PDF by WeasyPrint (the optional `pdf` extra)."""
+    try:
+        import weasyprint
+    except ImportError:
+        raise BadInput("format", "pdf needs WeasyPrint: pip install 'diversion[pdf]' (or print the html "
+                                 "page to PDF: see the README)") from None
+    return weasyprint.HTML(string=page).write_pdf()
 
 
 def _heading(meta: dict, suppress_mark: str | None) -> list[str]:
@@ -100,7 +156,8 @@ def _heading(meta: dict, suppress_mark: str | None) -> list[str]:
     detail = [f"scheme: {meta['scheme'] or 'all'}", f"generated {meta['generated_at']}",
               f"config {meta['config_fingerprint']}"]
     if suppress_mark:
-        detail.append(f"counts below {suppress_mark[1:]} shown as {suppress_mark}")
+        detail.append(f"counts below {suppress_mark[1:]} shown as {suppress_mark}, and figures they could be "
+                      f"worked out from as {WITHHELD}")
     lines.append("; ".join(detail))
     return lines
 
@@ -111,16 +168,16 @@ def _csv(tables: list[Table], s: Suppressor) -> str:
     writer.writerow(["table", "row", "column", "value", "numerator", "denominator"])
     for t in tables:
         labels = t.labels
-        for row in t.rows:
+        for i, row in enumerate(t.rows):
             name = " / ".join(str(row.get(k, "")) for k in labels)
             for c in t.columns:
                 if c.key in labels:
                     continue
                 value = row.get(c.key)
                 num = den = ""
-                if isinstance(value, Rate) and not s.hides(*value):
+                if isinstance(value, Rate) and not s.hidden(t, i, c.key):
                     num, den = value.numerator, value.denominator
-                cell = s.data(value)
+                cell = s.data(t, i, c.key)
                 if isinstance(cell, dict):
                     cell = cell.get("rate", cell.get("amount"))
                 writer.writerow([t.key, spreadsheet_safe(name), c.label,
@@ -149,8 +206,8 @@ def _markdown(tables: list[Table], meta: dict, s: Suppressor) -> str:
     for t in tables:
         lines += [f"## {_md_escape(t.title)}", "", "| " + " | ".join(_md_escape(c.label) for c in t.columns) + " |",
                   "|" + "|".join("---" for _ in t.columns) + "|"]
-        for row in t.rows:
-            lines.append("| " + " | ".join(_md_escape(s.cell(row.get(c.key))) for c in t.columns) + " |")
+        for i in range(len(t.rows)):
+            lines.append("| " + " | ".join(_md_escape(s.cell(t, i, c.key)) for c in t.columns) + " |")
         if not t.rows:
             lines.append("| " + " | ".join("—" for _ in t.columns) + " |")
         lines.append("")
@@ -179,8 +236,8 @@ def _rich(tables: list[Table], meta: dict, s: Suppressor) -> str:
         labels = set(t.labels)
         for c in t.columns:
             rich_table.add_column(escape(c.label), justify="left" if c.key in labels else "right")
-        for row in t.rows:
-            rich_table.add_row(*(escape(s.cell(row.get(c.key))) for c in t.columns))
+        for i in range(len(t.rows)):
+            rich_table.add_row(*(escape(s.cell(t, i, c.key)) for c in t.columns))
         console.print()
         console.print(rich_table)
         for note in s.notes(t):

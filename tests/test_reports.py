@@ -458,12 +458,14 @@ def test_suppression_in_json(fixture_db):
     assert summary["Still open"] == "<5"                     # 4 = N - 1
     assert summary["Failed"] == "<5"                         # 3
     assert summary["Completed"] == 10
-    assert summary["Completion rate (completed / closed)"] == rate(10, 13)   # both >= 5: shown
+    # 10/13 would give the 3 failed away (13 - 10): withheld as * (secondary suppression)
+    assert summary["Completion rate (completed / closed)"] == {"numerator": "*", "denominator": "*", "rate": "*"}
     rows = {r["group"]: r for r in table(rep, "breakdown")["rows"]}
     band = rows["18–24"]                                     # 5 incidents, 5/5 taken up, 4 completed
-    assert band["incidents"] == 5                            # = N: shown
-    assert band["offered"] == 5
-    assert band["take_up"] == rate(5, 5)                     # 5/5: shown
+    assert band["incidents"] == band["offered"] == band["eligible"] == 5   # = N: shown
+    # 5 accepted of 5 offered would show that 0 declined and 0 are still offered: withheld
+    assert band["accepted"] == "*"
+    assert band["take_up"]["rate"] == "*"
     assert band["completed"] == "<5"                         # 4
     assert band["completion"]["rate"] == "<5"                # 4/5: numerator below N
     assert rows["10–17"]["incidents"] == "<5"                # 4
@@ -501,9 +503,9 @@ def test_suppression_in_csv(fixture_db):
     assert cells[("summary", "Incidents recorded", "Value")] == ["24", "", ""]
     assert cells[("summary", "Still open", "Value")] == ["<5", "", ""]            # 4
     assert cells[("breakdown", "18–24", "Incidents")] == ["5", "", ""]            # = N
+    assert cells[("breakdown", "18–24", "Accepted")] == ["*", "", ""]             # 5 of 5: would show 0 declined
     assert cells[("breakdown", "18–24", "Completed")] == ["<5", "", ""]           # 4
-    value, num, den = cells[("breakdown", "18–24", "Take-up")]                   # 5/5 shown
-    assert float(value) == 1.0 and (num, den) == ("5", "5")
+    assert cells[("breakdown", "18–24", "Take-up")] == ["*", "", ""]              # 5/5, withheld with it
     assert cells[("breakdown", "18–24", "Completion")] == ["<5", "", ""]          # 4/5
     value, num, den = cells[("summary", "Take-up rate (accepted / offered)", "Value")]
     assert float(value) == pytest.approx(15 / 19, abs=1e-4) and (num, den) == ("15", "19")
@@ -530,8 +532,8 @@ def test_suppression_in_markdown(fixture_db):
     header, body = rows[0], {r[0]: dict(zip(rows[0], r)) for r in rows[2:]}
     assert header[:6] == ["Age Band", "Incidents", "Eligible", "Offered", "Accepted", "Take-up"]
     band = body["18–24"]
-    assert band["Incidents"] == "5"
-    assert band["Take-up"] == "100% (5/5)"
+    assert band["Incidents"] == band["Offered"] == "5"
+    assert band["Accepted"] == band["Take-up"] == "\\*"    # 5 of 5 offered would show 0 declined
     assert band["Completed"] == "<5"
     assert band["Completion"] == "<5"
     assert body["10–17"]["Incidents"] == "<5"
@@ -540,7 +542,7 @@ def test_suppression_in_markdown(fixture_db):
     summary = {r[0]: r[1] for r in _markdown_table(text, f"Summary: incidents from {FULL_RANGE[1]} to "
                                                          f"{FULL_RANGE[3]}")[2:]}
     assert summary["Incidents recorded"] == "24"
-    assert summary["Completion rate (completed / closed)"] == "77% (10/13)"   # 10/13 = 0.769
+    assert summary["Completion rate (completed / closed)"] == "\\*"    # 10/13 would show 3 failed
     assert summary["Still open"] == "<5"
 
 
