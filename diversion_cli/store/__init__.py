@@ -111,15 +111,22 @@ def connect(path: Path | str, timeout: float | None = None):
     return conn
 
 
+DIGEST_BYTES = 16  # a row digest: SHA-256 cut to 128 bits (the chain's hashes are whole)
+
+
 def digest(salt: bytes | None, text: str | bytes | None) -> bytes | None:
-    """A row snapshot's SHA-256, salted with its person's salt: the SQL function
-    diversion_digest, which SQL gives the snapshot's UTF-8 bytes (CAST AS BLOB: no
-    decoding and encoding again, a third of the cost of checking a row)."""
+    """A row snapshot's SHA-256, salted with its person's salt, cut to 128 bits: the SQL
+    function diversion_digest, which SQL gives the snapshot's UTF-8 bytes (CAST AS BLOB:
+    no decoding and encoding again, a third of the cost of checking a row). 128 bits keep
+    a forger 2^128 tries from a row that matches a digest already sealed; a digest per
+    trail entry is most of the trail's weight, so the full 256 would cost ~80 bytes an
+    incident (the chain itself keeps full SHA-256)."""
     import hashlib  # already loaded by the time a desk command gets here: costs nothing
 
     if text is None:
         return None
-    return hashlib.sha256((salt or b"") + (text if isinstance(text, bytes) else text.encode())).digest()
+    data = text if isinstance(text, bytes) else text.encode()
+    return hashlib.sha256((salt or b"") + data).digest()[:DIGEST_BYTES]
 
 
 def _unusable(exc: Exception, path: Path) -> StoreUnusable:

@@ -19,7 +19,7 @@ import hashlib
 import json
 import sqlite3
 
-from diversion_cli.store import digest
+from diversion_cli.store import DIGEST_BYTES, digest
 from diversion_cli.store.migrations import ACTION_CODES, ENTITY_CODES, TRAIL
 
 GENESIS = bytes(32)
@@ -524,7 +524,8 @@ def convert_legacy_trail(conn) -> dict | None:
         context = (at, officer, operation, reason)
         person_salt = salts.get(person_id)
         if old is None and new is None:  # blanked by an erasure: its digests are all that is left
-            carried = (bytes.fromhex(nd) if nd else None, None, bytes.fromhex(od) if od else None)
+            carried = (bytes.fromhex(nd)[:DIGEST_BYTES] if nd else None, None,
+                       bytes.fromhex(od)[:DIGEST_BYTES] if od else None)
         else:
             kept = old
             if action == "update":
