@@ -28,18 +28,15 @@ ENTITY_NAMES = {code: name for name, code in ENTITY_CODES.items()}
 ACTION_NAMES = {code: name for name, code in ACTION_CODES.items()}
 
 
-def _field(expr: str) -> str:
-    """A field as the chain covers it: its length in bytes, ':', the value; '-' for NULL.
-    Length-prefixed, so no value can run into the next field or entry (a reason that
-    swallowed an entry's text would otherwise hash the same)."""
-    return f"ifnull(length(CAST({expr} AS BLOB)) || ':' || {expr}, '-')"
-
-
-ENTRY_TEXT = " || ".join(_field(f) for f in ("e.seq", "e.action", "e.entity", "e.entity_id", "e.person_id",
-                                              "hex(e.digest)", "hex(e.old_digest)"))
-ENTRIES_TEXT = (f"(SELECT group_concat(text, '') FROM (SELECT {ENTRY_TEXT} AS text FROM audit_entries e "
+# What the chain covers, built by SQL so sealing and verifying hash the same bytes: each
+# entry, and each transaction, as a JSON array of its fields (strings escaped, NULL as
+# null: no value can run into the next field or entry, as a reason that swallowed an
+# entry's text could with plain separators; and one C function per entry, the cheapest
+# unambiguous text SQLite builds).
+ENTRY_TEXT = "json_array(e.seq, e.action, e.entity, e.entity_id, e.person_id, hex(e.digest), hex(e.old_digest))"
+ENTRIES_TEXT = (f"(SELECT group_concat(text, ';') FROM (SELECT {ENTRY_TEXT} AS text FROM audit_entries e "
                 f"WHERE e.seq > {{after}} AND e.seq <= {{upto}} ORDER BY e.seq))")
-TRANSACTION_TEXT = " || ".join(_field(f) for f in ("t.last_seq", "t.at", "t.officer", "t.operation", "t.reason"))
+TRANSACTION_TEXT = "json_array(t.last_seq, t.at, t.officer, t.operation, t.reason)"
 
 
 def chain_hash(prev: bytes, transaction_text: str, entries_text: str | None) -> bytes:
