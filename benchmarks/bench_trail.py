@@ -55,7 +55,9 @@ def verify(db: Path, runs: int) -> None:
     from diversion_cli.store import Store, audit
 
     stages = {"chain": audit._check_chain, "old values": audit._check_old_values,
-              "erasures and ids": audit._check_erasures, "rows": audit._check_rows,
+              "erasures and ids": audit._check_erasures,
+              "rows, first half": lambda conn: audit._check_rows(conn, audit.ROW_HALVES[0]),
+              "rows, second half": lambda conn: audit._check_rows(conn, audit.ROW_HALVES[1]),
               "schema": audit.check_schema}
     store = Store.open(db)
     times: dict[str, list[float]] = {name: [] for name in ("whole", *stages)}

@@ -184,43 +184,68 @@ def check_schema(conn) -> None:
             raise Problem(f"the {kind} {name} differs from what diversion defines: it was changed outside diversion")
 
 
+# The row checks in two halves of about equal work (rows of a million-incident file), so
+# that with the chain walk they keep two cores busy.
+ROW_HALVES = (("people", "decisions", "referrals", "incident_co_offences", "audit_conversions"),
+              ("incidents", "incident_substances", "referral_conditions"))
+
+
 def verify(conn, reopen=None) -> dict:
     """Check the chain, the data against it, and the schema. Raises Problem naming the first
     bad transaction, entry or row (an edit made by dropping a guard is named by what it changed).
-    With `reopen` (a function giving another connection to the same file) the chain is walked
-    on it in a second thread while the rows are checked here: SQLite leaves the interpreter
-    lock while it builds the chain's text, so the two take about the time of the longer."""
+    With `reopen` (a function giving another connection to the same file) the chain and half
+    the rows are checked on two more connections in threads, all three reading the same state:
+    SQLite leaves the interpreter lock while it works, so they share the cores."""
     conn.execute("BEGIN")  # one state of the file, whoever commits meanwhile
+    others = []
     try:
-        if reopen is None:
-            return _verify(conn, lambda: _check_chain(conn))
-        other = reopen()
-        try:
-            other.execute("BEGIN")
-            if head(other) != head(conn):  # a desk committed between the two: both see it after
-                other.execute("ROLLBACK")
-                conn.execute("ROLLBACK")
-                conn.execute("BEGIN")
-                other.execute("BEGIN")
-                if head(other) != head(conn):
-                    return _verify(conn, lambda: _check_chain(conn))
+        _check_flags(conn)
+        if reopen is not None:
+            others = _at_same_state(conn, reopen, 2)
+        if not others:
+            last_seq, prev, transactions = _check_chain(conn)
+            _check_old_values(conn)
+            _check_erasures(conn)
+            rows = sum(_check_rows(conn, half) for half in ROW_HALVES)
+        else:
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(1) as pool:
-                chain = pool.submit(_check_chain, other)
+            with ThreadPoolExecutor(2) as pool:
+                chain = pool.submit(_check_chain, others[0])
+                second = pool.submit(_check_rows, others[1], ROW_HALVES[1])
                 try:
-                    return _verify(conn, chain.result, chain_first=False)
+                    _check_old_values(conn)
+                    _check_erasures(conn)
+                    rows = _check_rows(conn, ROW_HALVES[0])
                 except Problem:
                     chain.result()  # a broken chain is named before what follows from it
                     raise
-        finally:
-            other.close()
+                last_seq, prev, transactions = chain.result()
+                rows += second.result()
+        check_schema(conn)
+        return {"entries": last_seq, "transactions": transactions, "rows_checked": rows,
+                "head": {"entry": last_seq, "hash": prev.hex()}}
     finally:
+        for other in others:
+            other.close()
         if conn.in_transaction:
             conn.execute("ROLLBACK")
 
 
-def _verify(conn, chain, chain_first: bool = True) -> dict:
+def _at_same_state(conn, reopen, n: int) -> list:
+    """n more connections in read transactions that see what `conn` sees (the same last
+    transaction), or [] if desks kept committing in between (then one connection does all)."""
+    others = [reopen() for _ in range(n)]
+    for other in others:
+        other.execute("BEGIN")
+    if all(head(other) == head(conn) for other in others):
+        return others
+    for other in others:
+        other.close()
+    return []
+
+
+def _check_flags(conn) -> None:
     if conn.execute("SELECT 1 FROM bulk_load").fetchone():
         raise Problem("the bulk-load flag is set, which holds the audit triggers off: it was set outside "
                       "diversion (an import never commits it)")
@@ -234,16 +259,6 @@ def _verify(conn, chain, chain_first: bool = True) -> dict:
         raise Problem(f"{pending[0]} change(s) were made outside diversion and never entered in the trail "
                       f"(first: {ACTION_NAMES.get(first[0], first[0])} of {ENTITY_NAMES.get(first[1], first[1])} "
                       f"{first[2]})")
-    if chain_first:
-        last_seq, prev, transactions = chain()
-    _check_old_values(conn)
-    _check_erasures(conn)
-    rows = _check_rows(conn)
-    if not chain_first:
-        last_seq, prev, transactions = chain()
-    check_schema(conn)
-    return {"entries": last_seq, "transactions": transactions, "rows_checked": rows,
-            "head": {"entry": last_seq, "hash": prev.hex()}}
 
 
 def _check_chain(conn) -> tuple[int, bytes, int]:
@@ -281,11 +296,12 @@ def _check_old_values(conn) -> None:
                       f"its old values no longer match")
 
 
-def _check_rows(conn) -> int:
-    """Every audited row is what its last entry says, and every row the trail says
-    exists does; returns how many rows were checked."""
+def _check_rows(conn, tables) -> int:
+    """Every audited row of `tables` is what its last entry says, and every row the trail
+    says exists does; returns how many rows were checked."""
     rows = 0
-    for table, (code, _ident, _person, _snap) in TRAIL.items():
+    for table in tables:
+        code = TRAIL[table][0]
         changed = first_unaudited(conn, table)
         if changed:
             raise Problem(changed)
