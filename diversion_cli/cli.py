@@ -666,7 +666,8 @@ def schemes(
     if show_substances:
         output.emit("")
         for s in config.substances.values():
-            cls = f"class {s.drug_class}" if s.drug_class else "not controlled"
+            cls = f"class {s.drug_class}" if s.drug_class else "no class yet" if s.awaiting_analysis else \
+                "not controlled"
             output.emit(f"{s.key:<26} {cls:<15} {', '.join(s.aliases)}")
 
 

@@ -44,12 +44,13 @@ class ConfigError(DiversionError):
 class Substance(NamedTuple):
     key: str
     label: str
-    drug_class: str | None  # None: psychoactive but not a controlled drug
+    drug_class: str | None  # None: psychoactive but not a controlled drug, or not yet identified
     aliases: tuple[str, ...] = ()
+    awaiting_analysis: bool = False  # seized, not yet identified: recorded as such (domain.md)
 
     @property
     def controlled(self) -> bool:
-        return self.drug_class is not None
+        return self.drug_class is not None or self.awaiting_analysis
 
 
 class Condition(NamedTuple):
@@ -295,15 +296,21 @@ def _build(raw: dict, sources: tuple[str, ...]) -> Config:
     substances, lookup = {}, {}
     for key, spec in _table(raw, "substances").items():
         where = f"substances.{key}"
-        _only(spec, where, {"label", "class", "aliases", "controlled"})
+        _only(spec, where, {"label", "class", "aliases", "controlled", "awaiting_analysis"})
         controlled = spec.get("controlled", True)
+        awaiting = spec.get("awaiting_analysis", False)
+        if not isinstance(awaiting, bool):
+            raise _Problem(where, "awaiting_analysis", f"{where}.awaiting_analysis must be true or false")
         cls = spec.get("class")
-        if controlled and cls not in DRUG_CLASSES:
+        if awaiting and ("class" in spec or not controlled):
+            raise _Problem(where, "class", f"{where}: a substance awaiting analysis has no class yet")
+        if controlled and not awaiting and cls not in DRUG_CLASSES:
             raise _Problem(where, "class", f"{where}.class must be one of A, B, C (got {cls!r})")
         aliases = spec.get("aliases", [])
         if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
             raise _Problem(where, "aliases", f"{where}.aliases must be a list of names")
-        substance = Substance(key, str(spec.get("label", key)), cls if controlled else None, tuple(aliases))
+        substance = Substance(key, str(spec.get("label", key)), cls if controlled and not awaiting else None,
+                              tuple(aliases), awaiting)
         substances[key] = substance
         # "Synthetic cannabinoids (spice)" is also found as "synthetic cannabinoids" and "spice"
         plain, _, inner = substance.label.partition(" (")

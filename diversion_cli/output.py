@@ -74,7 +74,7 @@ def reasons_block(reasons: list[dict]) -> list[str]:
 
 
 def substances_text(substances: list[dict]) -> str:
-    return ", ".join(f"{s['substance']} ({s['drug_class']})" for s in substances)
+    return ", ".join(f"{s['substance']} ({s['drug_class'] or 'class not yet known'})" for s in substances)
 
 
 def matches_block(matches: list[dict]) -> list[str]:

@@ -256,8 +256,8 @@ def _group_name(value, by: str, config) -> str:
     """The row a breakdown counts an incident under, from the store's group column."""
     if by == "substance":
         return "—" if value is None else config.substances[value].label if value in config.substances else value
-    if by == "drug_class":
-        return "—" if value is None else f"Class {value}"
+    if by == "drug_class":  # no class yet: a substance awaiting analysis (counted apart until amended)
+        return "Awaiting analysis" if value is None else f"Class {value}"
     if by == "scheme":
         return value or "none"
     if by == "age_band":

@@ -29,7 +29,7 @@ class CaseFacts(NamedTuple):
 
     occurred_at: datetime
     age: int
-    drug_classes: tuple[str, ...]
+    drug_classes: tuple[str | None, ...]  # None: a substance awaiting analysis
     supply_suspected: bool = False
     co_offences: tuple[str, ...] = ()
 
@@ -94,7 +94,8 @@ def _scheme_reasons(scheme: Scheme, case: CaseFacts | None, age: int, history: l
                               f"{(used.diverted_at or used.offered_at)[:10]}): the one shot is used; dealt with as normal.", key))
     if case is None:
         return reasons
-    uncovered = sorted(set(case.drug_classes) - set(scheme.drug_classes))
+    # decided on what is known: a substance awaiting analysis has no class yet (domain.md)
+    uncovered = sorted({c for c in case.drug_classes if c} - set(scheme.drug_classes))
     if uncovered:
         reasons.append(Reason("DRUG_CLASS_NOT_COVERED",
                               f"{scheme.name} does not take class {', '.join(uncovered)} drugs.", key))
@@ -140,7 +141,10 @@ def decide(schemes: list[Scheme], history: list[PriorReferral], now: datetime, *
         if not reasons:
             why = [f"aged {age}"]
             if case:
-                why.append("class " + ", ".join(sorted(set(case.drug_classes))))
+                known = sorted({c for c in case.drug_classes if c})
+                awaiting = None in case.drug_classes
+                why.append(("class " + ", ".join(known) if known else "class not known")
+                           + (" (a substance awaits analysis)" if awaiting else ""))
             why.append("no earlier diversion counts against it")
             return Verdict(True, scheme.key, (Reason(
                 "ELIGIBLE", f"Eligible for {scheme.name}: {'; '.join(why)}.", scheme.key),))

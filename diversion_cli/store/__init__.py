@@ -739,7 +739,7 @@ class Store:
         "substance": ("s.substance", "LEFT JOIN incident_substances s ON s.incident_id = i.id"),
         "drug_class": ("s.drug_class", "LEFT JOIN incident_substances s ON s.incident_id = i.id AND s.position = "
                                        "(SELECT min(s2.position) FROM incident_substances s2 "
-                                       "WHERE s2.incident_id = i.id AND s2.drug_class = s.drug_class)"),
+                                       "WHERE s2.incident_id = i.id AND s2.drug_class IS s.drug_class)"),
         "age_band": ("i.age", ""),
         "location": ("i.location", ""),
         "officer": ("i.recorded_by", ""),
@@ -1180,6 +1180,8 @@ def refusal_for(exc: Exception) -> Refused:
         return Refused("refused by the database: this person has already had their diversion (one-shot rule)")
     if "referrals_one_open" in text or "referrals.person_id" in text:
         return Refused("refused by the database: this person already has an open referral")
+    if "incident_void" in text:
+        return Refused("refused by the database: the incident is void")
     if "illegal_transition" in text:
         return Refused("refused by the database: that status change is not allowed")
     if "referrals.incident_id" in text:
