@@ -261,12 +261,16 @@ def amend_person(ws: Workspace, person: str, reason: str | None, surname: str | 
     with store.transaction("amend person", officer, why):
         if store.person(person_id) is None:
             raise NotFound(f"no person {values.format_person_id(person_id)}")
+        ages = {}
         if "dob" in changes:
-            for incident in store.incidents_of(person_id):
-                from datetime import datetime
+            from datetime import datetime
 
-                values.check_age(date.fromisoformat(changes["dob"]), datetime.fromisoformat(incident["occurred_at"]))
+            for incident in store.incidents_of(person_id):
+                ages[incident["id"]] = values.check_age(date.fromisoformat(changes["dob"]),
+                                                        datetime.fromisoformat(incident["occurred_at"]))
         store.amend_person(person_id, changes)
+        for incident_id, age in ages.items():  # youth or adult, and the age bands, follow the corrected date
+            store.amend_incident(incident_id, {"age": age})
     return {"person_id": values.format_person_id(person_id),
             "changed": sorted(k for k in changes if not k.endswith("_norm")), "reason": why}
 

@@ -156,6 +156,7 @@ def main_callback(
     ws = Workspace(db=db, officer=officer, config=config)
     ctx.obj = ws
     ctx.call_on_close(ws.close)
+    output.keep_clear_of(lambda: ws.db_path)  # --output never replaces the database or its journal
 
 
 def _interactive(json_out: bool) -> bool:

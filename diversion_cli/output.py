@@ -299,8 +299,35 @@ def write_private(path: Path, text: str | bytes, force: bool = False) -> None:
         handle.write(text)
 
 
+_database = None  # a function giving the database's path: --output must never land on it
+
+
+def keep_clear_of(database) -> None:
+    global _database
+    _database = database
+
+
+def _is_database(path: Path) -> bool:
+    """Whether `path` is the database or one of its journal files (by name or by inode)."""
+    if _database is None:
+        return False
+    try:
+        db = _database()
+    except Exception:  # a --db that does not resolve: there is nothing of ours to protect
+        return False
+    target = Path(os.path.abspath(path))
+    for sidecar in ("", "-wal", "-shm", "-journal"):
+        guarded = Path(os.path.abspath(f"{db}{sidecar}"))
+        if target == guarded or (target.exists() and guarded.exists() and os.path.samefile(target, guarded)):
+            return True
+    return False
+
+
 def _check_target(path: Path, force: bool) -> None:
     import stat
+
+    if _is_database(path):
+        raise BadInput("output", f"{path} is the database (or its journal): give another file")
 
     try:
         found = os.lstat(path)

@@ -113,20 +113,20 @@ def parse_month(text: str, today: date) -> Period:
         return month_period(today.year, today.month)
     import re
 
-    m = re.fullmatch(r"(\d{4})-(\d{1,2})", value) or re.fullmatch(r"(\d{1,2})/(\d{4})", value)
+    m = re.fullmatch(r"([0-9]{4})-([0-9]{1,2})", value) or re.fullmatch(r"([0-9]{1,2})/([0-9]{4})", value)
     if m:
         a, b = m.groups()
         year, month = (int(a), int(b)) if len(a) == 4 else (int(b), int(a))
     else:
-        m = re.fullmatch(r"([a-z]+)\.? (\d{4})", value)
+        m = re.fullmatch(r"([a-z]+)\.? ([0-9]{4})", value)
         names = {n.lower(): i for i, n in enumerate(calendar.month_name) if n}
         names.update({n.lower(): i for i, n in enumerate(calendar.month_abbr) if n})
         names["sept"] = 9
         if not m or m.group(1) not in names:
-            raise BadInput("month", f"{text!r} is not a month (use YYYY-MM, 'Oct 2026' or 'last')")
+            raise BadInput("month", f"{text[:40]!r} is not a month (use YYYY-MM, 'Oct 2026' or 'last')")
         year, month = int(m.group(2)), names[m.group(1)]
     if not 1 <= month <= 12 or not 1900 <= year <= 2999:
-        raise BadInput("month", f"{text!r} is not a month")
+        raise BadInput("month", f"{text[:40]!r} is not a month")
     if date(year, month, 1) > today:
         raise BadInput("month", f"{text!r} is in the future")
     return month_period(year, month)

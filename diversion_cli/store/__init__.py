@@ -141,7 +141,8 @@ def _unusable(exc: Exception, path: Path) -> StoreUnusable:
     if "malformed" in text or "corrupt" in text:
         return StoreUnusable(f"the database {path} is damaged ({exc}); restore it from a backup")
     if "readonly" in text or "unable to open" in text:
-        return StoreUnusable(f"the database {path} cannot be written or opened ({exc})")
+        return StoreUnusable(f"the database {path} cannot be written or opened ({exc}); even a reader needs to "
+                             f"create the -wal and -shm files beside it: check the folder's permissions")
     return StoreUnusable(f"the database {path} failed: {exc}")
 
 
@@ -904,7 +905,12 @@ class Store:
         stamp = self.conn.execute(self.STAMP, months).fetchone()[0]
         row = self.conn.execute("SELECT value FROM report_cache WHERE key = ? AND stamp = ?", (key, stamp)).fetchone()
         if row is not None:
-            return json.loads(row[0])
+            try:
+                cached = json.loads(row[0])
+            except ValueError:
+                cached = None  # not what diversion writes: computed afresh (`audit verify` names it)
+            if isinstance(cached, list if kind == "facts" else dict):
+                return cached
         value = getattr(self, self.CACHED[kind])(*args)  # tuples where the cache gives lists: read alike
         self._fresh[key] = (months, stamp, _json(value))
         return value

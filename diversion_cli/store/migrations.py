@@ -746,6 +746,16 @@ WHEN OLD.diverted_at IS NOT NULL
 DELETE FROM report_cache;
 
 -- change counts only go up: a lowered count could make stale figures look current
+CREATE TRIGGER month_changes_counted BEFORE INSERT ON month_changes
+WHEN NEW.changes < 1 OR NEW.month NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]'
+BEGIN
+    SELECT RAISE(ABORT, 'change_counts_only_go_up');
+END;
+CREATE TRIGGER diversion_changes_counted BEFORE INSERT ON diversion_changes
+WHEN NEW.changes < 1 OR NEW.month NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]'
+BEGIN
+    SELECT RAISE(ABORT, 'change_counts_only_go_up');
+END;
 CREATE TRIGGER month_changes_only_up BEFORE UPDATE ON month_changes
 WHEN NEW.changes < OLD.changes OR NEW.month IS NOT OLD.month
 BEGIN
