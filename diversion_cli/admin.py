@@ -266,8 +266,9 @@ def amend_person(ws: Workspace, person: str, reason: str | None, surname: str | 
             from datetime import datetime
 
             for incident in store.incidents_of(person_id):
-                ages[incident["id"]] = values.check_age(date.fromisoformat(changes["dob"]),
-                                                        datetime.fromisoformat(incident["occurred_at"]))
+                age = values.check_age(date.fromisoformat(changes["dob"]), datetime.fromisoformat(incident["occurred_at"]))
+                if age != incident["age"]:
+                    ages[incident["id"]] = age
         store.amend_person(person_id, changes)
         for incident_id, age in ages.items():  # youth or adult, and the age bands, follow the corrected date
             store.amend_incident(incident_id, {"age": age})

@@ -17,6 +17,8 @@ from diversion_cli.store import integrity_errors
 
 from helpers import SCRIPT, connect, count_rows, counts, db_file, record
 
+pytestmark = pytest.mark.xdist_group("timing")  # never beside the crash test (pyproject's addopts)
+
 # Each racer imports everything first, says it is ready, then waits for the
 # start file: the race is on the database, not on interpreter start-up.
 LAUNCHER = r"""
