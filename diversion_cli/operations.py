@@ -665,6 +665,8 @@ def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: 
         row = store.incident(incident_id)
         if row is None:
             raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
+        if row["voided_at"]:  # recorded in error: nothing to divert
+            raise Refused(f"{values.format_incident_id(incident_id)} is void")
         store.refuse_unaudited(row["person_id"])
         live = store.live_referral_for_incident(incident_id)
         if live:

@@ -329,3 +329,15 @@ def test_a_supervisor_approves_a_co_offence_on_amendment(db_path):
                            "--supervisor", "5678", "--reason", "supervisor reviewed", "--json"))
     assert approved["decision"]["eligible"] is True
     assert "SUPERVISOR_APPROVED" in [r["code"] for r in approved["decision"]["reasons"]]
+
+
+# ---- what a tester found at the desk ------------------------------------------------------
+
+def test_a_void_incident_cannot_be_referred(db_path):
+    made = record(surname="Young", forename="Yan", dob="14/02/2010", substance="weed")
+    assert run("amend", "incident", made["incident_id"], "--co-offence", "theft", "--reason", "x").exit_code == 0
+    assert run("void", made["incident_id"], "--reason", "recorded twice").exit_code == 0
+    result = run("refer", made["incident_id"], "--supervisor", "5678")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"error: {made['incident_id']} is void"]   # before any rule's reasons
+    assert count_rows(db_path, "referrals") == 0
