@@ -199,9 +199,8 @@ def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str |
     if occurred is None and not changes and found is None and offences is None:
         raise BadInput("amend", "nothing to change: give --when, --location, --quantity, --substance, "
                                 "--co-offence (or --no-co-offence) or --supply-suspected/--no-supply-suspected")
-    if approved_by == officer:
-        raise Refused(f"supervisor: {approved_by} is the officer making the change; a supervisor approves "
-                      f"another officer's change")
+    if approved_by:
+        operations._refuse_self_approval(approved_by, officer)
     store = ws.writer()
     with store.transaction("amend incident", officer, why):
         row = store.incident(incident_id)

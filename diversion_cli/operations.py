@@ -416,11 +416,19 @@ def _refuse_blocking_for_referral(matches: list[dict], not_same_as: set[int]) ->
                       f"--not-same-as ID for each")
 
 
+def _supervisor_approval(supervisor: str, scheme: str | None) -> dict:
+    """The supervisor's approval, kept with the decision it let through (and in the audit trail)."""
+    return {"code": "SUPERVISOR_APPROVED", "scheme": scheme,
+            "message": f"Co-offence approved for diversion by supervisor {supervisor}."}
+
+
 def record_incident(ws: Workspace, req: RecordRequest) -> dict:
     """Record a possession incident, decide eligibility, and (with refer) offer the diversion."""
     config, now = ws.config, ws.clock()
     officer = ws.officer()
     rec = validate_record(config, req, now)
+    if rec.supervisor:
+        _refuse_self_approval(rec.supervisor, officer)
     store = ws.writer()
     with store.transaction("record" + (" and refer" if rec.refer else ""), officer):
         person, created, matches, notes = _resolve_person(store, rec, now, officer)
@@ -436,6 +444,8 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
         refer_now = rec.refer and verdict.eligible
         if refer_now:
             _refuse_blocking_for_referral(matches, rec.not_same_as)
+        if rec.supervisor:
+            notes.append(_supervisor_approval(rec.supervisor, verdict.scheme))
         reasons = verdict.reasons_as_dicts() + notes
         if notes:  # what the officer stated, in the trail with the changes it let through
             store.note(" ".join(n["message"] for n in notes))
@@ -483,8 +493,7 @@ def decide_again(store: Store, config: Config, incident_id: int, now: datetime, 
                            supervisor_approved=supervisor is not None)
     reasons = verdict.reasons_as_dicts()
     if supervisor:
-        reasons.append({"code": "SUPERVISOR_APPROVED", "scheme": verdict.scheme,
-                        "message": f"Co-offence approved for diversion by supervisor {supervisor}."})
+        reasons.append(_supervisor_approval(supervisor, verdict.scheme))
     reasons.append({"code": "DECIDED_AGAIN", "scheme": None,
                     "message": f"Decided again on the facts as amended by officer {officer} ({why}), as of "
                                f"{values.moment_in_words(as_recorded)} when the incident was recorded."})
@@ -659,6 +668,8 @@ def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: 
         config.scheme(scheme)
     when = values.parse_datetime(appointment, "appointment", allow_future=True) if appointment else None
     approved_by = values.parse_officer(supervisor) if supervisor else None
+    if approved_by:
+        _refuse_self_approval(approved_by, officer)
     others = {values.parse_person_id(p) for p in not_same_as}
     store = ws.writer()
     with store.transaction("refer", officer):
@@ -686,10 +697,9 @@ def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: 
                                exclude={person["id"]})
         notes = _not_same_statements(matches, others, officer)
         _refuse_blocking_for_referral(matches, others)
-        reasons = verdict.reasons_as_dicts() + notes
         if approved_by:
-            reasons.append({"code": "SUPERVISOR_APPROVED", "scheme": verdict.scheme,
-                            "message": f"Co-offence approved for diversion by supervisor {approved_by}."})
+            notes.append(_supervisor_approval(approved_by, verdict.scheme))
+        reasons = verdict.reasons_as_dicts() + notes
         if notes:
             store.note(" ".join(n["message"] for n in notes))
         store.insert_decision(person_id=row["person_id"], incident_id=incident_id, stage="refer", eligible=True,

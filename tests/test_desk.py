@@ -341,3 +341,25 @@ def test_a_void_incident_cannot_be_referred(db_path):
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [f"error: {made['incident_id']} is void"]   # before any rule's reasons
     assert count_rows(db_path, "referrals") == 0
+
+
+def test_a_supervisor_is_another_officer_and_their_approval_is_kept(db_path):
+    youth = ("--co-offence", "criminal damage")                # youth scheme: a co-offence needs approval
+    myself = run("record", "--surname", "Young", "--forename", "Yan", "--dob", "14/02/2010", "--substance",
+                 "weed", *youth, "--refer", "--supervisor", "1234")
+    assert myself.exit_code == 1
+    assert_one_line_error(myself, "supervisor: 1234 is the officer making the change")
+    assert count_rows(db_path, "incidents") == 0
+    made = record(*youth, "--supervisor", "5678", surname="Young", forename="Yan", dob="14/02/2010")
+    assert made["eligible"] is True
+    kept = [r for r in made["reasons"] if r["code"] == "SUPERVISOR_APPROVED"]
+    assert len(kept) == 1 and "5678" in kept[0]["message"]
+    assert "SUPERVISOR_APPROVED" in _decisions(db_path)[0][1]
+    refused = run("refer", made["incident_id"], "--supervisor", "1234")
+    assert refused.exit_code == 1
+    assert_one_line_error(refused, "supervisor: 1234 is the officer making the change")
+    offered = as_json(run("refer", made["incident_id"], "--supervisor", "5678", "--json"))
+    assert "SUPERVISOR_APPROVED" in [r["code"] for r in offered["reasons"]]
+    trail = as_json(run("audit", "log", "--person", made["person_id"], "--json"))
+    reasons = {e["operation"]: e["reason"] for e in trail}
+    assert "supervisor 5678" in reasons["record"] and "supervisor 5678" in reasons["refer"]
