@@ -318,7 +318,13 @@ def _offer_referral(ws: Workspace, req: operations.RecordRequest, result: dict) 
     terms = operations.offer_terms(ws, result["scheme"])
     question = (f"Refer now to {terms['scheme_name']} ({terms['provider']}), to complete by "
                 f"{output.when(terms['deadline'])}?")
-    if _confirm(question, default=True):
+    try:
+        refer_now = _confirm(question, default=True)
+    except (KeyboardInterrupt, typer.Abort):  # Ctrl-C or Ctrl-D: the incident is already written
+        typer.echo(f"\ninterrupted: {result['incident_id']} is recorded, not referred; refer later with: "
+                   f"diversion refer {result['incident_id']}", err=True)
+        return
+    if refer_now:
         offer = operations.refer(ws, result["incident_id"], scheme=terms["scheme"], appointment=req.appointment,
                                  supervisor=req.supervisor, not_same_as=req.not_same_as)
         output.render_offer(offer)

@@ -5,6 +5,8 @@ Prompts are driven through a real pseudo-terminal."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import pytest
@@ -363,3 +365,22 @@ def test_a_supervisor_is_another_officer_and_their_approval_is_kept(db_path):
     trail = as_json(run("audit", "log", "--person", made["person_id"], "--json"))
     reasons = {e["operation"]: e["reason"] for e in trail}
     assert "supervisor 5678" in reasons["record"] and "supervisor 5678" in reasons["refer"]
+
+
+@pytest.mark.parametrize("interrupt", ["ctrl-d", "ctrl-c"])
+def test_interrupting_the_referral_question_says_the_incident_is_recorded(db_path, interrupt):
+    term = Terminal("record", "--surname", "Cole", "--forename", "Ann", "--gender", "F", "--ethnicity", "W1",
+                    "--substance", "weed", "--when", "now", "--location", "Broadmead")
+    term.expect("PNC ID")
+    term.send("")
+    term.expect("Date of birth")
+    term.send("14/02/1990")
+    term.expect("Refer now")
+    if interrupt == "ctrl-d":
+        os.write(term.master, b"\x04")
+    else:
+        term.proc.send_signal(signal.SIGINT)        # what Ctrl-C at the officer's keyboard sends
+    assert term.finish() == 0, term.seen
+    assert "nothing was written" not in term.seen
+    assert "I-000001 is recorded, not referred; refer later with: diversion refer I-000001" in term.seen
+    assert count_rows(db_path, "incidents") == 1 and count_rows(db_path, "referrals") == 0
