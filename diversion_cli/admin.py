@@ -5,7 +5,7 @@ one permitted deletion: a confirmed, audited data-protection erasure."""
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from diversion_cli import identity, values
@@ -210,6 +210,10 @@ def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str |
             raise Refused(f"{values.format_incident_id(incident_id)} is void; it cannot be amended")
         store.refuse_unaudited(row["person_id"])
         if occurred:
+            recorded = datetime.fromisoformat(row["recorded_at"])
+            if occurred > recorded:  # an offence is recorded after it happens, never before
+                raise BadInput("when", f"{occurred:%Y-%m-%d %H:%M} is after the incident was recorded "
+                                       f"({recorded:%Y-%m-%d %H:%M})")
             person = store.person(row["person_id"])
             changes["occurred_at"] = occurred.isoformat(timespec="seconds")
             changes["age"] = values.check_age(date.fromisoformat(person["dob"]), occurred)
@@ -262,8 +266,6 @@ def amend_person(ws: Workspace, person: str, reason: str | None, surname: str | 
             raise NotFound(f"no person {values.format_person_id(person_id)}")
         if "dob" in changes:
             for incident in store.incidents_of(person_id):
-                from datetime import datetime
-
                 values.check_age(date.fromisoformat(changes["dob"]), datetime.fromisoformat(incident["occurred_at"]))
         store.amend_person(person_id, changes)
     return {"person_id": values.format_person_id(person_id),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -384,3 +385,14 @@ def test_interrupting_the_referral_question_says_the_incident_is_recorded(db_pat
     assert "nothing was written" not in term.seen
     assert "I-000001 is recorded, not referred; refer later with: diversion refer I-000001" in term.seen
     assert count_rows(db_path, "incidents") == 1 and count_rows(db_path, "referrals") == 0
+
+
+def test_amending_when_to_after_the_recording_is_refused(db_path):
+    made = record("--when", "2026-11-28 14:30")
+    soon = (datetime.now() + timedelta(minutes=3)).strftime("%Y-%m-%d %H:%M")   # not yet "in the future"
+    later = run("amend", "incident", made["incident_id"], "--when", soon, "--reason", "typo")
+    assert later.exit_code == 2
+    assert_one_line_error(later, "when")
+    assert "after the incident was recorded" in later.stderr
+    assert as_json(run("incident", made["incident_id"], "--json"))["occurred_at"] == "2026-11-28T14:30:00"
+    assert len(_decisions(db_path)) == 1
