@@ -177,9 +177,11 @@ def void_incident(ws: Workspace, incident: str, reason: str | None) -> dict:
 def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str | None = None,
                    location: str | None = None, quantity: str | None = None, substances: list[str] | None = None,
                    co_offences: list[str] | None = None, supply_suspected: bool | None = None,
-                   supervisor: str | None = None) -> dict:
+                   supervisor: str | None = None, not_duplicate: bool = False) -> dict:
     """Correct an incident, with a reason. A change to what eligibility rests on (when, the
-    substances, other offences, supply) is decided again, beside the earlier decision."""
+    substances, other offences, supply) is decided again, beside the earlier decision. A
+    change of time or substances that makes it look like another incident of the same
+    arrest is refused unless the officer states it is a different incident."""
     from diversion_cli import operations
 
     officer, now, config = ws.officer(), ws.clock(), ws.config
@@ -218,11 +220,20 @@ def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str |
             changes["occurred_at"] = occurred.isoformat(timespec="seconds")
             changes["age"] = values.check_age(date.fromisoformat(person["dob"]), occurred)
         changes = {k: v for k, v in changes.items() if row[k] != v}
+        new_substances = found is not None and [(s["substance"], s["entered_as"]) for s in row["substances"]] \
+            != [(key, entered) for key, _, entered in found]
+        stated = []
+        if "occurred_at" in changes or new_substances:
+            stated = operations.refuse_duplicate(
+                store, row["person_id"], occurred or datetime.fromisoformat(row["occurred_at"]),
+                {key for key, _, _ in found} if new_substances else {s["substance"] for s in row["substances"]},
+                not_duplicate, officer, amending=incident_id)
+        if stated:  # the officer's statement, in the trail with the change it let through
+            store.note(" ".join(n["message"] for n in stated))
         if changes:
             store.amend_incident(incident_id, changes)
         changed = sorted(changes)
-        if found is not None and [(s["substance"], s["entered_as"]) for s in row["substances"]] \
-                != [(key, entered) for key, _, entered in found]:
+        if new_substances:
             store.replace_incident_substances(incident_id, found)
             changed.append("substances")
         if offences is not None and row["co_offences"] != offences:
@@ -232,7 +243,7 @@ def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str |
             raise BadInput("amend", f"{values.format_incident_id(incident_id)} already says that: nothing to change")
         decision = None
         if {"occurred_at", "substances", "co_offences", "supply_suspected"} & set(changed):
-            decision = operations.decide_again(store, config, incident_id, now, officer, approved_by, why)
+            decision = operations.decide_again(store, config, incident_id, now, officer, approved_by, why, stated)
     return {"incident_id": values.format_incident_id(incident_id), "changed": changed, "reason": why,
             "decision": decision}
 

@@ -1062,6 +1062,9 @@ def amend_incident(
                                                              show_default=False)] = None,
     supervisor: Annotated[Optional[str], typer.Option("--supervisor", metavar="COLLAR", help="The supervisor "
                                                       "who approved diversion despite a co-offence.")] = None,
+    not_duplicate: Annotated[bool, typer.Option("--not-duplicate", help="State that this is a different incident "
+                                                "from one recorded for the person within 30 minutes of the "
+                                                "corrected time.")] = False,
     json_out: JsonOpt = False,
 ):
     """Correct an incident, with a reason; the old values stay in the audit log.
@@ -1077,7 +1080,8 @@ def amend_incident(
     result = admin.amend_incident(ctx.obj, incident, reason, when=when, location=location, quantity=quantity,
                                   substances=list(substance) if substance else None,
                                   co_offences=[] if no_co_offence else list(co_offence) if co_offence else None,
-                                  supply_suspected=supply_suspected, supervisor=supervisor)
+                                  supply_suspected=supply_suspected, supervisor=supervisor,
+                                  not_duplicate=not_duplicate)
     if json_out:
         output.emit_json(result)
         return

@@ -386,24 +386,29 @@ def _resolve_person(store: Store, rec: CleanRecord, now: datetime, officer: str)
 DUPLICATE_WINDOW = timedelta(minutes=30)  # the same person and substance this close: the same arrest
 
 
-def likely_duplicate(store: Store, person_id: int, when: datetime, substances: set[str]) -> dict | None:
-    """An incident already recorded for this person within 30 minutes with a substance in common."""
+def likely_duplicate(store: Store, person_id: int, when: datetime, substances: set[str],
+                     amending: int | None = None) -> dict | None:
+    """An incident already recorded for this person within 30 minutes with a substance in
+    common (other than the one `amending`)."""
     for row in store.incidents_between(person_id, when - DUPLICATE_WINDOW, when + DUPLICATE_WINDOW):
-        if substances & {s["substance"] for s in row["substances"]}:
+        if row["id"] != amending and substances & {s["substance"] for s in row["substances"]}:
             return row
     return None
 
 
-def _refuse_duplicate(store: Store, rec: CleanRecord, person_id: int, officer: str) -> list[dict]:
-    found = likely_duplicate(store, person_id, rec.when, {key for key, _, _ in rec.substances})
+def refuse_duplicate(store: Store, person_id: int, when: datetime, substances: set[str], not_duplicate: bool,
+                     officer: str, amending: int | None = None) -> list[dict]:
+    """Refuse the same arrest twice, unless the officer states it is a different incident:
+    that statement is returned, to keep with the decision."""
+    found = likely_duplicate(store, person_id, when, substances, amending)
     if found is None:
         return []
     said = (f"{values.format_incident_id(found['id'])} "
             f"({values.moment_in_words(datetime.fromisoformat(found['occurred_at']))}, "
             f"{', '.join(s['substance'] for s in found['substances'])}, recorded by {found['recorded_by']})")
-    if not rec.not_duplicate:
+    if not not_duplicate:
         raise Refused(f"likely the same arrest as {said}: nothing was written. If this is a different incident, "
-                      f"record it with --not-duplicate")
+                      f"{'amend' if amending else 'record'} it with --not-duplicate")
     return [{"code": "NOT_DUPLICATE", "scheme": None,
              "message": f"Officer {officer} stated this is a different incident from {said}."}]
 
@@ -433,7 +438,8 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
     with store.transaction("record" + (" and refer" if rec.refer else ""), officer):
         person, created, matches, notes = _resolve_person(store, rec, now, officer)
         if not created:
-            notes += _refuse_duplicate(store, rec, person["id"], officer)
+            notes += refuse_duplicate(store, person["id"], rec.when, {key for key, _, _ in rec.substances},
+                                      rec.not_duplicate, officer)
         dob = date.fromisoformat(person["dob"])
         age = values.check_age(dob, rec.when)
         case = rules.CaseFacts(rec.when, age, tuple(c for _, c, _ in rec.substances), rec.supply_suspected,
@@ -477,7 +483,7 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
 
 
 def decide_again(store: Store, config: Config, incident_id: int, now: datetime, officer: str,
-                 supervisor: str | None, why: str) -> dict:
+                 supervisor: str | None, why: str, stated: list[dict] = ()) -> dict:
     """After an incident's facts were corrected (inside the amending transaction): the
     decision the desk would have taken on the corrected facts, as of when the incident was
     recorded and leaving out its own referrals, stored beside the earlier decisions (which
@@ -491,7 +497,7 @@ def decide_again(store: Store, config: Config, incident_id: int, now: datetime, 
     as_recorded = datetime.fromisoformat(row["recorded_at"])
     verdict = rules.decide(list(config.schemes.values()), history, as_recorded, case=case,
                            supervisor_approved=supervisor is not None)
-    reasons = verdict.reasons_as_dicts()
+    reasons = verdict.reasons_as_dicts() + list(stated)
     if supervisor:
         reasons.append(_supervisor_approval(supervisor, verdict.scheme))
     reasons.append({"code": "DECIDED_AGAIN", "scheme": None,

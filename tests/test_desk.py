@@ -396,3 +396,24 @@ def test_amending_when_to_after_the_recording_is_refused(db_path):
     assert "after the incident was recorded" in later.stderr
     assert as_json(run("incident", made["incident_id"], "--json"))["occurred_at"] == "2026-11-28T14:30:00"
     assert len(_decisions(db_path)) == 1
+
+
+def test_amending_when_into_the_same_arrest_is_refused_unless_stated_different(db_path):
+    first = record("--when", "2026-11-28 14:30")
+    second = record("--when", "2026-11-28 18:00", "--quantity", "2 g")
+    itself = run("amend", "incident", first["incident_id"], "--when", "2026-11-28 14:35", "--reason", "custody "
+                 "record time")
+    assert itself.exit_code == 0, itself.stderr                       # its own old time is no duplicate
+    same = run("amend", "incident", second["incident_id"], "--when", "2026-11-28 14:45", "--reason", "typo")
+    assert same.exit_code == 1
+    assert_one_line_error(same, "likely the same arrest as I-000001")
+    assert "amend it with --not-duplicate" in same.stderr
+    assert as_json(run("incident", second["incident_id"], "--json"))["occurred_at"] == "2026-11-28T18:00:00"
+    stated = run("amend", "incident", second["incident_id"], "--when", "2026-11-28 14:45", "--not-duplicate",
+                 "--reason", "typo", "--json")
+    assert stated.exit_code == 0, stated.stderr
+    kept = [r for r in as_json(stated)["decision"]["reasons"] if r["code"] == "NOT_DUPLICATE"]
+    assert len(kept) == 1 and "different incident from I-000001" in kept[0]["message"]
+    trail = as_json(run("audit", "log", "--person", second["person_id"], "--json"))
+    assert any("different incident from I-000001" in (e["reason"] or "") for e in trail
+               if e["operation"] == "amend incident")
