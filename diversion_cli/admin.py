@@ -243,7 +243,8 @@ def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str |
             raise BadInput("amend", f"{values.format_incident_id(incident_id)} already says that: nothing to change")
         decision = None
         if {"occurred_at", "substances", "co_offences", "supply_suspected"} & set(changed):
-            decision = operations.decide_again(store, config, incident_id, now, officer, approved_by, why, stated)
+            decision = operations.decide_again(store, config, incident_id, now, officer, approved_by, why, stated,
+                                               co_offences_changed="co_offences" in changed)
     return {"incident_id": values.format_incident_id(incident_id), "changed": changed, "reason": why,
             "decision": decision}
 

@@ -482,22 +482,47 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
     }
 
 
+# What officers stated, kept with a decision: they still stand when it is taken again.
+STATEMENTS = ("NOT_SAME_PERSON", "IDENTITY_CONFIRMED", "NOT_DUPLICATE", "SUPERVISOR_APPROVED")
+
+
+def _standing_statements(store: Store, incident_id: int, co_offences_changed: bool) -> list[dict]:
+    """The statements kept with the incident's current decisions: the latest taken at record
+    (which carries those before it) and any taken at refer since. A supervisor's approval was
+    of the other offences as they were, so it lapses when they change."""
+    import json
+
+    decisions = store.decisions_of_incident(incident_id)
+    latest = max((i for i, d in enumerate(decisions) if d["stage"] == "record"), default=0)
+    kept = []
+    for decision in decisions[latest:]:
+        for reason in json.loads(decision["reasons"]):
+            if reason["code"] in STATEMENTS and reason not in kept and not (
+                    co_offences_changed and reason["code"] == "SUPERVISOR_APPROVED"):
+                kept.append(reason)
+    return kept
+
+
 def decide_again(store: Store, config: Config, incident_id: int, now: datetime, officer: str,
-                 supervisor: str | None, why: str, stated: list[dict] = ()) -> dict:
+                 supervisor: str | None, why: str, stated: list[dict] = (), co_offences_changed: bool = False) -> dict:
     """After an incident's facts were corrected (inside the amending transaction): the
     decision the desk would have taken on the corrected facts, as of when the incident was
     recorded and leaving out its own referrals, stored beside the earlier decisions (which
-    are never changed); the latest decision of an incident is its current one."""
+    are never changed), with the statements officers made for them and any new ones; the
+    latest decision of an incident is its current one."""
     row = store.incident(incident_id)
     previous = row["decision"]
+    standing = [s for s in _standing_statements(store, incident_id, co_offences_changed)
+                if not (supervisor and s["code"] == "SUPERVISOR_APPROVED")]  # a new approval replaces it
+    approved = supervisor is not None or any(s["code"] == "SUPERVISOR_APPROVED" for s in standing)
     case = rules.CaseFacts(datetime.fromisoformat(row["occurred_at"]), row["age"],
                            tuple(s["drug_class"] for s in row["substances"]), bool(row["supply_suspected"]),
                            tuple(row["co_offences"]))
     history = prior_referrals([r for r in store.referrals_of(row["person_id"]) if r["incident_id"] != incident_id])
     as_recorded = datetime.fromisoformat(row["recorded_at"])
     verdict = rules.decide(list(config.schemes.values()), history, as_recorded, case=case,
-                           supervisor_approved=supervisor is not None)
-    reasons = verdict.reasons_as_dicts() + list(stated)
+                           supervisor_approved=approved)
+    reasons = verdict.reasons_as_dicts() + standing + [s for s in stated if s not in standing]
     if supervisor:
         reasons.append(_supervisor_approval(supervisor, verdict.scheme))
     reasons.append({"code": "DECIDED_AGAIN", "scheme": None,

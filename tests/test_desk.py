@@ -417,3 +417,29 @@ def test_amending_when_into_the_same_arrest_is_refused_unless_stated_different(d
     trail = as_json(run("audit", "log", "--person", second["person_id"], "--json"))
     assert any("different incident from I-000001" in (e["reason"] or "") for e in trail
                if e["operation"] == "amend incident")
+
+
+def _codes(result) -> list[str]:
+    return [r["code"] for r in as_json(result)["decision"]["reasons"]]
+
+
+def test_deciding_again_keeps_what_officers_stated_for_the_old_decision(db_path):
+    youth = ("--co-offence", "criminal damage", "--supervisor", "5678")   # youth scheme: approval needed
+    record("--when", "2026-11-28 14:30", *youth, surname="Young", forename="Yan", dob="14/02/2010")
+    made = record("--when", "2026-11-28 14:50", "--not-duplicate", *youth, surname="Young", forename="Yan",
+                  dob="14/02/2010")
+    assert made["eligible"] is True
+    stated = {r["code"]: r["message"] for r in made["reasons"] if r["code"] in ("NOT_DUPLICATE",
+                                                                                "SUPERVISOR_APPROVED")}
+    assert len(stated) == 2
+    supply = run("amend", "incident", made["incident_id"], "--supply-suspected", "--reason", "bags", "--json")
+    assert supply.exit_code == 0, supply.stderr
+    back = run("amend", "incident", made["incident_id"], "--no-supply-suspected", "--reason", "empty", "--json")
+    assert back.exit_code == 0, back.stderr
+    assert as_json(back)["decision"]["eligible"] is True                 # the approval still stands
+    kept = {r["code"]: r["message"] for r in as_json(back)["decision"]["reasons"] if r["code"] in stated}
+    assert kept == stated and _codes(back).count("SUPERVISOR_APPROVED") == 1
+    other = run("amend", "incident", made["incident_id"], "--co-offence", "theft", "--reason", "x", "--json")
+    assert other.exit_code == 0, other.stderr
+    assert as_json(other)["decision"]["eligible"] is False               # approved offences, not these
+    assert "NOT_DUPLICATE" in _codes(other) and "SUPERVISOR_APPROVED" not in _codes(other)
