@@ -1057,9 +1057,10 @@ def amend_incident(
     = None,
     no_co_offence: Annotated[bool, typer.Option("--no-co-offence", help="There was no other offence: remove "
                                                 "those recorded.")] = False,
-    supply_suspected: Annotated[Optional[bool], typer.Option("--supply-suspected/--no-supply-suspected",
-                                                             help="Whether intent to supply is suspected.",
-                                                             show_default=False)] = None,
+    supply_suspected: Annotated[bool, typer.Option("--supply-suspected", help="Intent to supply is "
+                                                   "suspected.")] = False,
+    no_supply_suspected: Annotated[bool, typer.Option("--no-supply-suspected", help="Intent to supply is not "
+                                                      "suspected.")] = False,
     supervisor: Annotated[Optional[str], typer.Option("--supervisor", metavar="COLLAR", help="The supervisor "
                                                       "who approved diversion despite a co-offence.")] = None,
     not_duplicate: Annotated[bool, typer.Option("--not-duplicate", help="State that this is a different incident "
@@ -1077,10 +1078,13 @@ def amend_incident(
 
     if no_co_offence and co_offence:
         raise BadInput("co-offence", "give --co-offence or --no-co-offence, not both")
+    if supply_suspected and no_supply_suspected:
+        raise BadInput("supply-suspected", "give --supply-suspected or --no-supply-suspected, not both")
     result = admin.amend_incident(ctx.obj, incident, reason, when=when, location=location, quantity=quantity,
                                   substances=list(substance) if substance else None,
                                   co_offences=[] if no_co_offence else list(co_offence) if co_offence else None,
-                                  supply_suspected=supply_suspected, supervisor=supervisor,
+                                  supply_suspected=True if supply_suspected else False if no_supply_suspected
+                                  else None, supervisor=supervisor,
                                   not_duplicate=not_duplicate)
     if json_out:
         output.emit_json(result)

@@ -443,3 +443,12 @@ def test_deciding_again_keeps_what_officers_stated_for_the_old_decision(db_path)
     assert other.exit_code == 0, other.stderr
     assert as_json(other)["decision"]["eligible"] is False               # approved offences, not these
     assert "NOT_DUPLICATE" in _codes(other) and "SUPERVISOR_APPROVED" not in _codes(other)
+
+
+def test_amend_incident_refuses_supply_suspected_and_not_together(db_path):
+    made = record()
+    both = run("amend", "incident", made["incident_id"], "--supply-suspected", "--no-supply-suspected",
+               "--reason", "x")
+    assert both.exit_code == 2
+    assert_one_line_error(both, "supply-suspected")
+    assert len(_decisions(db_path)) == 1
