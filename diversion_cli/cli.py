@@ -1047,7 +1047,8 @@ def amend_incident(
     incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why the record is being corrected "
                                                   "(required).")] = None,
-    when: WhenOpt = None,
+    when: Annotated[Optional[str], typer.Option("--when", help="When it happened, corrected (unchanged if not "
+                                                "given), e.g. 2026-11-28 14:30 or 28/11/2026 14:30.")] = None,
     location: Annotated[Optional[str], typer.Option("--location", help="Where it happened.")] = None,
     quantity: Annotated[Optional[str], typer.Option("--quantity", help="Quantity as found, e.g. '2 g'.")] = None,
     substance: Annotated[Optional[list[str]], typer.Option("--substance", help="The substances found, replacing "

@@ -452,3 +452,11 @@ def test_amend_incident_refuses_supply_suspected_and_not_together(db_path):
     assert both.exit_code == 2
     assert_one_line_error(both, "supply-suspected")
     assert len(_decisions(db_path)) == 1
+
+
+@pytest.mark.no_database
+def test_amend_incident_help_says_an_unset_when_is_unchanged():
+    shown = run("amend", "incident", "--help")
+    assert shown.exit_code == 0
+    when = shown.stdout[shown.stdout.index("--when"):shown.stdout.index("--location")]
+    assert "unchanged if not given" in " ".join(when.split()) and "default now" not in when
