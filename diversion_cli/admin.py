@@ -241,8 +241,12 @@ def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str |
             changed.append("co_offences")
         if not changed:
             raise BadInput("amend", f"{values.format_incident_id(incident_id)} already says that: nothing to change")
+        decided_again = bool({"occurred_at", "substances", "co_offences", "supply_suspected"} & set(changed))
+        if approved_by and not (decided_again and (row["co_offences"] if offences is None else offences)):
+            raise BadInput("supervisor", "approves diversion despite another offence when the decision is taken "
+                                         "again; this change needs none")
         decision = None
-        if {"occurred_at", "substances", "co_offences", "supply_suspected"} & set(changed):
+        if decided_again:
             decision = operations.decide_again(store, config, incident_id, now, officer, approved_by, why, stated,
                                                co_offences_changed="co_offences" in changed)
     return {"incident_id": values.format_incident_id(incident_id), "changed": changed, "reason": why,

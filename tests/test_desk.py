@@ -460,3 +460,13 @@ def test_amend_incident_help_says_an_unset_when_is_unchanged():
     assert shown.exit_code == 0
     when = shown.stdout[shown.stdout.index("--when"):shown.stdout.index("--location")]
     assert "unchanged if not given" in " ".join(when.split()) and "default now" not in when
+
+
+def test_amend_incident_refuses_a_supervisor_the_change_does_not_need(db_path):
+    made = record("--quantity", "2 g")
+    for change in (("--quantity", "5g"), ("--supply-suspected",)):        # no decision, or no other offence
+        needless = run("amend", "incident", made["incident_id"], *change, "--supervisor", "5678", "--reason", "x")
+        assert needless.exit_code == 2
+        assert_one_line_error(needless, "supervisor")
+    view = as_json(run("incident", made["incident_id"], "--json"))
+    assert view["quantity"] == "2 g" and view["supply_suspected"] is False and len(_decisions(db_path)) == 1
