@@ -262,7 +262,7 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> bool:
         req.pnc = _ask("PNC ID (Enter if none)", values.parse_pnc, required=False)
         req.surname = req.surname or _ask("Surname", lambda v: values.clean_name(v, "surname"))
         req.forename = req.forename or _ask("Forename(s)", lambda v: values.clean_name(v, "forename"))
-        req.dob = req.dob or _ask("Date of birth (DD/MM/YYYY)", lambda v: values.parse_date(v, "dob"),
+        req.dob = req.dob or _ask("Date of birth (DD/MM/YYYY)", lambda v: _birth_date(ws, v),
                                   echo=values.date_in_words)
     found = {"exact": []}
     if not (req.person or req.new_person) and req.surname and req.forename and req.dob:
@@ -295,6 +295,16 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> bool:
         req.location = _ask("Location (Enter to skip)", lambda v: values.clean_text(v, "location"),
                             required=False)
     return described
+
+
+def _birth_date(ws: Workspace, text: str):
+    """A date of birth typed at the desk, refused at once if too young (or old) to be recorded
+    (the incident's own date is checked again when it is recorded)."""
+    from diversion_cli import values
+
+    dob = values.parse_date(text, "dob")
+    values.check_age(dob, ws.clock(), at="today")
+    return dob
 
 
 def _prompt_case(req: operations.RecordRequest) -> None:

@@ -470,3 +470,20 @@ def test_amend_incident_refuses_a_supervisor_the_change_does_not_need(db_path):
         assert_one_line_error(needless, "supervisor")
     view = as_json(run("incident", made["incident_id"], "--json"))
     assert view["quantity"] == "2 g" and view["supply_suspected"] is False and len(_decisions(db_path)) == 1
+
+
+def test_a_date_of_birth_too_young_to_record_is_asked_again_at_once(db_path):
+    term = Terminal("record", "--surname", "Cole", "--forename", "Ann", "--gender", "F", "--ethnicity", "W1",
+                    "--substance", "weed", "--when", "now", "--location", "Broadmead")
+    term.expect("PNC ID")
+    term.send("")
+    term.expect("Date of birth")
+    term.send(f"14/02/{datetime.now().year - 6}")
+    term.expect("below the age of criminal responsibility")
+    term.send("14/02/1990")
+    term.expect("Refer now")
+    assert term.seen.count("Date of birth") == 2                    # asked again, not refused at the end
+    term.send("n")
+    assert term.finish() == 0, term.seen
+    assert count_rows(db_path, "incidents") == 1
+
