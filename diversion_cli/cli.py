@@ -166,11 +166,14 @@ def _ask(label: str, parse, default: str | None = None, required: bool = True, e
     """Prompt until the value parses; an empty answer skips an optional field. With
     `echo`, the parsed value is said back (dates in words, so a swap is seen)."""
     while True:
-        answer = typer.prompt(label, default=default if default is not None else ("" if not required else None),
-                              show_default=bool(default), err=True)
+        answer = typer.prompt(label, default=default if default is not None else "", show_default=bool(default),
+                              err=True)
         answer = answer.strip()
         if not answer and not required:
             return None
+        if not answer:
+            typer.echo("  an answer is required here (Ctrl-C to stop)", err=True)
+            continue
         try:
             value = parse(answer)
         except DiversionError as exc:

@@ -487,3 +487,21 @@ def test_a_date_of_birth_too_young_to_record_is_asked_again_at_once(db_path):
     assert term.finish() == 0, term.seen
     assert count_rows(db_path, "incidents") == 1
 
+
+def test_an_empty_substance_at_the_desk_says_one_is_required(db_path):
+    term = Terminal("record", "--surname", "Cole", "--forename", "Ann", "--dob", "14/02/1990", "--when", "now",
+                    "--location", "Broadmead")
+    term.expect("Substance")
+    term.send("")
+    term.expect("an answer is required here")
+    term.send("weed")
+    term.expect("Quantity")
+    term.send("")
+    term.expect("Is intent to supply suspected?")
+    term.send("")
+    term.expect("Another offence")
+    term.send("")
+    term.expect("Refer now")
+    term.send("n")
+    assert term.finish() == 0, term.seen
+    assert count_rows(db_path, "incidents") == 1
