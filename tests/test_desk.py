@@ -505,3 +505,10 @@ def test_an_empty_substance_at_the_desk_says_one_is_required(db_path):
     term.send("n")
     assert term.finish() == 0, term.seen
     assert count_rows(db_path, "incidents") == 1
+
+
+def test_a_malformed_incident_id_is_named_in_plain_english(db_path):
+    bad = run("incident", "X-1")
+    assert bad.exit_code == 2
+    assert_one_line_error(bad, "incident_id: 'X-1' is not an incident id (like I-000123)")
+    assert "is not a person id" in run("check", "X-1").stderr
