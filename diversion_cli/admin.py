@@ -202,7 +202,7 @@ def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str |
         raise BadInput("amend", "nothing to change: give --when, --location, --quantity, --substance, "
                                 "--co-offence (or --no-co-offence) or --supply-suspected/--no-supply-suspected")
     if approved_by:
-        operations._refuse_self_approval(approved_by, officer)
+        operations.refuse_self_approval(approved_by, officer)
     store = ws.writer()
     with store.transaction("amend incident", officer, why):
         row = store.incident(incident_id)

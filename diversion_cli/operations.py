@@ -433,7 +433,7 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
     officer = ws.officer()
     rec = validate_record(config, req, now)
     if rec.supervisor:
-        _refuse_self_approval(rec.supervisor, officer)
+        refuse_self_approval(rec.supervisor, officer)
     store = ws.writer()
     with store.transaction("record" + (" and refer" if rec.refer else ""), officer):
         person, created, matches, notes = _resolve_person(store, rec, now, officer)
@@ -700,7 +700,7 @@ def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: 
     when = values.parse_datetime(appointment, "appointment", allow_future=True) if appointment else None
     approved_by = values.parse_officer(supervisor) if supervisor else None
     if approved_by:
-        _refuse_self_approval(approved_by, officer)
+        refuse_self_approval(approved_by, officer)
     others = {values.parse_person_id(p) for p in not_same_as}
     store = ws.writer()
     with store.transaction("refer", officer):
@@ -810,7 +810,7 @@ def record_outcome(ws: Workspace, referral: str, status: str, when: str | None =
             "returned_to_normal_process": status == "failed"}
 
 
-def _refuse_self_approval(supervisor: str, officer: str) -> None:
+def refuse_self_approval(supervisor: str, officer: str) -> None:
     if supervisor == officer:
         raise Refused(f"supervisor: {supervisor} is the officer making the change; a supervisor approves "
                       f"another officer's change")
@@ -827,7 +827,7 @@ def _correct_outcome(store: Store, config: Config, row: dict, status: str, close
     if not approved_by or not reason:
         raise Refused(f"{referral_id} is {was} (closed): a wrongly closed referral is corrected by a supervisor "
                       f"to {' or '.join(CORRECTIONS[was])}: add --supervisor COLLAR --reason TEXT")
-    _refuse_self_approval(approved_by, officer)
+    refuse_self_approval(approved_by, officer)
     if closed is not None and row["diverted_at"] and closed < datetime.fromisoformat(row["diverted_at"]):
         raise BadInput("when", f"{closed:%Y-%m-%d %H:%M} is before acceptance ({row['diverted_at'][:16]})")
     scheme = config.schemes.get(row["scheme"])
@@ -887,7 +887,7 @@ def record_condition(ws: Workspace, referral: str, condition: str, result: str, 
                 raise Refused(f"condition {target['key']} runs to the end of the contract: it can be marked met "
                               f"from {values.date_in_words(due.date())}. An early completion needs "
                               f"--supervisor COLLAR --reason TEXT")
-            _refuse_self_approval(approved_by, officer)
+            refuse_self_approval(approved_by, officer)
             early = f"early completion approved by supervisor {approved_by}: {reason}"
             note = f"{early} ({note})" if note else early
             store.note(early)
