@@ -512,3 +512,12 @@ def test_a_malformed_incident_id_is_named_in_plain_english(db_path):
     assert bad.exit_code == 2
     assert_one_line_error(bad, "incident_id: 'X-1' is not an incident id (like I-000123)")
     assert "is not a person id" in run("check", "X-1").stderr
+
+
+@pytest.mark.no_database
+def test_report_help_does_not_call_by_repeatable():
+    shown = run("report", "--help")
+    assert shown.exit_code == 0
+    by = " ".join(shown.stdout[shown.stdout.index("--by DIMENSION"):shown.stdout.index("--format FORMAT")].split())
+    assert "one dimension" in by and "repeatable" not in by
+    assert "[repeatable]" in " ".join(run("amend", "incident", "--help").stdout.split())   # a list option still is
