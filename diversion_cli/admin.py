@@ -5,7 +5,7 @@ one permitted deletion: a confirmed, audited data-protection erasure."""
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from diversion_cli import identity, values
@@ -177,9 +177,11 @@ def void_incident(ws: Workspace, incident: str, reason: str | None) -> dict:
 def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str | None = None,
                    location: str | None = None, quantity: str | None = None, substances: list[str] | None = None,
                    co_offences: list[str] | None = None, supply_suspected: bool | None = None,
-                   supervisor: str | None = None) -> dict:
+                   supervisor: str | None = None, not_duplicate: bool = False) -> dict:
     """Correct an incident, with a reason. A change to what eligibility rests on (when, the
-    substances, other offences, supply) is decided again, beside the earlier decision."""
+    substances, other offences, supply) is decided again, beside the earlier decision. A
+    change of time or substances that makes it look like another incident of the same
+    arrest is refused unless the officer states it is a different incident."""
     from diversion_cli import operations
 
     officer, now, config = ws.officer(), ws.clock(), ws.config
@@ -199,9 +201,8 @@ def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str |
     if occurred is None and not changes and found is None and offences is None:
         raise BadInput("amend", "nothing to change: give --when, --location, --quantity, --substance, "
                                 "--co-offence (or --no-co-offence) or --supply-suspected/--no-supply-suspected")
-    if approved_by == officer:
-        raise Refused(f"supervisor: {approved_by} is the officer making the change; a supervisor approves "
-                      f"another officer's change")
+    if approved_by:
+        operations.refuse_self_approval(approved_by, officer)
     store = ws.writer()
     with store.transaction("amend incident", officer, why):
         row = store.incident(incident_id)
@@ -211,15 +212,28 @@ def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str |
             raise Refused(f"{values.format_incident_id(incident_id)} is void; it cannot be amended")
         store.refuse_unaudited(row["person_id"])
         if occurred:
+            recorded = datetime.fromisoformat(row["recorded_at"])
+            if occurred > recorded:  # an offence is recorded after it happens, never before
+                raise BadInput("when", f"{occurred:%Y-%m-%d %H:%M} is after the incident was recorded "
+                                       f"({recorded:%Y-%m-%d %H:%M})")
             person = store.person(row["person_id"])
             changes["occurred_at"] = occurred.isoformat(timespec="seconds")
             changes["age"] = values.check_age(date.fromisoformat(person["dob"]), occurred)
         changes = {k: v for k, v in changes.items() if row[k] != v}
+        new_substances = found is not None and [(s["substance"], s["entered_as"]) for s in row["substances"]] \
+            != [(key, entered) for key, _, entered in found]
+        stated = []
+        if "occurred_at" in changes or new_substances:
+            stated = operations.refuse_duplicate(
+                store, row["person_id"], occurred or datetime.fromisoformat(row["occurred_at"]),
+                {key for key, _, _ in found} if new_substances else {s["substance"] for s in row["substances"]},
+                not_duplicate, officer, amending=incident_id)
+        if stated:  # the officer's statement, in the trail with the change it let through
+            store.note(" ".join(n["message"] for n in stated))
         if changes:
             store.amend_incident(incident_id, changes)
         changed = sorted(changes)
-        if found is not None and [(s["substance"], s["entered_as"]) for s in row["substances"]] \
-                != [(key, entered) for key, _, entered in found]:
+        if new_substances:
             store.replace_incident_substances(incident_id, found)
             changed.append("substances")
         if offences is not None and row["co_offences"] != offences:
@@ -227,9 +241,14 @@ def amend_incident(ws: Workspace, incident: str, reason: str | None, when: str |
             changed.append("co_offences")
         if not changed:
             raise BadInput("amend", f"{values.format_incident_id(incident_id)} already says that: nothing to change")
+        decided_again = bool({"occurred_at", "substances", "co_offences", "supply_suspected"} & set(changed))
+        if approved_by and not (decided_again and (row["co_offences"] if offences is None else offences)):
+            raise BadInput("supervisor", "approves diversion despite another offence when the decision is taken "
+                                         "again; this change needs none")
         decision = None
-        if {"occurred_at", "substances", "co_offences", "supply_suspected"} & set(changed):
-            decision = operations.decide_again(store, config, incident_id, now, officer, approved_by, why)
+        if decided_again:
+            decision = operations.decide_again(store, config, incident_id, now, officer, approved_by, why, stated,
+                                               co_offences_changed="co_offences" in changed)
     return {"incident_id": values.format_incident_id(incident_id), "changed": changed, "reason": why,
             "decision": decision}
 
@@ -263,8 +282,6 @@ def amend_person(ws: Workspace, person: str, reason: str | None, surname: str | 
             raise NotFound(f"no person {values.format_person_id(person_id)}")
         ages = {}
         if "dob" in changes:
-            from datetime import datetime
-
             for incident in store.incidents_of(person_id):
                 age = values.check_age(date.fromisoformat(changes["dob"]), datetime.fromisoformat(incident["occurred_at"]))
                 if age != incident["age"]:

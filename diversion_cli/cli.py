@@ -167,11 +167,14 @@ def _ask(label: str, parse, default: str | None = None, required: bool = True, e
     """Prompt until the value parses; an empty answer skips an optional field. With
     `echo`, the parsed value is said back (dates in words, so a swap is seen)."""
     while True:
-        answer = typer.prompt(label, default=default if default is not None else ("" if not required else None),
-                              show_default=bool(default), err=True)
+        answer = typer.prompt(label, default=default if default is not None else "", show_default=bool(default),
+                              err=True)
         answer = answer.strip()
         if not answer and not required:
             return None
+        if not answer:
+            typer.echo("  an answer is required here (Ctrl-C to stop)", err=True)
+            continue
         try:
             value = parse(answer)
         except DiversionError as exc:
@@ -263,7 +266,7 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> bool:
         req.pnc = _ask("PNC ID (Enter if none)", values.parse_pnc, required=False)
         req.surname = req.surname or _ask("Surname", lambda v: values.clean_name(v, "surname"))
         req.forename = req.forename or _ask("Forename(s)", lambda v: values.clean_name(v, "forename"))
-        req.dob = req.dob or _ask("Date of birth (DD/MM/YYYY)", lambda v: values.parse_date(v, "dob"),
+        req.dob = req.dob or _ask("Date of birth (DD/MM/YYYY)", lambda v: _birth_date(ws, v),
                                   echo=values.date_in_words)
     found = {"exact": []}
     if not (req.person or req.new_person) and req.surname and req.forename and req.dob:
@@ -298,6 +301,16 @@ def _prompt_missing(ws: Workspace, req: operations.RecordRequest) -> bool:
     return described
 
 
+def _birth_date(ws: Workspace, text: str):
+    """A date of birth typed at the desk, refused at once if too young (or old) to be recorded
+    (the incident's own date is checked again when it is recorded)."""
+    from diversion_cli import values
+
+    dob = values.parse_date(text, "dob")
+    values.check_age(dob, ws.clock(), at="today")
+    return dob
+
+
 def _prompt_case(req: operations.RecordRequest) -> None:
     """The facts besides the substance that decide eligibility: quantity, supply, other offences."""
     from diversion_cli import values
@@ -319,7 +332,13 @@ def _offer_referral(ws: Workspace, req: operations.RecordRequest, result: dict) 
     terms = operations.offer_terms(ws, result["scheme"])
     question = (f"Refer now to {terms['scheme_name']} ({terms['provider']}), to complete by "
                 f"{output.when(terms['deadline'])}?")
-    if _confirm(question, default=True):
+    try:
+        refer_now = _confirm(question, default=True)
+    except (KeyboardInterrupt, typer.Abort):  # Ctrl-C or Ctrl-D: the incident is already written
+        typer.echo(f"\ninterrupted: {result['incident_id']} is recorded, not referred; refer later with: "
+                   f"diversion refer {result['incident_id']}", err=True)
+        return
+    if refer_now:
         offer = operations.refer(ws, result["incident_id"], scheme=terms["scheme"], appointment=req.appointment,
                                  supervisor=req.supervisor, not_same_as=req.not_same_as)
         output.render_offer(offer)
@@ -1043,7 +1062,8 @@ def amend_incident(
     incident: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident, e.g. I-000123.")],
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why the record is being corrected "
                                                   "(required).")] = None,
-    when: WhenOpt = None,
+    when: Annotated[Optional[str], typer.Option("--when", help="When it happened, corrected (unchanged if not "
+                                                "given), e.g. 2026-11-28 14:30 or 28/11/2026 14:30.")] = None,
     location: Annotated[Optional[str], typer.Option("--location", help="Where it happened.")] = None,
     quantity: Annotated[Optional[str], typer.Option("--quantity", help="Quantity as found, e.g. '2 g'.")] = None,
     substance: Annotated[Optional[list[str]], typer.Option("--substance", help="The substances found, replacing "
@@ -1053,11 +1073,15 @@ def amend_incident(
     = None,
     no_co_offence: Annotated[bool, typer.Option("--no-co-offence", help="There was no other offence: remove "
                                                 "those recorded.")] = False,
-    supply_suspected: Annotated[Optional[bool], typer.Option("--supply-suspected/--no-supply-suspected",
-                                                             help="Whether intent to supply is suspected.",
-                                                             show_default=False)] = None,
+    supply_suspected: Annotated[bool, typer.Option("--supply-suspected", help="Intent to supply is "
+                                                   "suspected.")] = False,
+    no_supply_suspected: Annotated[bool, typer.Option("--no-supply-suspected", help="Intent to supply is not "
+                                                      "suspected.")] = False,
     supervisor: Annotated[Optional[str], typer.Option("--supervisor", metavar="COLLAR", help="The supervisor "
                                                       "who approved diversion despite a co-offence.")] = None,
+    not_duplicate: Annotated[bool, typer.Option("--not-duplicate", help="State that this is a different incident "
+                                                "from one recorded for the person within 30 minutes of the "
+                                                "corrected time.")] = False,
     json_out: JsonOpt = False,
 ):
     """Correct an incident, with a reason; the old values stay in the audit log.
@@ -1070,10 +1094,14 @@ def amend_incident(
 
     if no_co_offence and co_offence:
         raise BadInput("co-offence", "give --co-offence or --no-co-offence, not both")
+    if supply_suspected and no_supply_suspected:
+        raise BadInput("supply-suspected", "give --supply-suspected or --no-supply-suspected, not both")
     result = admin.amend_incident(ctx.obj, incident, reason, when=when, location=location, quantity=quantity,
                                   substances=list(substance) if substance else None,
                                   co_offences=[] if no_co_offence else list(co_offence) if co_offence else None,
-                                  supply_suspected=supply_suspected, supervisor=supervisor)
+                                  supply_suspected=True if supply_suspected else False if no_supply_suspected
+                                  else None, supervisor=supervisor,
+                                  not_duplicate=not_duplicate)
     if json_out:
         output.emit_json(result)
         return

@@ -23,6 +23,9 @@ METAVARS = {
     "--scheme": "KEY", "--status": "STATUS", "--by": "DIMENSION", "--kind": "offer|completion|failure",
     "--limit": "N", "--due-within": "DAYS", "--suppress": "N", "--format": "FORMAT",
 }
+# Options declared as lists only so that a second one is refused in our words (a plain option
+# would keep the last silently): one value each, so not "repeatable".
+ONE_VALUE = {"--by"}
 
 
 def render(command, ctx: typer.Context) -> str:
@@ -96,7 +99,7 @@ def _metavar(p) -> str:
 
 def _described(p) -> str:
     notes = []
-    if getattr(p, "multiple", False):
+    if getattr(p, "multiple", False) and not set(p.opts) & ONE_VALUE:
         notes.append("repeatable")
     default = p.default
     if default not in (None, False, (), []) and not callable(default) and p.param_type_name == "option" \

@@ -386,24 +386,29 @@ def _resolve_person(store: Store, rec: CleanRecord, now: datetime, officer: str)
 DUPLICATE_WINDOW = timedelta(minutes=30)  # the same person and substance this close: the same arrest
 
 
-def likely_duplicate(store: Store, person_id: int, when: datetime, substances: set[str]) -> dict | None:
-    """An incident already recorded for this person within 30 minutes with a substance in common."""
+def likely_duplicate(store: Store, person_id: int, when: datetime, substances: set[str],
+                     amending: int | None = None) -> dict | None:
+    """An incident already recorded for this person within 30 minutes with a substance in
+    common (other than the one `amending`)."""
     for row in store.incidents_between(person_id, when - DUPLICATE_WINDOW, when + DUPLICATE_WINDOW):
-        if substances & {s["substance"] for s in row["substances"]}:
+        if row["id"] != amending and substances & {s["substance"] for s in row["substances"]}:
             return row
     return None
 
 
-def _refuse_duplicate(store: Store, rec: CleanRecord, person_id: int, officer: str) -> list[dict]:
-    found = likely_duplicate(store, person_id, rec.when, {key for key, _, _ in rec.substances})
+def refuse_duplicate(store: Store, person_id: int, when: datetime, substances: set[str], not_duplicate: bool,
+                     officer: str, amending: int | None = None) -> list[dict]:
+    """Refuse the same arrest twice, unless the officer states it is a different incident:
+    that statement is returned, to keep with the decision."""
+    found = likely_duplicate(store, person_id, when, substances, amending)
     if found is None:
         return []
     said = (f"{values.format_incident_id(found['id'])} "
             f"({values.moment_in_words(datetime.fromisoformat(found['occurred_at']))}, "
             f"{', '.join(s['substance'] for s in found['substances'])}, recorded by {found['recorded_by']})")
-    if not rec.not_duplicate:
+    if not not_duplicate:
         raise Refused(f"likely the same arrest as {said}: nothing was written. If this is a different incident, "
-                      f"record it with --not-duplicate")
+                      f"{'amend' if amending else 'record'} it with --not-duplicate")
     return [{"code": "NOT_DUPLICATE", "scheme": None,
              "message": f"Officer {officer} stated this is a different incident from {said}."}]
 
@@ -416,16 +421,25 @@ def _refuse_blocking_for_referral(matches: list[dict], not_same_as: set[int]) ->
                       f"--not-same-as ID for each")
 
 
+def _supervisor_approval(supervisor: str, scheme: str | None) -> dict:
+    """The supervisor's approval, kept with the decision it let through (and in the audit trail)."""
+    return {"code": "SUPERVISOR_APPROVED", "scheme": scheme,
+            "message": f"Co-offence approved for diversion by supervisor {supervisor}."}
+
+
 def record_incident(ws: Workspace, req: RecordRequest) -> dict:
     """Record a possession incident, decide eligibility, and (with refer) offer the diversion."""
     config, now = ws.config, ws.clock()
     officer = ws.officer()
     rec = validate_record(config, req, now)
+    if rec.supervisor:
+        refuse_self_approval(rec.supervisor, officer)
     store = ws.writer()
     with store.transaction("record" + (" and refer" if rec.refer else ""), officer):
         person, created, matches, notes = _resolve_person(store, rec, now, officer)
         if not created:
-            notes += _refuse_duplicate(store, rec, person["id"], officer)
+            notes += refuse_duplicate(store, person["id"], rec.when, {key for key, _, _ in rec.substances},
+                                      rec.not_duplicate, officer)
         dob = date.fromisoformat(person["dob"])
         age = values.check_age(dob, rec.when)
         case = rules.CaseFacts(rec.when, age, tuple(c for _, c, _ in rec.substances), rec.supply_suspected,
@@ -436,6 +450,8 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
         refer_now = rec.refer and verdict.eligible
         if refer_now:
             _refuse_blocking_for_referral(matches, rec.not_same_as)
+        if rec.supervisor:
+            notes.append(_supervisor_approval(rec.supervisor, verdict.scheme))
         reasons = verdict.reasons_as_dicts() + notes
         if notes:  # what the officer stated, in the trail with the changes it let through
             store.note(" ".join(n["message"] for n in notes))
@@ -466,25 +482,49 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
     }
 
 
+# What officers stated, kept with a decision: they still stand when it is taken again.
+STATEMENTS = ("NOT_SAME_PERSON", "IDENTITY_CONFIRMED", "NOT_DUPLICATE", "SUPERVISOR_APPROVED")
+
+
+def _standing_statements(store: Store, incident_id: int, co_offences_changed: bool) -> list[dict]:
+    """The statements kept with the incident's current decisions: the latest taken at record
+    (which carries those before it) and any taken at refer since. A supervisor's approval was
+    of the other offences as they were, so it lapses when they change."""
+    import json
+
+    decisions = store.decisions_of_incident(incident_id)
+    latest = max((i for i, d in enumerate(decisions) if d["stage"] == "record"), default=0)
+    kept = []
+    for decision in decisions[latest:]:
+        for reason in json.loads(decision["reasons"]):
+            if reason["code"] in STATEMENTS and reason not in kept and not (
+                    co_offences_changed and reason["code"] == "SUPERVISOR_APPROVED"):
+                kept.append(reason)
+    return kept
+
+
 def decide_again(store: Store, config: Config, incident_id: int, now: datetime, officer: str,
-                 supervisor: str | None, why: str) -> dict:
+                 supervisor: str | None, why: str, stated: list[dict] = (), co_offences_changed: bool = False) -> dict:
     """After an incident's facts were corrected (inside the amending transaction): the
     decision the desk would have taken on the corrected facts, as of when the incident was
     recorded and leaving out its own referrals, stored beside the earlier decisions (which
-    are never changed); the latest decision of an incident is its current one."""
+    are never changed), with the statements officers made for them and any new ones; the
+    latest decision of an incident is its current one."""
     row = store.incident(incident_id)
     previous = row["decision"]
+    standing = [s for s in _standing_statements(store, incident_id, co_offences_changed)
+                if not (supervisor and s["code"] == "SUPERVISOR_APPROVED")]  # a new approval replaces it
+    approved = supervisor is not None or any(s["code"] == "SUPERVISOR_APPROVED" for s in standing)
     case = rules.CaseFacts(datetime.fromisoformat(row["occurred_at"]), row["age"],
                            tuple(s["drug_class"] for s in row["substances"]), bool(row["supply_suspected"]),
                            tuple(row["co_offences"]))
     history = prior_referrals([r for r in store.referrals_of(row["person_id"]) if r["incident_id"] != incident_id])
     as_recorded = datetime.fromisoformat(row["recorded_at"])
     verdict = rules.decide(list(config.schemes.values()), history, as_recorded, case=case,
-                           supervisor_approved=supervisor is not None)
-    reasons = verdict.reasons_as_dicts()
+                           supervisor_approved=approved)
+    reasons = verdict.reasons_as_dicts() + standing + [s for s in stated if s not in standing]
     if supervisor:
-        reasons.append({"code": "SUPERVISOR_APPROVED", "scheme": verdict.scheme,
-                        "message": f"Co-offence approved for diversion by supervisor {supervisor}."})
+        reasons.append(_supervisor_approval(supervisor, verdict.scheme))
     reasons.append({"code": "DECIDED_AGAIN", "scheme": None,
                     "message": f"Decided again on the facts as amended by officer {officer} ({why}), as of "
                                f"{values.moment_in_words(as_recorded)} when the incident was recorded."})
@@ -659,12 +699,16 @@ def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: 
         config.scheme(scheme)
     when = values.parse_datetime(appointment, "appointment", allow_future=True) if appointment else None
     approved_by = values.parse_officer(supervisor) if supervisor else None
+    if approved_by:
+        refuse_self_approval(approved_by, officer)
     others = {values.parse_person_id(p) for p in not_same_as}
     store = ws.writer()
     with store.transaction("refer", officer):
         row = store.incident(incident_id)
         if row is None:
             raise NotFound(f"no incident {values.format_incident_id(incident_id)}")
+        if row["voided_at"]:  # recorded in error: nothing to divert
+            raise Refused(f"{values.format_incident_id(incident_id)} is void")
         store.refuse_unaudited(row["person_id"])
         live = store.live_referral_for_incident(incident_id)
         if live:
@@ -684,10 +728,9 @@ def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: 
                                exclude={person["id"]})
         notes = _not_same_statements(matches, others, officer)
         _refuse_blocking_for_referral(matches, others)
-        reasons = verdict.reasons_as_dicts() + notes
         if approved_by:
-            reasons.append({"code": "SUPERVISOR_APPROVED", "scheme": verdict.scheme,
-                            "message": f"Co-offence approved for diversion by supervisor {approved_by}."})
+            notes.append(_supervisor_approval(approved_by, verdict.scheme))
+        reasons = verdict.reasons_as_dicts() + notes
         if notes:
             store.note(" ".join(n["message"] for n in notes))
         store.insert_decision(person_id=row["person_id"], incident_id=incident_id, stage="refer", eligible=True,
@@ -767,7 +810,7 @@ def record_outcome(ws: Workspace, referral: str, status: str, when: str | None =
             "returned_to_normal_process": status == "failed"}
 
 
-def _refuse_self_approval(supervisor: str, officer: str) -> None:
+def refuse_self_approval(supervisor: str, officer: str) -> None:
     if supervisor == officer:
         raise Refused(f"supervisor: {supervisor} is the officer making the change; a supervisor approves "
                       f"another officer's change")
@@ -784,7 +827,7 @@ def _correct_outcome(store: Store, config: Config, row: dict, status: str, close
     if not approved_by or not reason:
         raise Refused(f"{referral_id} is {was} (closed): a wrongly closed referral is corrected by a supervisor "
                       f"to {' or '.join(CORRECTIONS[was])}: add --supervisor COLLAR --reason TEXT")
-    _refuse_self_approval(approved_by, officer)
+    refuse_self_approval(approved_by, officer)
     if closed is not None and row["diverted_at"] and closed < datetime.fromisoformat(row["diverted_at"]):
         raise BadInput("when", f"{closed:%Y-%m-%d %H:%M} is before acceptance ({row['diverted_at'][:16]})")
     scheme = config.schemes.get(row["scheme"])
@@ -844,7 +887,7 @@ def record_condition(ws: Workspace, referral: str, condition: str, result: str, 
                 raise Refused(f"condition {target['key']} runs to the end of the contract: it can be marked met "
                               f"from {values.date_in_words(due.date())}. An early completion needs "
                               f"--supervisor COLLAR --reason TEXT")
-            _refuse_self_approval(approved_by, officer)
+            refuse_self_approval(approved_by, officer)
             early = f"early completion approved by supervisor {approved_by}: {reason}"
             note = f"{early} ({note})" if note else early
             store.note(early)

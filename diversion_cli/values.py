@@ -260,7 +260,8 @@ def _parse_numbered(text: str, prefix: str, field: str) -> int:
     raw = (text or "").strip().upper()
     m = re.fullmatch(rf"(?:{prefix}-?)?0*([0-9]{{1,12}})", raw)
     if not m:
-        raise BadInput(field, f"{text!r} is not a {field.replace('_', ' ')} (like {prefix}-000123)")
+        what = field.replace("_", " ")
+        raise BadInput(field, f"{text!r} is not {'an' if what[0] in 'aeiou' else 'a'} {what} (like {prefix}-000123)")
     return int(m.group(1))
 
 

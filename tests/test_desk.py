@@ -5,7 +5,10 @@ Prompts are driven through a real pseudo-terminal."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -329,3 +332,192 @@ def test_a_supervisor_approves_a_co_offence_on_amendment(db_path):
                            "--supervisor", "5678", "--reason", "supervisor reviewed", "--json"))
     assert approved["decision"]["eligible"] is True
     assert "SUPERVISOR_APPROVED" in [r["code"] for r in approved["decision"]["reasons"]]
+
+
+# ---- what a tester found at the desk ------------------------------------------------------
+
+def test_a_void_incident_cannot_be_referred(db_path):
+    made = record(surname="Young", forename="Yan", dob="14/02/2010", substance="weed")
+    assert run("amend", "incident", made["incident_id"], "--co-offence", "theft", "--reason", "x").exit_code == 0
+    assert run("void", made["incident_id"], "--reason", "recorded twice").exit_code == 0
+    result = run("refer", made["incident_id"], "--supervisor", "5678")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"error: {made['incident_id']} is void"]   # before any rule's reasons
+    assert count_rows(db_path, "referrals") == 0
+
+
+def test_a_supervisor_is_another_officer_and_their_approval_is_kept(db_path):
+    youth = ("--co-offence", "criminal damage")                # youth scheme: a co-offence needs approval
+    myself = run("record", "--surname", "Young", "--forename", "Yan", "--dob", "14/02/2010", "--substance",
+                 "weed", *youth, "--refer", "--supervisor", "1234")
+    assert myself.exit_code == 1
+    assert_one_line_error(myself, "supervisor: 1234 is the officer making the change")
+    assert count_rows(db_path, "incidents") == 0
+    made = record(*youth, "--supervisor", "5678", surname="Young", forename="Yan", dob="14/02/2010")
+    assert made["eligible"] is True
+    kept = [r for r in made["reasons"] if r["code"] == "SUPERVISOR_APPROVED"]
+    assert len(kept) == 1 and "5678" in kept[0]["message"]
+    assert "SUPERVISOR_APPROVED" in _decisions(db_path)[0][1]
+    refused = run("refer", made["incident_id"], "--supervisor", "1234")
+    assert refused.exit_code == 1
+    assert_one_line_error(refused, "supervisor: 1234 is the officer making the change")
+    offered = as_json(run("refer", made["incident_id"], "--supervisor", "5678", "--json"))
+    assert "SUPERVISOR_APPROVED" in [r["code"] for r in offered["reasons"]]
+    trail = as_json(run("audit", "log", "--person", made["person_id"], "--json"))
+    reasons = {e["operation"]: e["reason"] for e in trail}
+    assert "supervisor 5678" in reasons["record"] and "supervisor 5678" in reasons["refer"]
+
+
+@pytest.mark.parametrize("interrupt", ["ctrl-d", "ctrl-c"])
+def test_interrupting_the_referral_question_says_the_incident_is_recorded(db_path, interrupt):
+    term = Terminal("record", "--surname", "Cole", "--forename", "Ann", "--gender", "F", "--ethnicity", "W1",
+                    "--substance", "weed", "--when", "now", "--location", "Broadmead")
+    term.expect("PNC ID")
+    term.send("")
+    term.expect("Date of birth")
+    term.send("14/02/1990")
+    term.expect("Refer now")
+    if interrupt == "ctrl-d":
+        os.write(term.master, b"\x04")
+    else:
+        term.proc.send_signal(signal.SIGINT)        # what Ctrl-C at the officer's keyboard sends
+    assert term.finish() == 0, term.seen
+    assert "nothing was written" not in term.seen
+    assert "I-000001 is recorded, not referred; refer later with: diversion refer I-000001" in term.seen
+    assert count_rows(db_path, "incidents") == 1 and count_rows(db_path, "referrals") == 0
+
+
+def test_amending_when_to_after_the_recording_is_refused(db_path):
+    made = record("--when", "2026-11-28 14:30")
+    soon = (datetime.now() + timedelta(minutes=3)).strftime("%Y-%m-%d %H:%M")   # not yet "in the future"
+    later = run("amend", "incident", made["incident_id"], "--when", soon, "--reason", "typo")
+    assert later.exit_code == 2
+    assert_one_line_error(later, "when")
+    assert "after the incident was recorded" in later.stderr
+    assert as_json(run("incident", made["incident_id"], "--json"))["occurred_at"] == "2026-11-28T14:30:00"
+    assert len(_decisions(db_path)) == 1
+
+
+def test_amending_when_into_the_same_arrest_is_refused_unless_stated_different(db_path):
+    first = record("--when", "2026-11-28 14:30")
+    second = record("--when", "2026-11-28 18:00", "--quantity", "2 g")
+    itself = run("amend", "incident", first["incident_id"], "--when", "2026-11-28 14:35", "--reason", "custody "
+                 "record time")
+    assert itself.exit_code == 0, itself.stderr                       # its own old time is no duplicate
+    same = run("amend", "incident", second["incident_id"], "--when", "2026-11-28 14:45", "--reason", "typo")
+    assert same.exit_code == 1
+    assert_one_line_error(same, "likely the same arrest as I-000001")
+    assert "amend it with --not-duplicate" in same.stderr
+    assert as_json(run("incident", second["incident_id"], "--json"))["occurred_at"] == "2026-11-28T18:00:00"
+    stated = run("amend", "incident", second["incident_id"], "--when", "2026-11-28 14:45", "--not-duplicate",
+                 "--reason", "typo", "--json")
+    assert stated.exit_code == 0, stated.stderr
+    kept = [r for r in as_json(stated)["decision"]["reasons"] if r["code"] == "NOT_DUPLICATE"]
+    assert len(kept) == 1 and "different incident from I-000001" in kept[0]["message"]
+    trail = as_json(run("audit", "log", "--person", second["person_id"], "--json"))
+    assert any("different incident from I-000001" in (e["reason"] or "") for e in trail
+               if e["operation"] == "amend incident")
+
+
+def _codes(result) -> list[str]:
+    return [r["code"] for r in as_json(result)["decision"]["reasons"]]
+
+
+def test_deciding_again_keeps_what_officers_stated_for_the_old_decision(db_path):
+    youth = ("--co-offence", "criminal damage", "--supervisor", "5678")   # youth scheme: approval needed
+    record("--when", "2026-11-28 14:30", *youth, surname="Young", forename="Yan", dob="14/02/2010")
+    made = record("--when", "2026-11-28 14:50", "--not-duplicate", *youth, surname="Young", forename="Yan",
+                  dob="14/02/2010")
+    assert made["eligible"] is True
+    stated = {r["code"]: r["message"] for r in made["reasons"] if r["code"] in ("NOT_DUPLICATE",
+                                                                                "SUPERVISOR_APPROVED")}
+    assert len(stated) == 2
+    supply = run("amend", "incident", made["incident_id"], "--supply-suspected", "--reason", "bags", "--json")
+    assert supply.exit_code == 0, supply.stderr
+    back = run("amend", "incident", made["incident_id"], "--no-supply-suspected", "--reason", "empty", "--json")
+    assert back.exit_code == 0, back.stderr
+    assert as_json(back)["decision"]["eligible"] is True                 # the approval still stands
+    kept = {r["code"]: r["message"] for r in as_json(back)["decision"]["reasons"] if r["code"] in stated}
+    assert kept == stated and _codes(back).count("SUPERVISOR_APPROVED") == 1
+    other = run("amend", "incident", made["incident_id"], "--co-offence", "theft", "--reason", "x", "--json")
+    assert other.exit_code == 0, other.stderr
+    assert as_json(other)["decision"]["eligible"] is False               # approved offences, not these
+    assert "NOT_DUPLICATE" in _codes(other) and "SUPERVISOR_APPROVED" not in _codes(other)
+
+
+def test_amend_incident_refuses_supply_suspected_and_not_together(db_path):
+    made = record()
+    both = run("amend", "incident", made["incident_id"], "--supply-suspected", "--no-supply-suspected",
+               "--reason", "x")
+    assert both.exit_code == 2
+    assert_one_line_error(both, "supply-suspected")
+    assert len(_decisions(db_path)) == 1
+
+
+@pytest.mark.no_database
+def test_amend_incident_help_says_an_unset_when_is_unchanged():
+    shown = run("amend", "incident", "--help")
+    assert shown.exit_code == 0
+    when = shown.stdout[shown.stdout.index("--when"):shown.stdout.index("--location")]
+    assert "unchanged if not given" in " ".join(when.split()) and "default now" not in when
+
+
+def test_amend_incident_refuses_a_supervisor_the_change_does_not_need(db_path):
+    made = record("--quantity", "2 g")
+    for change in (("--quantity", "5g"), ("--supply-suspected",)):        # no decision, or no other offence
+        needless = run("amend", "incident", made["incident_id"], *change, "--supervisor", "5678", "--reason", "x")
+        assert needless.exit_code == 2
+        assert_one_line_error(needless, "supervisor")
+    view = as_json(run("incident", made["incident_id"], "--json"))
+    assert view["quantity"] == "2 g" and view["supply_suspected"] is False and len(_decisions(db_path)) == 1
+
+
+def test_a_date_of_birth_too_young_to_record_is_asked_again_at_once(db_path):
+    term = Terminal("record", "--surname", "Cole", "--forename", "Ann", "--gender", "F", "--ethnicity", "W1",
+                    "--substance", "weed", "--when", "now", "--location", "Broadmead")
+    term.expect("PNC ID")
+    term.send("")
+    term.expect("Date of birth")
+    term.send(f"14/02/{datetime.now().year - 6}")
+    term.expect("below the age of criminal responsibility")
+    term.send("14/02/1990")
+    term.expect("Refer now")
+    assert term.seen.count("Date of birth") == 2                    # asked again, not refused at the end
+    term.send("n")
+    assert term.finish() == 0, term.seen
+    assert count_rows(db_path, "incidents") == 1
+
+
+def test_an_empty_substance_at_the_desk_says_one_is_required(db_path):
+    term = Terminal("record", "--surname", "Cole", "--forename", "Ann", "--dob", "14/02/1990", "--when", "now",
+                    "--location", "Broadmead")
+    term.expect("Substance")
+    term.send("")
+    term.expect("an answer is required here")
+    term.send("weed")
+    term.expect("Quantity")
+    term.send("")
+    term.expect("Is intent to supply suspected?")
+    term.send("")
+    term.expect("Another offence")
+    term.send("")
+    term.expect("Refer now")
+    term.send("n")
+    assert term.finish() == 0, term.seen
+    assert count_rows(db_path, "incidents") == 1
+
+
+def test_a_malformed_incident_id_is_named_in_plain_english(db_path):
+    bad = run("incident", "X-1")
+    assert bad.exit_code == 2
+    assert_one_line_error(bad, "incident_id: 'X-1' is not an incident id (like I-000123)")
+    assert "is not a person id" in run("check", "X-1").stderr
+
+
+@pytest.mark.no_database
+def test_report_help_does_not_call_by_repeatable():
+    shown = run("report", "--help")
+    assert shown.exit_code == 0
+    by = " ".join(shown.stdout[shown.stdout.index("--by DIMENSION"):shown.stdout.index("--format FORMAT")].split())
+    assert "one dimension" in by and "repeatable" not in by
+    assert "[repeatable]" in " ".join(run("amend", "incident", "--help").stdout.split())   # a list option still is
