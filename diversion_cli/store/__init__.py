@@ -363,7 +363,7 @@ class Store:
 
         incidents = "t.incident_id IN (SELECT id FROM incidents WHERE person_id = ?)"
         for table, where in (("people", "t.id = ?"), ("incidents", "t.person_id = ?"), ("incident_substances", incidents),
-                             ("incident_co_offences", incidents), ("decisions", "t.person_id = ?"),
+                             ("incident_co_offences", incidents), ("decisions", incidents),  # (by index)
                              ("referrals", "t.person_id = ?"),
                              ("referral_conditions", "t.referral_id IN (SELECT id FROM referrals WHERE person_id = ?)")):
             changed = audit.first_unaudited(self.conn, table, where, (person_id,))
