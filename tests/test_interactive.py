@@ -55,7 +55,7 @@ class Terminal:
                     self.seen += os.read(self.master, 4096).decode(errors="replace")
                 except OSError:
                     break
-        code = self.proc.wait(timeout=5)
+        code = self.proc.wait(timeout=60)  # a loaded machine (two test workers) can be slow to end it
         os.close(self.master)
         return code
 
