@@ -77,6 +77,7 @@ class _Model:
         self.money: set = set()                  # nodes that are amounts, not counts (may be negative)
         self.fixed: dict = {}                    # node -> value a reader knows without a cell
         self.equations: list[dict] = []          # {node: coefficient}, each summing to zero
+        self.places: dict = {}                   # node -> the places of a scheme in an age group (unshown)
 
     def show(self, where: tuple, nodes: tuple, values: tuple) -> None:
         self.cells[where] = nodes
@@ -152,6 +153,10 @@ def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
               if node not in model.money and value < threshold}
     if threshold < 2:  # '<1' says the count is 0: there is nothing left to protect
         return Plan(model.cells, hidden)
+    place_cost, net = Node(("cost",), "place_cost"), Node(("cost",), "net")
+    if place_cost in model.values and any(n < threshold for n in model.places.values()):
+        # a scheme's places in an age group below N: the place cost would give them away
+        hidden.update({place_cost: SECONDARY, net: SECONDARY})
     protected = [n for n, state in hidden.items() if state == PRIMARY]
     reader = _Reader(model)
     proofs: dict = {}  # protected node -> counts that fit the report with it different
@@ -204,7 +209,20 @@ def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
                 proofs = kept
             else:
                 hidden[node] = SECONDARY
+    _withhold_money_of_withheld(model, hidden)
     return Plan(model.cells, hidden)
+
+
+def _withhold_money_of_withheld(model: _Model, hidden: dict) -> None:
+    """A sum of money is withheld with any count it is built from, so that a report never shows
+    the count as withheld beside the sum it can be read from (withholding more is always safe)."""
+    base = {Node(("cost",), "avoided"): [Node(("all",), "completed")],
+            Node(("cost",), "place_cost"): [Node(("all",), "accepted")]}
+    for money, counts in base.items():
+        if any(n in hidden for n in counts):
+            hidden.setdefault(money, SECONDARY)
+    if any(n in hidden for n in base):
+        hidden.setdefault(Node(("cost",), "net"), SECONDARY)
 
 
 def _record(proofs: dict, proof: dict, protected, model: _Model) -> None:
@@ -308,11 +326,14 @@ def _equity(model, t, by, populations, meta, config):
         model.partition(("all",), parts)
 
 
-def _scheme_groups(by, t_rows_groups, config) -> list[tuple]:
+def _scheme_groups(by, t_rows_groups, config, meta: dict) -> list[tuple]:
     """The populations that split diversions by scheme: the breakdown's rows when it is by
-    scheme, else each configured scheme (a reader of the published config knows no other)."""
+    scheme, else the --scheme the report is for, else each configured scheme (a reader of the
+    published config knows no other)."""
     if by == "scheme":
         return t_rows_groups
+    if meta.get("scheme"):
+        return [("scheme", meta["scheme"])]
     return [("scheme", key) for key in (config.schemes if config else ())]
 
 
@@ -326,7 +347,7 @@ def _outcome_codes(model, t, by, populations, meta, config):
         node = Node(("outcome", row["code"]), "count")
         model.show((t.key, i, "count"), (node,), (row["count"],))
         shown[row["code"]] = node
-    schemes = _scheme_groups(by, [p for p in populations if p[0] == "scheme"], config)
+    schemes = _scheme_groups(by, [p for p in populations if p[0] == "scheme"], config, meta)
     closing = {(scheme.completion_outcome, scheme.failure_outcome) if scheme else (22, 1)
                for scheme in (_scheme_of(p, config) for p in schemes)}
     feeds = defaultdict(list)  # code -> the counts that close with it
@@ -393,13 +414,27 @@ def _cost(model, t, by, populations, meta, config):
     model.show((t.key, 4, "value"), (place_cost,), (spent.amount,))
     model.show((t.key, 5, "value"), (net,), (kept.amount,))
     model.total(avoided, [Node(everyone, "completed")], [unit.amount])
-    schemes = _scheme_groups(by, [p for p in populations if p[0] == "scheme"], config)
-    model.partition(everyone, schemes, ("accepted",))
-    costed = [(p, _scheme_of(p, config).cost_per_place) for p in schemes if _scheme_of(p, config)]
-    model.total(place_cost, [Node(p, "accepted") for p, _ in costed], [c for _, c in costed])
     model.total(avoided, [net, place_cost])
-
-
+    schemes = _scheme_groups(by, [p for p in populations if p[0] == "scheme"], config, meta)
+    model.partition(everyone, schemes, ("accepted",))
+    # the place cost is built from counts no table shows: each scheme's places in each age group
+    # it takes (a reader knows from the config that the youth scheme takes only the youth, and
+    # what each place costs); a scheme's places are its age groups' places, an age group's places
+    # every scheme's that takes it
+    ages = {True: ("age_band", YOUTH_BAND), False: ("adult",)}
+    of_scheme, of_age = defaultdict(list), defaultdict(list)
+    for (key, youth), count in spent.parts:
+        node = Node(("scheme", key, ages[youth]), "accepted")
+        model.places[node] = count
+        of_scheme[key].append(node)
+        of_age[youth].append(node)
+    costs = [config.schemes[key].cost_per_place for (key, _), _ in spent.parts]
+    model.total(place_cost, list(model.places), costs)
+    for key, nodes in of_scheme.items():
+        model.total(Node(("scheme", key), "accepted"), nodes)
+    if sum(model.places.values()) == places:  # every place is in a configured scheme in scope
+        for youth, population in ages.items():
+            model.total(Node(population, "accepted"), of_age[youth])
 _BUILDERS = {"summary": _summary, "adult_youth": _adult_youth, "breakdown": _breakdown, "equity": _equity,
              "outcome_codes": _outcome_codes, "trend": _trend, "reoffending": _reoffending, "cost": _cost}
 
