@@ -28,6 +28,8 @@ SHOWN_MEASURES = ("incidents", "eligible", "offered", "accepted", "completed", "
                   "overdue", "closed")
 HIDDEN_MEASURES = ("ineligible", "not_offered", "still_offered", "in_progress", "open_in_time")
 MEASURES = SHOWN_MEASURES + HIDDEN_MEASURES
+REFERRAL_MEASURES = ("offered", "accepted", "completed", "failed", "declined", "open", "overdue", "closed",
+                     "still_offered", "in_progress", "open_in_time")
 # a row's own equations, each as (total, parts)
 ROW_EQUATIONS = (
     ("incidents", ("eligible", "ineligible")),
@@ -45,6 +47,7 @@ SUMMARY_ROWS = {"Incidents recorded": "incidents", "Eligible at record": "eligib
                 "Still open": "open", "Overdue (open past deadline)": "overdue"}
 RATE_PARTS = {"take_up": ("accepted", "offered"), "completion": ("completed", "closed")}
 YOUTH_BAND = AGE_BANDS[0][2]
+AGE_RANGES = {label: (low, high) for low, high, label in AGE_BANDS}
 PRIMARY, SECONDARY = "primary", "secondary"
 CLEANUP_LIMIT = 40  # counts whose proof a figure shown again may be re-proved for
 
@@ -157,7 +160,7 @@ def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
     if place_cost in model.values and any(n < threshold for n in model.places.values()):
         # a scheme's places in an age group below N: the place cost would give them away
         hidden.update({place_cost: SECONDARY, net: SECONDARY})
-    protected = [n for n, state in hidden.items() if state == PRIMARY]
+    protected = [n for n, state in hidden.items() if state == PRIMARY and n not in model.fixed]
     reader = _Reader(model)
     proofs: dict = {}  # protected node -> counts that fit the report with it different
     given_away: set = set()  # pinned by what the report cannot withhold
@@ -286,9 +289,11 @@ def _summary(model, t, by, populations, meta, config):
 def _adult_youth(model, t, by, populations, meta, config):
     groups = []
     for i, row in enumerate(t.rows):
-        population = ("age_band", YOUTH_BAND) if row["group"].startswith("Youth") else ("adult",)
+        youth = row["group"].startswith("Youth")
+        population = ("age_band", YOUTH_BAND) if youth else ("adult",)
         groups.append(population)
         _measure_row(model, t.key, i, row, t.columns, population)
+        _none_in_scope(model, population, (10, 17) if youth else (18, 110), row, meta, config)
     populations.update(groups)
     model.partition(("all",), groups)
 
@@ -299,9 +304,23 @@ def _breakdown(model, t, by, populations, meta, config):
         population = (by, row["group"])
         groups.append(population)
         _measure_row(model, t.key, i, row, t.columns, population)
+        if by == "age_band":
+            _none_in_scope(model, population, AGE_RANGES[row["group"]], row, meta, config)
+        if by == "scheme" and row["group"] == "none" and row["offered"] == 0:
+            # incidents under no scheme were never referred: a reader knows that much unshown
+            model.fixed.update({Node(population, m): 0 for m in REFERRAL_MEASURES})
     populations.update(groups)
     if by not in ("substance", "drug_class"):  # an incident with two substances counts under each
         model.partition(("all",), groups)
+
+
+def _none_in_scope(model: _Model, population: tuple, ages: tuple, row: dict, meta: dict, config) -> None:
+    """An age group the --scheme of the report does not take (the youth in a report on an
+    adult scheme) has none of anything, and a reader of the config knows it: its counts are
+    fixed, not protected (they tell nothing about the records)."""
+    scheme = config.schemes.get(meta.get("scheme") or "") if config else None
+    if scheme and (ages[1] < scheme.min_age or ages[0] > scheme.max_age) and row["incidents"] == 0:
+        model.fixed.update({Node(population, m): 0 for m in MEASURES})
 
 
 def _equity(model, t, by, populations, meta, config):

@@ -39,6 +39,9 @@ GROUP_RELATIONS = (
     ("closed", ("completed", "failed")),
 )
 UNIT_COSTS = {"prosecution": 2280, "dep-adult": 110, "dep-youth": 150, "checkpoint": 480}  # schemes.toml
+YOUTH = "age_band=10–17"  # the youth pathway is the first age band
+# the age group each scheme takes (schemes.toml: ages): the youth scheme takes only the youth
+SCHEME_AGES = {"dep-adult": "adult", "dep-youth": YOUTH, "checkpoint": "adult"}
 
 
 class Reader:
@@ -121,7 +124,7 @@ def read_report(report: dict, threshold: int) -> Reader:
         r.sees_rate(f"{group}.completed", f"{group}.closed", row["completion"])
 
     ages = tables["adult_youth"]["rows"]
-    youth = "age_band=10–17"  # the youth pathway is the first age band
+    youth = YOUTH
     measures_row(youth, ages[0])
     measures_row("adult", ages[1])
     partitions = [[youth, "adult"]]
@@ -163,10 +166,30 @@ def read_report(report: dict, threshold: int) -> Reader:
     r.sees("net", cost[5]["amount"], money=True)
     r.equal("avoided", ["all.completed"], [UNIT_COSTS["prosecution"]], money)
     r.equal("avoided", ["net", "place cost"], money=money)
+    in_scope = [report["scheme"]] if report["scheme"] else list(SCHEME_AGES)  # --scheme: no other counts
     schemes = ([f"scheme={row['group']}" for row in tables["breakdown"]["rows"]] if by == "scheme"
-               else ["scheme=dep-adult", "scheme=dep-youth", "scheme=checkpoint"])
+               else [f"scheme={key}" for key in in_scope])
     r.equal("place cost", [f"{s}.accepted" for s in schemes], [UNIT_COSTS.get(s[7:], 0) for s in schemes], money)
     r.equal("all.accepted", [f"{s}.accepted" for s in schemes])
+    # an age group's places are those of the schemes that take it (none, in a report on one
+    # scheme that does not)
+    for group in (youth, "adult"):
+        r.equal(f"{group}.accepted", [f"scheme={key}.accepted" for key in in_scope if SCHEME_AGES[key] == group])
+    # incidents under no scheme were never referred (domain.md): none of a referral's counts
+    for m in ("offered", "accepted", "completed", "failed", "declined", "open", "overdue", "closed"):
+        r.equal(f"scheme=none.{m}", [])
+        r.suppressed.pop(f"scheme=none.{m}", None)
+    if report["scheme"]:
+        # the age group the report's scheme does not take has none of anything: the config says
+        # so, not the figures, so its counts are not the reader's to recover
+        outside = youth if SCHEME_AGES[report["scheme"]] == "adult" else "adult"
+        for m in COUNTS:
+            r.equal(f"{outside}.{m}", [])
+        bands = ("age_band=",) if outside == "adult" else ()  # the adult bands, with --by age_band
+
+        def outside_scope(name: str) -> bool:
+            return name.startswith(f"{outside}.") or (name.startswith(bands) and not name.startswith(f"{youth}."))
+        r.suppressed = {name: v for name, v in r.suppressed.items() if not outside_scope(name)}
     # re-offending: each rate's counts
     for row in tables["reoffending"]["rows"]:
         cohort = f"cohort {row['cohort']} {row['group']}"
