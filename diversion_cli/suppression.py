@@ -645,7 +645,9 @@ def _candidates(model: _Model, target, known: dict) -> list:
         equations = sorted((e for e in model.equations if not frontier.isdisjoint(e)),
                            key=lambda e: sum(n not in known for n in e))
         for equation in equations:
-            found = [n for n in equation if n in known and n in model.values and n not in ordered]
+            # a count the config fixes is known however much is withheld: never a candidate
+            found = [n for n in equation if n in known and n in model.values and n not in model.fixed
+                     and n not in ordered]
             ordered += sorted(found, key=preference)
         frontier = {n for e in equations for n in e if n not in known and n not in seen}
         seen |= frontier
