@@ -20,7 +20,7 @@ from collections import defaultdict
 from fractions import Fraction
 from typing import NamedTuple
 
-from diversion_cli.reports import AGE_BANDS, GENDER_NAMES, Change, Rate, RelativeRate, Table
+from diversion_cli.reports import AGE_BANDS, GENDER_NAMES, Change, Column, Rate, RelativeRate, Table
 
 # the measures of a set of incidents: the ones a measures row shows, the completion rate's
 # denominator, and the counts a reader cannot see but knows exist (and are never negative)
@@ -49,6 +49,7 @@ RATE_PARTS = {"take_up": ("accepted", "offered"), "completion": ("completed", "c
 YOUTH_BAND = AGE_BANDS[0][2]
 AGE_RANGES = {label: (low, high) for low, high, label in AGE_BANDS}
 PRIMARY, SECONDARY = "primary", "secondary"
+OTHER_AREA = "Other area"  # a location in none of the configured areas
 CLEANUP_LIMIT = 40  # counts whose proof a figure shown again may be re-proved for
 
 
@@ -105,18 +106,24 @@ class _Model:
 
 def complete(tables: list[Table], meta: dict, config) -> list[Table]:
     """The tables with a row for every group of a closed list (age bands, genders, ethnicity
-    groups, the outcome codes the schemes close with), zero or not: a missing row would tell a
-    reader that a count is 0, and the rest of a total what the suppressed part is."""
+    groups, configured areas, the outcome codes the schemes close with), zero or not: a missing
+    row would tell a reader that a count is 0, and the rest of a total what the suppressed part
+    is. A location breakdown is first grouped by area."""
     if config is None:
         return tables
     genders = [g for g in GENDER_NAMES.values()]
     ethnicities = list(dict.fromkeys([*config.ethnicity_groups.values(), "Not recorded"]))
     closed_lists = {"age_band": [label for _, _, label in AGE_BANDS], "gender": genders, "ethnicity": ethnicities}
+    closed_lists["location"] = [*config.areas, OTHER_AREA, "Not recorded"]
     out = []
     for t in tables:
+        if t.key == "breakdown" and meta.get("by") == "location":
+            t = _by_area(t, config)
         if t.key == "breakdown" and meta.get("by") in closed_lists:
             t = _with_rows(t, "group", closed_lists[meta["by"]], lambda group: {
                 "group": group, **{c.key: Rate(0, 0) if c.key in RATE_PARTS else 0 for c in t.columns[1:]}})
+            if meta["by"] == "location":  # in the configuration's order: a row's place says nothing
+                t = t._replace(rows=sorted(t.rows, key=lambda row: closed_lists["location"].index(row["group"])))
         elif t.key == "equity":
             white = next((r for r in t.rows if r["dimension"] == "Ethnicity"
                           and r["group"] == config.ethnicity_groups.get("W", "White")), None)
@@ -133,6 +140,25 @@ def complete(tables: list[Table], meta: dict, config) -> list[Table]:
             t = t._replace(rows=sorted(t.rows, key=lambda row: int(row["code"])))
         out.append(t)
     return out
+
+
+def _by_area(table: Table, config) -> Table:
+    """The location breakdown by the configured area each location lies in (as a pseudonymised
+    export gives it): a location is typed free text and may name a person or a home."""
+    areas: dict = {}
+    for row in table.rows:
+        group = row["group"] if row["group"] == "Not recorded" else config.area(row["group"]) or OTHER_AREA
+        area = areas.setdefault(group, {"group": group})
+        for key, value in row.items():
+            if isinstance(value, Rate):
+                before = area.get(key, Rate(0, 0))
+                area[key] = Rate(before.numerator + value.numerator, before.denominator + value.denominator)
+            elif key != "group":
+                area[key] = area.get(key, 0) + value
+    note = (f"Locations are grouped by the areas of the configuration ([areas]); one in none of them counts "
+            f"under {OTHER_AREA}.")
+    return table._replace(title="By area", columns=(Column("group", "Area"), *table.columns[1:]),
+                          rows=list(areas.values()), notes=(*table.notes, note))
 
 
 def _with_rows(table: Table, key: str, groups: list[str], zero_row) -> Table:
