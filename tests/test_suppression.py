@@ -334,14 +334,16 @@ def incidents(draw):
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(rows=incidents(), threshold=st.sampled_from((3, 5)),
-       by=st.sampled_from((None, "age_band", "gender", "ethnicity", "scheme", "location", "officer", "drug_class")))
-def test_no_suppressed_count_can_be_recovered_on_generated_data(tmp_path_factory, rows, threshold, by):
+       by=st.sampled_from((None, "age_band", "gender", "ethnicity", "scheme", "location", "officer", "drug_class")),
+       scheme=st.sampled_from((None, None, "checkpoint", "dep-youth")))
+def test_no_suppressed_count_can_be_recovered_on_generated_data(tmp_path_factory, rows, threshold, by, scheme):
     work = tmp_path_factory.mktemp("generated")
     shutil.copyfile(db_file(), work / "diversion.db")  # each example starts from the empty database
     env = {"DIVERSION_DB": str(work / "diversion.db")}
     result = run("import", write_csv(work / "generated.csv", rows), env=env)
     assert result.exit_code == 0, result.stderr
-    args = [*FULL_RANGE, "--suppress", str(threshold), *(["--by", by] if by else [])]
+    args = [*FULL_RANGE, "--suppress", str(threshold), *(["--by", by] if by else []),
+            *(["--scheme", scheme] if scheme else [])]
     result = run("report", "--format", "json", *args, env=env)
     assert result.exit_code == 0, result.stderr
     assert recovered(json.loads(result.stdout), threshold) == {}
