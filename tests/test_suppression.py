@@ -455,3 +455,15 @@ def test_a_suppressed_location_breakdown_shows_areas_not_what_was_typed(tmp_path
         text = run("report", *month, "--by", "location", "--suppress", "5", "--format", fmt).stdout
         assert "Acacia" not in text and "Bloggs" not in text, fmt
     assert "Acacia" in run("report", *month, "--by", "location", "--format", "json").stdout  # unsuppressed: as typed
+
+
+def test_place_cost_is_shown_when_every_scheme_has_n_places_in_each_age_group_it_takes(tmp_path):
+    rows = ([incident(k, 15, "dep-youth", "accepted") for k in range(6)]
+            + [incident(k, 30, "checkpoint", "accepted") for k in range(6, 13)]
+            + [incident(k, 30, "dep-adult", "accepted") for k in range(13, 21)]
+            + [incident(k, 15, "dep-youth", "declined") for k in range(21, 26)]
+            + [incident(k, 30, "dep-adult", "declined") for k in range(26, 31)])
+    load(tmp_path, rows)
+    rep = report("--month", f"{MONTHS[2]:%Y-%m}", "--suppress", "5")
+    assert cost_of(rep)["− cost of those places (config, per scheme)"]["amount"] == 6 * 150 + 7 * 480 + 8 * 110
+    assert recovered(rep, 5) == {}
