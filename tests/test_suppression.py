@@ -355,7 +355,8 @@ def incident(k: int, age: int, scheme: str, status: str, location: str = "Broadm
     """One incident of the second month, referred to `scheme` with `status` ('' for none)."""
     when = MONTHS[2].replace(day=1 + k % 14)
     row = {c: "" for c in COLUMNS}
-    row.update(surname=SURNAMES[k % len(SURNAMES)], forenames=("Sam", "Robin")[k // len(SURNAMES)], dob=f"{when.year - age}-01-01",
+    row.update(surname=SURNAMES[k % len(SURNAMES)], forenames=("Sam", "Robin")[k // len(SURNAMES)],
+               dob=f"{when.year - age}-01-01",
                gender="M", ethnicity="W1", occurred_at=at(when, 10), substances="cannabis", quantity="1 wrap",
                location=location, recorded_by="4471")
     if status:
