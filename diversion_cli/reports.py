@@ -49,8 +49,8 @@ class Money(NamedTuple):
     amount: float
     currency: str
     basis: int  # the count it was built from, for suppression
-    # a place cost's hidden counts: ((scheme, youth), places) for every scheme in scope and
-    # age group it takes, zero or not (suppression.py models them; none is shown)
+    # a place cost's hidden counts: (scheme, youth, cost of a place, places) for every scheme
+    # in scope and age group it takes, zero or not (suppression.py models them; none is shown)
     parts: tuple = ()
 
 
@@ -525,8 +525,8 @@ def _cost(tallies: list[Tally], config, scheme: str | None) -> Table:
         if t.status in DIVERTED:
             places_of[t.scheme, t.youth] += t.incidents
     in_scope = [scheme] if scheme else list(config.schemes)
-    parts = tuple(((key, youth), places_of[key, youth]) for key in in_scope for youth in (True, False)
-                  if _takes(config.schemes[key], youth))
+    parts = tuple((key, youth, config.schemes[key].cost_per_place, places_of[key, youth]) for key in in_scope
+                  for youth in (True, False) if _takes(config.schemes[key], youth))
     rows = [
         {"item": "Prosecutions avoided (completed diversions)", "value": completed},
         {"item": "× cost of a prosecution (config)", "value": Money(prosecution, currency, completed)},

@@ -468,13 +468,12 @@ def _cost(model, t, by, populations, meta, config):
     # every scheme's that takes it
     ages = {True: ("age_band", YOUTH_BAND), False: ("adult",)}
     of_scheme, of_age = defaultdict(list), defaultdict(list)
-    for (key, youth), count in spent.parts:
+    for key, youth, _, count in spent.parts:
         node = Node(("scheme", key, ages[youth]), "accepted")
         model.places[node] = count
         of_scheme[key].append(node)
         of_age[youth].append(node)
-    costs = [config.schemes[key].cost_per_place for (key, _), _ in spent.parts]
-    model.total(place_cost, list(model.places), costs)
+    model.total(place_cost, list(model.places), [cost for _, _, cost, _ in spent.parts])
     for key, nodes in of_scheme.items():
         model.total(Node(("scheme", key), "accepted"), nodes)
     if sum(model.places.values()) == places:  # every place is in a configured scheme in scope
