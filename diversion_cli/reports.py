@@ -49,6 +49,9 @@ class Money(NamedTuple):
     amount: float
     currency: str
     basis: int  # the count it was built from, for suppression
+    # a place cost's hidden counts: (scheme, youth, cost of a place, places) for every scheme
+    # in scope and age group it takes, zero or not (suppression.py models them; none is shown)
+    parts: tuple = ()
 
 
 class Change(NamedTuple):
@@ -311,7 +314,7 @@ def _tables(store, config, period: Period, now: datetime, scheme: str | None, by
     tables.append(_equity(tallies, config))
     tables.append(_reoffending(store, period, now, scheme or ""))
     tables.append(_trend(store, period, scheme or ""))
-    tables.append(_cost(tallies, config))
+    tables.append(_cost(tallies, config, scheme))
     return tables
 
 
@@ -504,7 +507,7 @@ def _trend(store, period: Period, scheme: str) -> Table:
                   "month on month.",), labels=("month",), charts=charts)
 
 
-def _cost(tallies: list[Tally], config) -> Table:
+def _cost(tallies: list[Tally], config, scheme: str | None) -> Table:
     costs = config.costs
     currency = str(costs.get("currency", "GBP"))
     prosecution = float(costs.get("prosecution", 0))
@@ -517,18 +520,30 @@ def _cost(tallies: list[Tally], config) -> Table:
     place_cost = sum(config.schemes[scheme].cost_per_place * n for (_, scheme), n in by_status.items()
                      if scheme in config.schemes)
     avoided = prosecution * completed
+    places_of = Counter()
+    for t in tallies:
+        if t.status in DIVERTED:
+            places_of[t.scheme, t.youth] += t.incidents
+    in_scope = [scheme] if scheme else list(config.schemes)
+    parts = tuple((key, youth, config.schemes[key].cost_per_place, places_of[key, youth]) for key in in_scope
+                  for youth in (True, False) if _takes(config.schemes[key], youth))
     rows = [
         {"item": "Prosecutions avoided (completed diversions)", "value": completed},
         {"item": "× cost of a prosecution (config)", "value": Money(prosecution, currency, completed)},
         {"item": "= court cost avoided", "value": Money(avoided, currency, completed)},
         {"item": "Diversion places used (accepted, completed or failed)", "value": places},
-        {"item": "− cost of those places (config, per scheme)", "value": Money(place_cost, currency, places)},
+        {"item": "− cost of those places (config, per scheme)", "value": Money(place_cost, currency, places, parts)},
         {"item": "= estimated net cost kept out of court", "value": Money(avoided - place_cost, currency,
                                                                            min(completed, places))},
     ]
     return Table("cost", "Cost kept out of court (ESTIMATE)", (Column("item", "Item"), Column("value", "Value")),
                  rows, ("An estimate from the unit costs in the configuration, not an accounting figure. "
                         "Failed diversions still go to court and are counted as places used.",), labels=("item",))
+
+
+def _takes(scheme, youth: bool) -> bool:
+    """Whether a scheme's ages reach into the youth (10–17) or the adult (18+) group."""
+    return scheme.min_age <= 17 if youth else scheme.max_age >= 18
 
 
 def make_report(ws, month: str | None = None, start: str | None = None, end: str | None = None,

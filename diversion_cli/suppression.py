@@ -20,7 +20,7 @@ from collections import defaultdict
 from fractions import Fraction
 from typing import NamedTuple
 
-from diversion_cli.reports import AGE_BANDS, GENDER_NAMES, Change, Rate, RelativeRate, Table
+from diversion_cli.reports import AGE_BANDS, GENDER_NAMES, Change, Column, Rate, RelativeRate, Table
 
 # the measures of a set of incidents: the ones a measures row shows, the completion rate's
 # denominator, and the counts a reader cannot see but knows exist (and are never negative)
@@ -28,6 +28,8 @@ SHOWN_MEASURES = ("incidents", "eligible", "offered", "accepted", "completed", "
                   "overdue", "closed")
 HIDDEN_MEASURES = ("ineligible", "not_offered", "still_offered", "in_progress", "open_in_time")
 MEASURES = SHOWN_MEASURES + HIDDEN_MEASURES
+REFERRAL_MEASURES = ("offered", "accepted", "completed", "failed", "declined", "open", "overdue", "closed",
+                     "still_offered", "in_progress", "open_in_time")
 # a row's own equations, each as (total, parts)
 ROW_EQUATIONS = (
     ("incidents", ("eligible", "ineligible")),
@@ -45,7 +47,9 @@ SUMMARY_ROWS = {"Incidents recorded": "incidents", "Eligible at record": "eligib
                 "Still open": "open", "Overdue (open past deadline)": "overdue"}
 RATE_PARTS = {"take_up": ("accepted", "offered"), "completion": ("completed", "closed")}
 YOUTH_BAND = AGE_BANDS[0][2]
+AGE_RANGES = {label: (low, high) for low, high, label in AGE_BANDS}
 PRIMARY, SECONDARY = "primary", "secondary"
+OTHER_AREA = "Other area"  # a location in none of the configured areas
 CLEANUP_LIMIT = 40  # counts whose proof a figure shown again may be re-proved for
 
 
@@ -77,6 +81,7 @@ class _Model:
         self.money: set = set()                  # nodes that are amounts, not counts (may be negative)
         self.fixed: dict = {}                    # node -> value a reader knows without a cell
         self.equations: list[dict] = []          # {node: coefficient}, each summing to zero
+        self.places: dict = {}                   # node -> the places of a scheme in an age group (unshown)
 
     def show(self, where: tuple, nodes: tuple, values: tuple) -> None:
         self.cells[where] = nodes
@@ -101,18 +106,24 @@ class _Model:
 
 def complete(tables: list[Table], meta: dict, config) -> list[Table]:
     """The tables with a row for every group of a closed list (age bands, genders, ethnicity
-    groups, the outcome codes the schemes close with), zero or not: a missing row would tell a
-    reader that a count is 0, and the rest of a total what the suppressed part is."""
+    groups, configured areas, the outcome codes the schemes close with), zero or not: a missing
+    row would tell a reader that a count is 0, and the rest of a total what the suppressed part
+    is. A location breakdown is first grouped by area."""
     if config is None:
         return tables
     genders = [g for g in GENDER_NAMES.values()]
     ethnicities = list(dict.fromkeys([*config.ethnicity_groups.values(), "Not recorded"]))
     closed_lists = {"age_band": [label for _, _, label in AGE_BANDS], "gender": genders, "ethnicity": ethnicities}
+    closed_lists["location"] = [*config.areas, OTHER_AREA, "Not recorded"]
     out = []
     for t in tables:
+        if t.key == "breakdown" and meta.get("by") == "location":
+            t = _by_area(t, config)
         if t.key == "breakdown" and meta.get("by") in closed_lists:
             t = _with_rows(t, "group", closed_lists[meta["by"]], lambda group: {
                 "group": group, **{c.key: Rate(0, 0) if c.key in RATE_PARTS else 0 for c in t.columns[1:]}})
+            if meta["by"] == "location":  # in the configuration's order: a row's place says nothing
+                t = t._replace(rows=sorted(t.rows, key=lambda row: closed_lists["location"].index(row["group"])))
         elif t.key == "equity":
             white = next((r for r in t.rows if r["dimension"] == "Ethnicity"
                           and r["group"] == config.ethnicity_groups.get("W", "White")), None)
@@ -129,6 +140,25 @@ def complete(tables: list[Table], meta: dict, config) -> list[Table]:
             t = t._replace(rows=sorted(t.rows, key=lambda row: int(row["code"])))
         out.append(t)
     return out
+
+
+def _by_area(table: Table, config) -> Table:
+    """The location breakdown by the configured area each location lies in (as a pseudonymised
+    export gives it): a location is typed free text and may name a person or a home."""
+    areas: dict = {}
+    for row in table.rows:
+        group = row["group"] if row["group"] == "Not recorded" else config.area(row["group"]) or OTHER_AREA
+        area = areas.setdefault(group, {"group": group})
+        for key, value in row.items():
+            if isinstance(value, Rate):
+                before = area.get(key, Rate(0, 0))
+                area[key] = Rate(before.numerator + value.numerator, before.denominator + value.denominator)
+            elif key != "group":
+                area[key] = area.get(key, 0) + value
+    note = (f"Locations are grouped by the areas of the configuration ([areas]); one in none of them counts "
+            f"under {OTHER_AREA}.")
+    return table._replace(title="By area", columns=(Column("group", "Area"), *table.columns[1:]),
+                          rows=list(areas.values()), notes=(*table.notes, note))
 
 
 def _with_rows(table: Table, key: str, groups: list[str], zero_row) -> Table:
@@ -152,7 +182,11 @@ def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
               if node not in model.money and value < threshold}
     if threshold < 2:  # '<1' says the count is 0: there is nothing left to protect
         return Plan(model.cells, hidden)
-    protected = [n for n, state in hidden.items() if state == PRIMARY]
+    place_cost, net = Node(("cost",), "place_cost"), Node(("cost",), "net")
+    if place_cost in model.values and any(n < threshold for n in model.places.values()):
+        # a scheme's places in an age group below N: the place cost would give them away
+        hidden.update({place_cost: SECONDARY, net: SECONDARY})
+    protected = [n for n, state in hidden.items() if state == PRIMARY and n not in model.fixed]
     reader = _Reader(model)
     proofs: dict = {}  # protected node -> counts that fit the report with it different
     given_away: set = set()  # pinned by what the report cannot withhold
@@ -204,7 +238,20 @@ def plan(tables: list[Table], meta: dict, threshold: int, config=None) -> Plan:
                 proofs = kept
             else:
                 hidden[node] = SECONDARY
+    _withhold_money_of_withheld(model, hidden)
     return Plan(model.cells, hidden)
+
+
+def _withhold_money_of_withheld(model: _Model, hidden: dict) -> None:
+    """A sum of money is withheld with any count it is built from, so that a report never shows
+    the count as withheld beside the sum it can be read from (withholding more is always safe)."""
+    base = {Node(("cost",), "avoided"): [Node(("all",), "completed")],
+            Node(("cost",), "place_cost"): [Node(("all",), "accepted")]}
+    for money, counts in base.items():
+        if any(n in hidden for n in counts):
+            hidden.setdefault(money, SECONDARY)
+    if any(n in hidden for n in base):
+        hidden.setdefault(Node(("cost",), "net"), SECONDARY)
 
 
 def _record(proofs: dict, proof: dict, protected, model: _Model) -> None:
@@ -268,9 +315,11 @@ def _summary(model, t, by, populations, meta, config):
 def _adult_youth(model, t, by, populations, meta, config):
     groups = []
     for i, row in enumerate(t.rows):
-        population = ("age_band", YOUTH_BAND) if row["group"].startswith("Youth") else ("adult",)
+        youth = row["group"].startswith("Youth")
+        population = ("age_band", YOUTH_BAND) if youth else ("adult",)
         groups.append(population)
         _measure_row(model, t.key, i, row, t.columns, population)
+        _none_in_scope(model, population, (10, 17) if youth else (18, 110), row, meta, config)
     populations.update(groups)
     model.partition(("all",), groups)
 
@@ -281,9 +330,23 @@ def _breakdown(model, t, by, populations, meta, config):
         population = (by, row["group"])
         groups.append(population)
         _measure_row(model, t.key, i, row, t.columns, population)
+        if by == "age_band":
+            _none_in_scope(model, population, AGE_RANGES[row["group"]], row, meta, config)
+        if by == "scheme" and row["group"] == "none" and row["offered"] == 0:
+            # incidents under no scheme were never referred: a reader knows that much unshown
+            model.fixed.update({Node(population, m): 0 for m in REFERRAL_MEASURES})
     populations.update(groups)
     if by not in ("substance", "drug_class"):  # an incident with two substances counts under each
         model.partition(("all",), groups)
+
+
+def _none_in_scope(model: _Model, population: tuple, ages: tuple, row: dict, meta: dict, config) -> None:
+    """An age group the --scheme of the report does not take (the youth in a report on an
+    adult scheme) has none of anything, and a reader of the config knows it: its counts are
+    fixed, not protected (they tell nothing about the records)."""
+    scheme = config.schemes.get(meta.get("scheme") or "") if config else None
+    if scheme and (ages[1] < scheme.min_age or ages[0] > scheme.max_age) and row["incidents"] == 0:
+        model.fixed.update({Node(population, m): 0 for m in MEASURES})
 
 
 def _equity(model, t, by, populations, meta, config):
@@ -308,11 +371,14 @@ def _equity(model, t, by, populations, meta, config):
         model.partition(("all",), parts)
 
 
-def _scheme_groups(by, t_rows_groups, config) -> list[tuple]:
+def _scheme_groups(by, t_rows_groups, config, meta: dict) -> list[tuple]:
     """The populations that split diversions by scheme: the breakdown's rows when it is by
-    scheme, else each configured scheme (a reader of the published config knows no other)."""
+    scheme, else the --scheme the report is for, else each configured scheme (a reader of the
+    published config knows no other)."""
     if by == "scheme":
         return t_rows_groups
+    if meta.get("scheme"):
+        return [("scheme", meta["scheme"])]
     return [("scheme", key) for key in (config.schemes if config else ())]
 
 
@@ -326,7 +392,7 @@ def _outcome_codes(model, t, by, populations, meta, config):
         node = Node(("outcome", row["code"]), "count")
         model.show((t.key, i, "count"), (node,), (row["count"],))
         shown[row["code"]] = node
-    schemes = _scheme_groups(by, [p for p in populations if p[0] == "scheme"], config)
+    schemes = _scheme_groups(by, [p for p in populations if p[0] == "scheme"], config, meta)
     closing = {(scheme.completion_outcome, scheme.failure_outcome) if scheme else (22, 1)
                for scheme in (_scheme_of(p, config) for p in schemes)}
     feeds = defaultdict(list)  # code -> the counts that close with it
@@ -393,13 +459,26 @@ def _cost(model, t, by, populations, meta, config):
     model.show((t.key, 4, "value"), (place_cost,), (spent.amount,))
     model.show((t.key, 5, "value"), (net,), (kept.amount,))
     model.total(avoided, [Node(everyone, "completed")], [unit.amount])
-    schemes = _scheme_groups(by, [p for p in populations if p[0] == "scheme"], config)
-    model.partition(everyone, schemes, ("accepted",))
-    costed = [(p, _scheme_of(p, config).cost_per_place) for p in schemes if _scheme_of(p, config)]
-    model.total(place_cost, [Node(p, "accepted") for p, _ in costed], [c for _, c in costed])
     model.total(avoided, [net, place_cost])
-
-
+    schemes = _scheme_groups(by, [p for p in populations if p[0] == "scheme"], config, meta)
+    model.partition(everyone, schemes, ("accepted",))
+    # the place cost is built from counts no table shows: each scheme's places in each age group
+    # it takes (a reader knows from the config that the youth scheme takes only the youth, and
+    # what each place costs); a scheme's places are its age groups' places, an age group's places
+    # every scheme's that takes it
+    ages = {True: ("age_band", YOUTH_BAND), False: ("adult",)}
+    of_scheme, of_age = defaultdict(list), defaultdict(list)
+    for key, youth, _, count in spent.parts:
+        node = Node(("scheme", key, ages[youth]), "accepted")
+        model.places[node] = count
+        of_scheme[key].append(node)
+        of_age[youth].append(node)
+    model.total(place_cost, list(model.places), [cost for _, _, cost, _ in spent.parts])
+    for key, nodes in of_scheme.items():
+        model.total(Node(("scheme", key), "accepted"), nodes)
+    if sum(model.places.values()) == places:  # every place is in a configured scheme in scope
+        for youth, population in ages.items():
+            model.total(Node(population, "accepted"), of_age[youth])
 _BUILDERS = {"summary": _summary, "adult_youth": _adult_youth, "breakdown": _breakdown, "equity": _equity,
              "outcome_codes": _outcome_codes, "trend": _trend, "reoffending": _reoffending, "cost": _cost}
 
@@ -591,7 +670,9 @@ def _candidates(model: _Model, target, known: dict) -> list:
         equations = sorted((e for e in model.equations if not frontier.isdisjoint(e)),
                            key=lambda e: sum(n not in known for n in e))
         for equation in equations:
-            found = [n for n in equation if n in known and n in model.values and n not in ordered]
+            # a count the config fixes is known however much is withheld: never a candidate
+            found = [n for n in equation if n in known and n in model.values and n not in model.fixed
+                     and n not in ordered]
             ordered += sorted(found, key=preference)
         frontier = {n for e in equations for n in e if n not in known and n not in seen}
         seen |= frontier
