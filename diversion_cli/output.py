@@ -318,8 +318,11 @@ def _is_database(path: Path) -> bool:
     target = Path(os.path.abspath(path))
     for sidecar in ("", "-wal", "-shm", "-journal"):
         guarded = Path(os.path.abspath(f"{db}{sidecar}"))
-        if target == guarded or (target.exists() and guarded.exists() and os.path.samefile(target, guarded)):
-            return True
+        try:
+            if target == guarded or (target.exists() and guarded.exists() and os.path.samefile(target, guarded)):
+                return True
+        except (OSError, ValueError):  # a name no file can have: the checks that follow say so
+            return False
     return False
 
 

@@ -71,3 +71,9 @@ def test_a_cached_figure_that_is_not_what_diversion_writes_is_computed_afresh():
 def test_a_month_in_other_digits_or_at_absurd_length_is_one_short_line(month):
     result = run("report", "--month", month)
     assert result.exit_code == 2 and len(result.stderr) < 200
+
+
+def test_an_output_name_no_file_can_have_is_bad_input_not_an_internal_error():
+    record()
+    result = run("report", "--format", "markdown", "--output", db_file().parent / ("\x80" * 300))
+    assert result.exit_code == 2 and "internal error" not in result.stderr
