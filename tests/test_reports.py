@@ -137,17 +137,23 @@ def fixture_rows(location: str = "Broadmead", months: dict[int, date] = MONTHS) 
                    occurred_at=at(when, 10), substances=subs, quantity="1 wrap", location=location,
                    co_offences=co, supply_suspected=supply, recorded_by="4471")
         if scheme:
-            row.update(scheme=scheme, referral_status=status, offered_at=at(when, 12))
-            if status in ("accepted", "completed", "failed"):
-                row["accepted_at"] = at(when + timedelta(days=1), 9)
-            if status in ("completed", "failed"):
-                row["closed_at"] = at(when + timedelta(days=10), 15)
-            if scheme == "checkpoint" and status == "completed":
-                row["approved_by"] = "9001"  # a contract closed in 10 days: an approved early completion
-            if status == "declined":
-                row["closed_at"] = at(when + timedelta(days=1), 9)
+            add_referral(row, when, scheme, status)
         rows.append(row)
     return rows
+
+
+def add_referral(row: dict, when: date, scheme: str, status: str) -> None:
+    """The referral columns of an import row: offered two hours after the incident,
+    accepted the next day, closed ten days on (declined: the next day)."""
+    row.update(scheme=scheme, referral_status=status, offered_at=at(when, 12))
+    if status in ("accepted", "completed", "failed"):
+        row["accepted_at"] = at(when + timedelta(days=1), 9)
+    if status in ("completed", "failed"):
+        row["closed_at"] = at(when + timedelta(days=10), 15)
+    if scheme == "checkpoint" and status == "completed":
+        row["approved_by"] = "9001"  # a contract closed in 10 days: an approved early completion
+    if status == "declined":
+        row["closed_at"] = at(when + timedelta(days=1), 9)
 
 
 def write_csv(path: Path, rows: list[dict]) -> Path:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import db_file, run
-from test_reports import COLUMNS, FULL_RANGE, MONTHS, at, fixture_db, write_csv  # noqa: F401 (a fixture)
+from test_reports import COLUMNS, FULL_RANGE, MONTHS, add_referral, at, fixture_db, write_csv  # noqa: F401 (a fixture)
 
 highspy = pytest.importorskip("highspy")  # in the test extra; skipped only where it cannot install
 
@@ -318,15 +318,7 @@ def incidents(draw):
                    supply_suspected="yes" if excluded == "supply" else "",
                    recorded_by=draw(st.sampled_from(("4471", "5120"))))
         if status:
-            row.update(scheme=scheme, referral_status=status, offered_at=at(when, 12))
-            if status in ("accepted", "completed", "failed"):
-                row["accepted_at"] = at(when + timedelta(days=1), 9)
-            if status in ("completed", "failed"):
-                row["closed_at"] = at(when + timedelta(days=10), 15)
-                if scheme == "checkpoint" and status == "completed":
-                    row["approved_by"] = "9001"  # a contract closed early needs a supervisor
-            if status == "declined":
-                row["closed_at"] = at(when + timedelta(days=1), 9)
+            add_referral(row, when, scheme, status)
         rows.append(row)
     return rows
 

@@ -276,6 +276,7 @@ ALL_AUDITED = ["people", "incidents", "incident_substances", "incident_co_offenc
 
 
 def test_a_reason_cannot_swallow_an_entry_nor_an_entry_hide_before_the_first(tmp_path):
+    from diversion_cli.store.audit import ENTRY_TEXT
     from diversion_cli.store.migrations import TRAIL
 
     first = record("--refer", surname="Honest", forename="Hal", dob="1980-01-01")
@@ -292,8 +293,7 @@ def test_a_reason_cannot_swallow_an_entry_nor_an_entry_hide_before_the_first(tmp
         c.execute("INSERT INTO referrals SELECT 'R-2026-000050', 2, 2, scheme, pathway, one_shot_group, "
                   "lookback_since, 'completed', provider, appointment, deadline, offered_at, offered_by, "
                   "offered_at, offered_at, 22, reason, updated_at, updated_by FROM referrals WHERE id = ?", (referral,))
-        entry = c.execute(f"SELECT {__import__('diversion_cli.store.audit', fromlist=['x']).ENTRY_TEXT} "
-                          f"FROM audit_entries e WHERE seq = ?", (seq,)).fetchone()[0]
+        entry = c.execute(f"SELECT {ENTRY_TEXT} FROM audit_entries e WHERE seq = ?", (seq,)).fetchone()[0]
         c.execute("UPDATE audit_transactions SET reason = ifnull(reason, '') || ? WHERE last_seq = ?", (entry, tx))
         c.execute(f"UPDATE audit_entries SET seq = -1, entity = 'r', entity_id = 'R-2026-000050', digest = "
                   f"(SELECT diversion_digest(s.salt, CAST({TRAIL['referrals'][3]} AS BLOB)) FROM referrals X "
@@ -360,6 +360,8 @@ def test_an_id_freed_behind_the_triggers_is_not_taken_again_by_the_next_record()
 
 
 def test_a_desk_that_waited_for_another_desks_upgrade_still_seals_its_writes():
+    from datetime import datetime
+
     from diversion_cli.store import Store
 
     record(surname="Before", forename="Bea", dob="1980-01-01")
@@ -377,7 +379,7 @@ def test_a_desk_that_waited_for_another_desks_upgrade_still_seals_its_writes():
     store = LateDesk.open(db_file(), write=True)
     with store.transaction("record", "1234"):
         store.insert_person(surname="Late", forenames="Lou", dob="1990-01-01", pnc=None, gender=None, ethnicity=None,
-                            surname_norm="late", forenames_norm="lou", at=__import__("datetime").datetime.now(),
+                            surname_norm="late", forenames_norm="lou", at=datetime.now(),
                             officer="1234")
     store.close()
     assert count_rows(None, "audit_pending") == 0

@@ -8,6 +8,7 @@ journal are created owner-only.
 
 from __future__ import annotations
 
+import hashlib  # (the interpreter has loaded it before any command gets here)
 import os
 import sqlite3
 from contextlib import contextmanager
@@ -121,8 +122,6 @@ def digest(salt: bytes | None, text: str | bytes | None) -> bytes | None:
     a forger 2^128 tries from a row that matches a digest already sealed; a digest per
     trail entry is most of the trail's weight, so the full 256 would cost ~80 bytes an
     incident (the chain itself keeps full SHA-256)."""
-    import hashlib  # already loaded by the time a desk command gets here: costs nothing
-
     if text is None:
         return None
     data = text if isinstance(text, bytes) else text.encode()
@@ -610,10 +609,10 @@ class Store:
         result["report_cache_checked"] = self.check_report_cache()
         return result
 
-    def check_anchors(self, anchors: list[tuple[int, str, int, str]]) -> list[str]:
+    def check_anchors(self, anchors: list[tuple[int, str, int, str]]) -> None:
         from diversion_cli.store import audit
 
-        return audit.check_anchors(self.conn, anchors)
+        audit.check_anchors(self.conn, anchors)
 
     def audit_entries(self, person_id: int | None = None, referral_id: str | None = None,
                       limit: int = 200) -> list[dict]:

@@ -353,15 +353,13 @@ def first_unaudited(conn, table: str, where: str = "1", params: tuple = ()) -> s
         if changed else None
 
 
-def check_anchors(conn, anchors: list[tuple[int, str, int, str]]) -> list[str]:
+def check_anchors(conn, anchors: list[tuple[int, str, int, str]]) -> None:
     """Each anchor (line, taken at, entry, hash), kept outside the file, must still be in
     the chain: a trail whose tail was deleted, or whose hashes were all recomputed after
-    an edit, verifies on its own but not against an anchor taken before. Returns notes on
-    anchors taken before the trail was converted (migration 9), which only the old head
-    recorded by the conversion can answer for."""
+    an edit, verifies on its own but not against an anchor taken before. Of the trail as
+    it was before its conversion (migration 9), only the old head it recorded answers."""
     last = head(conn)[0]
     converted = conn.execute("SELECT old_last_entry, old_head_hash FROM audit_conversions").fetchone()
-    notes = []
     for line, at, seq, expected in anchors:
         if seq == 0:
             continue
@@ -379,7 +377,6 @@ def check_anchors(conn, anchors: list[tuple[int, str, int, str]]) -> list[str]:
                           f"its conversion at entry {converted[0]}, which cannot be checked now: check anchors "
                           f"before `db upgrade`, then start a new anchors file after it")
         raise Problem(f"entry {seq} is not the one anchored {at} (line {line}): the trail was rewritten")
-    return notes
 
 
 def _check_issued_ids(conn) -> None:

@@ -718,6 +718,18 @@ def _bump_diversions(*rows: str) -> str:
             f"WHERE month IS NOT NULL\n    ON CONFLICT (month) DO UPDATE SET changes = changes + 1;\nEND;\n")
 
 
+def _counts_only_go_up(table: str) -> str:
+    """A change-count table takes only counts of a month, and they never go down or away."""
+    return (f"CREATE TRIGGER {table}_counted BEFORE INSERT ON {table}\n"
+            f"WHEN NEW.changes < 1 OR NEW.month NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]'\n"
+            f"BEGIN\n    SELECT RAISE(ABORT, 'change_counts_only_go_up');\nEND;\n"
+            f"CREATE TRIGGER {table}_only_up BEFORE UPDATE ON {table}\n"
+            f"WHEN NEW.changes < OLD.changes OR NEW.month IS NOT OLD.month\n"
+            f"BEGIN\n    SELECT RAISE(ABORT, 'change_counts_only_go_up');\nEND;\n"
+            f"CREATE TRIGGER {table}_kept BEFORE DELETE ON {table}\n"
+            f"BEGIN\n    SELECT RAISE(ABORT, 'change_counts_only_go_up');\nEND;\n")
+
+
 MIGRATIONS.append((10, "reports aggregate in SQL; re-offending stamped by the diversions it reads", """
 DROP INDEX incidents_occurred;
 CREATE INDEX incidents_occurred ON incidents (occurred_at, voided_at, person_id, age);
@@ -746,35 +758,7 @@ WHEN OLD.diverted_at IS NOT NULL
 DELETE FROM report_cache;
 
 -- change counts only go up: a lowered count could make stale figures look current
-CREATE TRIGGER month_changes_counted BEFORE INSERT ON month_changes
-WHEN NEW.changes < 1 OR NEW.month NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]'
-BEGIN
-    SELECT RAISE(ABORT, 'change_counts_only_go_up');
-END;
-CREATE TRIGGER diversion_changes_counted BEFORE INSERT ON diversion_changes
-WHEN NEW.changes < 1 OR NEW.month NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]'
-BEGIN
-    SELECT RAISE(ABORT, 'change_counts_only_go_up');
-END;
-CREATE TRIGGER month_changes_only_up BEFORE UPDATE ON month_changes
-WHEN NEW.changes < OLD.changes OR NEW.month IS NOT OLD.month
-BEGIN
-    SELECT RAISE(ABORT, 'change_counts_only_go_up');
-END;
-CREATE TRIGGER month_changes_kept BEFORE DELETE ON month_changes
-BEGIN
-    SELECT RAISE(ABORT, 'change_counts_only_go_up');
-END;
-CREATE TRIGGER diversion_changes_only_up BEFORE UPDATE ON diversion_changes
-WHEN NEW.changes < OLD.changes OR NEW.month IS NOT OLD.month
-BEGIN
-    SELECT RAISE(ABORT, 'change_counts_only_go_up');
-END;
-CREATE TRIGGER diversion_changes_kept BEFORE DELETE ON diversion_changes
-BEGIN
-    SELECT RAISE(ABORT, 'change_counts_only_go_up');
-END;
-"""))
+""" + _counts_only_go_up("month_changes") + _counts_only_go_up("diversion_changes") + """"""))
 
 
 # ---- substances awaiting analysis; no referral of a void incident; names looked up -----------
