@@ -106,7 +106,7 @@ class _Model:
 
 def complete(tables: list[Table], meta: dict, config) -> list[Table]:
     """The tables with a row for every group of a closed list (age bands, genders, ethnicity
-    groups, configured areas, the outcome codes the schemes close with), zero or not: a missing
+    groups, configured areas, schemes, the outcome codes the schemes close with), zero or not: a missing
     row would tell a reader that a count is 0, and the rest of a total what the suppressed part
     is. A location breakdown is first grouped by area."""
     if config is None:
@@ -115,6 +115,8 @@ def complete(tables: list[Table], meta: dict, config) -> list[Table]:
     ethnicities = list(dict.fromkeys([*config.ethnicity_groups.values(), "Not recorded"]))
     closed_lists = {"age_band": [label for _, _, label in AGE_BANDS], "gender": genders, "ethnicity": ethnicities}
     closed_lists["location"] = [*config.areas, OTHER_AREA, "Not recorded"]
+    # every scheme in scope, and no scheme: a missing scheme's row would say its counts are 0
+    closed_lists["scheme"] = [meta["scheme"]] if meta.get("scheme") else [*config.schemes, "none"]
     out = []
     for t in tables:
         if t.key == "breakdown" and meta.get("by") == "location":

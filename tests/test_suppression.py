@@ -341,6 +341,17 @@ def test_no_suppressed_count_can_be_recovered_on_generated_data(tmp_path_factory
     assert recovered(json.loads(result.stdout), threshold) == {}
 
 
+def test_a_scheme_with_no_incidents_keeps_its_row_so_adult_zeros_stay_hidden(tmp_path):
+    """Found by the generated-data test: three youth incidents, none referred, by scheme. With
+    only the youth scheme's row shown, the missing adult schemes said adult accepted = 0."""
+    rows = [{**{c: "" for c in COLUMNS}, "surname": name, "forenames": "Sam", "dob": "2014-01-01",
+             "occurred_at": "2026-09-01 10:00", "substances": "cannabis"} for name in ("Abbott", "Baxter", "Cole")]
+    assert run("import", write_csv(tmp_path / "rows.csv", rows)).exit_code == 0
+    result = run("report", "--format", "json", "--month", "2026-09", "--by", "scheme", "--suppress", "3")
+    assert result.exit_code == 0, result.stderr
+    assert recovered(json.loads(result.stdout), 3) == {}
+
+
 # ---- money: the cost table's sums are built from counts no table shows -----------------------
 
 def incident(k: int, age: int, scheme: str, status: str, location: str = "Broadmead") -> dict:
