@@ -33,13 +33,24 @@ def default_db_path() -> Path:
     return Path(base) / "diversion" / "diversion.db"
 
 
-def resolve_target(target: str | None) -> Path:
+def resolve_target(target: str | None):
+    """The database to use: a SQLite file's Path, or a PostgresTarget (store/postgres)."""
     chosen = target or os.environ.get("DIVERSION_DB")
     if not chosen:
         return default_db_path()
+    from diversion_cli.store import postgres
+
+    if postgres.is_target(chosen):
+        return postgres.PostgresTarget(chosen)
     if "://" in chosen:
-        raise BadInput("db", f"{chosen.split('://')[0]}:// databases are not supported yet; give a SQLite file path")
+        raise BadInput("db", f"{chosen.split('://')[0]}:// databases are not supported: give a SQLite file path "
+                             f"or a postgresql:// URL")
     return Path(chosen).expanduser()
+
+
+def is_server(target) -> bool:
+    """Whether the target is a database server (PostgreSQL) rather than a file."""
+    return not isinstance(target, Path)
 
 
 MAX_BUSY_TIMEOUT = 3600.0  # an hour: past that a desk is not waiting, it is stuck
@@ -83,15 +94,19 @@ def database_errors() -> tuple[type, ...]:
     """The exception classes of every database driver in use (for except clauses)."""
     import sys
 
+    from diversion_cli.store.postgres import driver_errors
+
     cipher = sys.modules.get("sqlcipher3.dbapi2")
-    return (sqlite3.Error, cipher.Error) if cipher else (sqlite3.Error,)
+    return (sqlite3.Error, *((cipher.Error,) if cipher else ()), *driver_errors()[0])
 
 
 def integrity_errors() -> tuple[type, ...]:
     import sys
 
+    from diversion_cli.store.postgres import driver_errors
+
     cipher = sys.modules.get("sqlcipher3.dbapi2")
-    return (sqlite3.IntegrityError, cipher.IntegrityError) if cipher else (sqlite3.IntegrityError,)
+    return (sqlite3.IntegrityError, *((cipher.IntegrityError,) if cipher else ()), *driver_errors()[1])
 
 
 def connect(path: Path | str, timeout: float | None = None):
@@ -158,10 +173,16 @@ class Store:
 
     # ---- opening -------------------------------------------------------
 
+    engine = "sqlite"
+
     @classmethod
     def create(cls, path: Path) -> Store:
         """Create a new database (owner-only) and build its schema: `diversion db init`,
         the only way a database comes into being."""
+        if is_server(path):
+            from diversion_cli.store import postgres
+
+            return postgres.store_class().create(path)
         _create_owner_only(path)
         try:
             conn = connect(path)
@@ -175,6 +196,10 @@ class Store:
         """Open an existing database. A missing file is never an empty record: exit 4,
         nothing created. Reading never writes: only a write brings an older schema up
         to date; a reader is told to (`diversion db upgrade`)."""
+        if is_server(path):
+            from diversion_cli.store import postgres
+
+            return postgres.store_class().open(path, write)
         try:
             path.stat()
         except FileNotFoundError:
@@ -317,14 +342,14 @@ class Store:
         start while a change made outside diversion waits unsealed: sealing it
         here would launder it under this officer's name."""
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self._begin_write()
             if not accept_outside_changes:
                 self._refuse_outside_changes()
         except BaseException as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            if isinstance(exc, database_errors()):
-                raise _unusable(exc, self.path) from None
+            if isinstance(exc, self._errors()[0]):
+                raise self._unusable(exc) from None
             raise
         self._audit_context = (_iso(datetime.now()), officer, operation, reason)
         self._accepting = accept_outside_changes
@@ -335,13 +360,31 @@ class Store:
         except BaseException as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            if isinstance(exc, integrity_errors()):
+            errors, integrity = self._errors()
+            if isinstance(exc, integrity):
                 raise refusal_for(exc) from None
-            if isinstance(exc, database_errors()):
-                raise _unusable(exc, self.path) from None
+            if isinstance(exc, errors):
+                raise self._unusable(exc) from None
             raise
         finally:
             self._audit_context = None
+
+    # ---- what differs between engines (store/postgres overrides these) ----------
+
+    def _begin_write(self) -> None:
+        """Open a write transaction holding the write lock from its first statement."""
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def _begin_read(self) -> None:
+        """Open a transaction that reads one consistent state."""
+        self.conn.execute("BEGIN")
+
+    def _errors(self) -> tuple[tuple[type, ...], tuple[type, ...]]:
+        """(the driver's errors, its integrity errors)."""
+        return database_errors(), integrity_errors()
+
+    def _unusable(self, exc: Exception) -> StoreUnusable:
+        return _unusable(exc, self.path)
 
     def accept_outside_changes(self) -> int:
         """Inside a transaction opened with accept_outside_changes: clear flags set outside
@@ -401,8 +444,8 @@ class Store:
     def _all(self, sql: str, params=()) -> list[dict]:
         try:
             return [dict(row) for row in self.conn.execute(sql, params)]
-        except database_errors() as exc:
-            raise _unusable(exc, self.path) from None
+        except self._errors()[0] as exc:
+            raise self._unusable(exc) from None
 
     def _one(self, sql: str, params=()) -> dict | None:
         rows = self._all(sql, params)
@@ -427,7 +470,7 @@ class Store:
         return self.conn.execute(
             "SELECT id, pnc, surname_norm, forenames_norm, dob FROM (SELECT *, 0 AS rank FROM people "
             "WHERE pnc = :pnc UNION ALL SELECT *, 1 FROM people WHERE dob = :dob AND surname_norm = :s "
-            "AND forenames_norm = :f AND (pnc IS NULL OR :pnc IS NULL OR pnc = :pnc)) ORDER BY rank, id LIMIT 1",
+            "AND forenames_norm = :f AND (pnc IS NULL OR :pnc IS NULL OR pnc = :pnc)) AS found ORDER BY rank, id LIMIT 1",
             {"pnc": pnc, "dob": dob, "s": surname_norm, "f": forenames_norm}).fetchone()
 
     def people_born_on(self, dobs: list[str]) -> list[dict]:
@@ -519,10 +562,10 @@ class Store:
 
         cur = self.conn.execute(
             "INSERT INTO decisions (person_id, incident_id, stage, eligible, scheme, reasons, "
-            "config_fingerprint, taken_at, taken_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "config_fingerprint, taken_at, taken_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (person_id, incident_id, stage, int(eligible), scheme, json.dumps(reasons, ensure_ascii=False),
              fingerprint, _iso(at), officer))
-        return cur.lastrowid
+        return cur.fetchone()[0]
 
     # ---- referrals -----------------------------------------------------
 
@@ -729,9 +772,9 @@ class Store:
     # separate columns would cost a join back to the row.
     VERDICT = ("(SELECT d.eligible || ':' || coalesce(d.scheme, '') FROM decisions d "
                "WHERE d.incident_id = i.id AND d.stage = 'record' ORDER BY d.id DESC LIMIT 1)")
-    REFERRAL = ("(SELECT r.status || ':' || r.scheme || ':' || coalesce(r.outcome_code, '') FROM referrals r "
+    REFERRAL = ("(SELECT r.status || ':' || r.scheme || ':' || coalesce(CAST(r.outcome_code AS TEXT), '') FROM referrals r "
                 "WHERE r.incident_id = i.id AND r.status != 'voided' ORDER BY r.offered_at DESC LIMIT 1)")
-    PROFILE = f"i.age < 18, p.ethnicity, p.gender, {VERDICT}, {REFERRAL}"
+    PROFILE = f"CASE WHEN i.age < 18 THEN 1 ELSE 0 END, p.ethnicity, p.gender, {VERDICT}, {REFERRAL}"
     # A breakdown's own group column and the join it needs (by scheme, gender or
     # ethnicity, reports.py regroups the profile instead). An incident counts once
     # under each of its substances, and once under each of its drug classes.
@@ -775,7 +818,7 @@ class Store:
             SELECT {columns}, count(*)
             FROM referrals o INDEXED BY referrals_queue CROSS JOIN incidents i ON i.id = o.incident_id {join}
             WHERE o.status IN ('offered', 'accepted') AND o.deadline < :now AND {self.IN_PERIOD}
-              AND o.rowid = (SELECT r.rowid FROM referrals r WHERE r.incident_id = i.id AND r.status != 'voided'
+              AND o.id = (SELECT r.id FROM referrals r WHERE r.incident_id = i.id AND r.status != 'voided'
                              ORDER BY r.offered_at DESC LIMIT 1)
             GROUP BY {groups}""", {"s": start, "e": end, "now": now})]
 
@@ -798,6 +841,10 @@ class Store:
                    (SELECT count(*) FROM referrals WHERE closed_at >= :s AND closed_at < :e
                     AND +status = 'completed'{in_scheme})""", {"s": start, "e": end, "scheme": scheme}).fetchone()))
 
+    # the end of a re-offending window: N months on, the day carried over (31 August + 6 months
+    # is 3 March); PostgreSQL's diversion_add_months is the same definition
+    ADD_MONTHS = "strftime('%Y-%m-%dT%H:%M:%S', since, '+{} months')"
+
     def reoffending(self, start: str, end: str, watched: str, scheme: str = "") -> dict[str, tuple[int, int, int]]:
         """One cohort: people diverted in [start, end), and people eligible but not
         diverted then (for one scheme if given: diverted on it, or found eligible for
@@ -806,14 +853,13 @@ class Store:
         # each member's first later incident (one seek in incidents_person, made once: a
         # materialised step, not an expression repeated in each use) decides both windows;
         # the window's end is worked out only for those who came back
-        within = ("count(CASE WHEN next IS NOT NULL AND next <= strftime('%Y-%m-%dT%H:%M:%S', since, '+{} months') "
-                  "THEN 1 END)")
+        within = f"count(CASE WHEN next IS NOT NULL AND next <= {self.ADD_MONTHS} THEN 1 END)"
         tail = f""", watched AS MATERIALIZED (
                        SELECT c.since, (SELECT min(j.occurred_at) FROM incidents j
                                         WHERE j.person_id = c.person_id AND j.occurred_at > c.since
                                           AND j.voided_at IS NULL) AS next
                        FROM cohort c)
-                   SELECT count(*), {within.format(6)}, CASE WHEN :with_12 THEN {within.format(12)} ELSE 0 END
+                   SELECT count(*), {within.format(6)}, CASE WHEN :with_12 = 1 THEN {within.format(12)} ELSE 0 END
                    FROM watched"""
         cohorts = {
             # one entry per diversion (a person is diverted at most once per one-shot scope)
@@ -832,7 +878,8 @@ class Store:
                   -- first what rules most incidents out (most led to a diversion): checked in this order
                   AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.incident_id = i.id
                                   AND r.status IN ('accepted', 'completed', 'failed'))
-                  AND (SELECT d.eligible AND (:scheme = '' OR d.scheme = :scheme) FROM decisions d
+                  AND (SELECT CASE WHEN d.eligible = 1 AND (:scheme = '' OR d.scheme = :scheme) THEN 1 END
+                       FROM decisions d
                        WHERE d.incident_id = i.id AND d.stage = 'record' ORDER BY d.id DESC LIMIT 1) = 1
                   AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = i.person_id
                                   AND r.status IN ('accepted', 'completed', 'failed')
@@ -851,7 +898,7 @@ class Store:
         what was computed for next time (best effort: a busy or read-only file
         just means no cache)."""
         self._fresh = {}
-        self.conn.execute("BEGIN")
+        self._begin_read()
         try:
             yield self
         finally:
@@ -1183,15 +1230,15 @@ def refusal_for(exc: Exception) -> Refused:
     text = str(exc)
     if "one_shot_used" in text:
         return Refused("refused by the database: this person has already had their diversion (one-shot rule)")
-    if "referrals_one_open" in text or "referrals.person_id" in text:
+    if "referrals_one_open" in text or "referrals.person_id" in text:  # (SQLite names the column)
         return Refused("refused by the database: this person already has an open referral")
     if "incident_void" in text:
         return Refused("refused by the database: the incident is void")
     if "illegal_transition" in text:
         return Refused("refused by the database: that status change is not allowed")
-    if "referrals.incident_id" in text:
+    if "referrals.incident_id" in text or "referrals_one_per_incident" in text:
         return Refused("refused by the database: this incident already has a live referral")
-    if "people.pnc" in text:
+    if "people.pnc" in text or "people_pnc_key" in text:
         return Refused("refused by the database: another person already has that PNC ID")
     return Refused(f"refused by the database: {text}")
 

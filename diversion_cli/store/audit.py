@@ -37,6 +37,30 @@ ENTRY_TEXT = "json_array(e.seq, e.action, e.entity, e.entity_id, e.person_id, he
 ENTRIES_TEXT = (f"(SELECT group_concat(text, ';') FROM (SELECT {ENTRY_TEXT} AS text FROM audit_entries e "
                 f"WHERE e.seq > {{after}} AND e.seq <= {{upto}} ORDER BY e.seq))")
 TRANSACTION_TEXT = "json_array(t.last_seq, t.at, t.officer, t.operation, t.reason)"
+# The same texts on PostgreSQL, byte for byte (store/postgres/schema.py), so a trail moved
+# from a SQLite file verifies there.
+PG_ENTRIES_TEXT = ("(SELECT string_agg(diversion_entry_text(e.seq, e.action, e.entity, e.entity_id, e.person_id, "
+                   "e.digest, e.old_digest), ';' ORDER BY e.seq) FROM audit_entries e "
+                   "WHERE e.seq > {after} AND e.seq <= {upto})")
+PG_TRANSACTION_TEXT = "diversion_transaction_text(t.last_seq, t.at, t.officer, t.operation, t.reason)"
+
+
+def _on_server(conn) -> bool:
+    return getattr(conn, "engine", "sqlite") == "postgres"
+
+
+def _texts(conn) -> tuple[str, str]:
+    return (PG_TRANSACTION_TEXT, PG_ENTRIES_TEXT) if _on_server(conn) else (TRANSACTION_TEXT, ENTRIES_TEXT)
+
+
+def _trail(conn, table: str) -> tuple[str, str, str, str]:
+    """TRAIL[table] in terms of alias t, with the engine's snapshot expression."""
+    code, ident, person, snap = (part.replace("X.", "t.") for part in TRAIL[table])
+    if _on_server(conn):
+        from diversion_cli.store.postgres.schema import snapshot
+
+        snap = snapshot(table, "t")
+    return code, ident, person, snap
 
 
 def chain_hash(prev: bytes, transaction_text: str, entries_text: str | None) -> bytes:
@@ -106,7 +130,7 @@ LIMIT 1"""
 def still_standing(conn, table: str, where: str, params: tuple) -> str | None:
     """The first row of `table` (matching `where`, alias t) a bulk load just inserted under a
     key the trail says still exists, described; None if there is none."""
-    code, ident, _person, _snap = (part.replace("X.", "t.") for part in TRAIL[table])
+    code, ident, _person, _snap = _trail(conn, table)
     found = conn.execute(
         f"SELECT {ident} FROM {table} t WHERE ({where}) AND coalesce((SELECT a.action FROM audit_entries a "
         f"WHERE a.entity = '{code}' AND a.entity_id = {ident} ORDER BY a.seq DESC LIMIT 1), 'd') != 'd' LIMIT 1",
@@ -118,7 +142,7 @@ def still_standing(conn, table: str, where: str, params: tuple) -> str | None:
 def enter_inserted(conn, table: str, where: str, params: tuple) -> int:
     """Enter rows a bulk load inserted (with the audit insert triggers held off,
     migration 5) straight from the table: the entry the trigger would have made."""
-    code, ident, person, snap = (part.replace("X.", "t.") for part in TRAIL[table])
+    code, ident, person, snap = _trail(conn, table)
     return conn.execute(
         f"INSERT INTO audit_entries (action, entity, entity_id, person_id, digest) "
         f"SELECT 'i', '{code}', {ident}, {person}, diversion_digest(s.salt, CAST({snap} AS BLOB)) "
@@ -130,11 +154,13 @@ def close(conn, at: str, officer: str, operation: str, reason: str | None) -> in
     last_seq, prev = head(conn)
     newest = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_entries").fetchone()[0]
     sealed = newest - last_seq
+    transaction_text, entries_text = _texts(conn)
     while last_seq < newest:
         upto = min(newest, last_seq + SEAL_CHUNK)
         text, entries = conn.execute(
-            f"SELECT {TRANSACTION_TEXT}, {ENTRIES_TEXT.format(after=int(last_seq), upto=int(upto))} "
-            f"FROM (SELECT ? AS last_seq, ? AS at, ? AS officer, ? AS operation, ? AS reason) t",
+            f"SELECT {transaction_text}, {entries_text.format(after=int(last_seq), upto=int(upto))} "
+            f"FROM (SELECT CAST(? AS INTEGER) AS last_seq, CAST(? AS TEXT) AS at, CAST(? AS TEXT) AS officer, "
+            f"CAST(? AS TEXT) AS operation, CAST(? AS TEXT) AS reason) t",
             (upto, at, officer, operation, reason)).fetchone()
         prev = chain_hash(prev, text, entries)
         conn.execute("INSERT INTO audit_transactions (last_seq, at, officer, operation, reason, hash) "
@@ -173,6 +199,10 @@ def _schema(conn) -> dict[tuple[str, str], str | None]:
 def check_schema(conn) -> None:
     """The tables, indexes, triggers and views are exactly what the migrations define: a
     dropped one-shot trigger, an edited view or an extra trigger is named."""
+    if _on_server(conn):
+        from diversion_cli.store.postgres.catalog import check_schema as check_server_schema
+
+        return check_server_schema(conn, Problem)
     expected, found = expected_schema(), _schema(conn)
     for key in sorted(expected.keys() | found.keys()):
         kind, name = key
@@ -196,7 +226,8 @@ def verify(conn, reopen=None) -> dict:
     With `reopen` (a function giving another connection to the same file) the chain and half
     the rows are checked on two more connections in threads, all three reading the same state:
     SQLite leaves the interpreter lock while it works, so they share the cores."""
-    conn.execute("BEGIN")  # one state of the file, whoever commits meanwhile
+    # one state of the file, whoever commits meanwhile
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if _on_server(conn) else "BEGIN")
     others = []
     try:
         _check_flags(conn)
@@ -264,8 +295,9 @@ def _check_flags(conn) -> None:
 def _check_chain(conn) -> tuple[int, bytes, int]:
     """Recompute every transaction's hash in order, each from the one before."""
     prev, last, transactions = GENESIS, 0, 0
+    transaction_text, entries_text = _texts(conn)
     cursor = conn.execute(
-        f"SELECT t.last_seq, t.hash, {TRANSACTION_TEXT}, {ENTRIES_TEXT.format(after='t.after', upto='t.last_seq')} "
+        f"SELECT t.last_seq, t.hash, {transaction_text}, {entries_text.format(after='t.after', upto='t.last_seq')} "
         f"FROM (SELECT *, lag(last_seq, 1, 0) OVER (ORDER BY last_seq) AS after FROM audit_transactions) t "
         f"ORDER BY t.last_seq")
     for last_seq, stored, text, entries in cursor:
@@ -332,16 +364,18 @@ def _first_vanished(conn, table: str) -> str | None:
     return found[0] if found else None
 
 
-def first_unaudited(conn, table: str, where: str = "1", params: tuple = ()) -> str | None:
+def first_unaudited(conn, table: str, where: str = "1 = 1", params: tuple = ()) -> str | None:
     """The first row of `table` (matching `where`, in terms of alias t) that differs from
     its last audited state, described; None if every one matches (a change made with the
     triggers switched off leaves no pending entry, but cannot match its digest)."""
-    code, ident, person, snap = (part.replace("X.", "t.") for part in TRAIL[table])
+    code, ident, person, snap = _trail(conn, table)
     entity = ENTITY_NAMES[code]
-    # diversion never writes binary data; a snapshot of it cannot even be taken (JSON holds no BLOB)
-    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
-    binary = conn.execute(f"SELECT {ident} FROM {table} t WHERE ({where}) AND ("
-                          + " OR ".join(f"typeof(t.{c}) = 'blob'" for c in columns) + ") LIMIT 1", params).fetchone()
+    # diversion never writes binary data; a snapshot of it cannot even be taken (JSON holds no BLOB).
+    # (PostgreSQL's columns are typed: a text column cannot hold any.)
+    columns = [] if _on_server(conn) else [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    binary = columns and conn.execute(
+        f"SELECT {ident} FROM {table} t WHERE ({where}) AND ("
+        + " OR ".join(f"typeof(t.{c}) = 'blob'" for c in columns) + ") LIMIT 1", params).fetchone()
     if binary:
         return f"{entity} {binary[0]} holds binary data where diversion writes text: it was changed outside diversion"
     changed = conn.execute(
@@ -388,7 +422,7 @@ def _check_issued_ids(conn) -> None:
             UNION ALL SELECT 'incident', (SELECT max(CAST(entity_id AS INTEGER)) FROM audit_entries
                                           WHERE entity = 'i')
             UNION ALL SELECT substr(entity_id, 1, 6), max(CAST(substr(entity_id, 8) AS INTEGER))
-                      FROM audit_entries WHERE entity = 'r' GROUP BY substr(entity_id, 1, 6))
+                      FROM audit_entries WHERE entity = 'r' GROUP BY substr(entity_id, 1, 6)) AS mentioned
         LEFT JOIN issued_ids USING (kind)
         WHERE issued IS NOT NULL AND (last IS NULL OR last < issued) LIMIT 1""").fetchone()
     if lowered:
@@ -477,7 +511,7 @@ def _live(conn, code: str, entity_id: str, deleted: bool) -> tuple[dict | None, 
     table = next((t for t, spec in TRAIL.items() if spec[0] == code), None)
     if table is None:
         return None, True
-    _code, ident, person, snap = (part.replace("X.", "t.") for part in TRAIL[table])
+    _code, ident, person, snap = _trail(conn, table)
     row = conn.execute(
         f"SELECT {snap}, diversion_digest(s.salt, CAST({snap} AS BLOB)) IS (SELECT a.digest FROM audit_entries a "
         f"WHERE a.entity = ? AND a.entity_id = {ident} ORDER BY a.seq DESC LIMIT 1) "

@@ -1,0 +1,94 @@
+"""`audit verify`'s schema check on PostgreSQL: the tables, columns, constraints,
+indexes, triggers (and whether they are enabled), functions and views are exactly
+what schema.py defines. The expected catalog is read from schema.py's DDL built in
+a scratch schema inside a transaction that is rolled back, on the same server, so
+both sides are described by the same server version in the same words.
+"""
+
+from __future__ import annotations
+
+import functools
+
+CATALOG = """
+SELECT 'table', c.relname, string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+       || coalesce(' collate ' || co.collname, '')
+       || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+       || CASE WHEN a.attidentity != '' THEN ' identity ' || a.attidentity::text ELSE '' END, ', ' ORDER BY a.attnum)
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation != 0
+WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'v', 'p')
+GROUP BY c.relname
+UNION ALL
+SELECT 'constraint', c.relname || '.' || k.conname, pg_get_constraintdef(k.oid)
+FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+WHERE c.relnamespace = current_schema()::regnamespace
+UNION ALL
+SELECT 'index', i.relname, pg_get_indexdef(i.oid)
+FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+WHERE i.relnamespace = current_schema()::regnamespace
+UNION ALL
+SELECT 'trigger', t.tgname || ' on ' || c.relname, pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal
+UNION ALL
+SELECT 'function', p.proname || '(' || pg_get_function_arguments(p.oid) || ')',
+       pg_get_function_result(p.oid) || ' ' || p.prosrc || ' ' || p.provolatile::text || p.prosecdef::text
+FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace
+UNION ALL
+SELECT 'view', c.relname, pg_get_viewdef(c.oid)
+FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'v'
+UNION ALL
+SELECT 'rule', r.rulename || ' on ' || c.relname, pg_get_ruledef(r.oid)
+FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+WHERE c.relnamespace = current_schema()::regnamespace AND r.rulename != '_RETURN'
+UNION ALL
+SELECT 'policy', p.polname || ' on ' || c.relname, coalesce(pg_get_expr(p.polqual, p.polrelid), '')
+FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+WHERE c.relnamespace = current_schema()::regnamespace
+"""
+
+
+def _described(cursor, schema_name: str) -> dict[tuple[str, str], str]:
+    return {(kind, name): " ".join((text or "").replace(f"{schema_name}.", "").split())
+            for kind, name, text in cursor.execute(CATALOG).fetchall()}
+
+
+@functools.cache
+def expected(dsn: str) -> dict[tuple[str, str], str]:
+    """schema.py's catalog as this server describes it (built and rolled back)."""
+    import os
+
+    import psycopg
+
+    from diversion_cli.store.postgres.schema import ddl
+
+    scratch = f"diversion_expected_{os.getpid()}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("BEGIN")
+        try:
+            conn.execute(f"CREATE SCHEMA {scratch}")
+            conn.execute(f"SET LOCAL search_path TO {scratch}")
+            conn.execute(ddl())
+            return _described(conn.cursor(), scratch)
+        finally:
+            conn.execute("ROLLBACK")
+
+
+def check_schema(conn, problem) -> None:
+    """Raise `problem` naming the first object that is missing, extra or different."""
+    live_schema = conn.execute("SELECT current_schema()").fetchone()[0]
+    found = _described(conn.raw.cursor(), live_schema)
+    wanted = expected(conn.raw.info.dsn)
+    for key in sorted(wanted.keys() | found.keys()):
+        kind, name = key
+        if key not in found:
+            raise problem(f"the {kind} {name} is missing: it was dropped outside diversion")
+        if key not in wanted:
+            raise problem(f"the {kind} {name} is not one diversion defines: it was added outside diversion")
+        if found[key] != wanted[key]:
+            if kind == "trigger" and found[key].endswith("enabled=D"):
+                raise problem(f"the trigger {name} is disabled: it was switched off outside diversion")
+            raise problem(f"the {kind} {name} differs from what diversion defines: it was changed outside "
+                          f"diversion")

@@ -1,0 +1,538 @@
+"""The PostgreSQL schema: the same tables, keys, guards and audit capture as SQLite's
+migrations 1-11 (store/migrations.py), written for PostgreSQL in one piece. A
+PostgreSQL database starts at the current schema, so it has no migration history
+to replay; the next schema change adds a numbered step here and in migrations.py.
+
+What must agree byte for byte with SQLite is generated from the same specs
+(migrations.TRAIL, STAMPED): a row's snapshot text (its digest is sealed in the
+trail) and the chain texts, so a trail moved from a SQLite file verifies here.
+"""
+
+from __future__ import annotations
+
+import re
+
+from diversion_cli.store.migrations import ACTION_CODES, ENTITY_CODES, LATEST, STAMPED, TRAIL
+
+VERSION = LATEST  # the SQLite schema version this one matches
+
+T = 'text COLLATE "C"'  # byte order, as SQLite compares: ids and ISO dates sort as text
+
+FUNCTIONS = r"""
+-- a value as SQLite's json_object/json_array writes it (strings escaped alike, NULL as null)
+CREATE FUNCTION diversion_json(value anyelement) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT coalesce(to_json(value)::text, 'null') $$;
+
+-- a row snapshot's digest (store.digest): SHA-256 of salt || UTF-8 text, cut to 128 bits
+CREATE FUNCTION diversion_digest(salt bytea, snapshot text) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT substring(sha256(coalesce(salt, ''::bytea) || convert_to(snapshot, 'UTF8')) FROM 1 FOR 16) $$;
+
+-- one trail entry and one transaction as the chain hashes them (audit.ENTRY_TEXT): SQLite's json_array
+-- text, with hex() of NULL as an empty string, as SQLite writes it
+CREATE FUNCTION diversion_entry_text(seq integer, action text, entity text, entity_id text, person_id integer,
+                                     digest bytea, old_digest bytea) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT '[' || seq || ',' || diversion_json(action) || ',' || diversion_json(entity) || ','
+          || diversion_json(entity_id) || ',' || diversion_json(person_id) || ',"'
+          || coalesce(upper(encode(digest, 'hex')), '') || '","' || coalesce(upper(encode(old_digest, 'hex')), '')
+          || '"]' $$;
+CREATE FUNCTION diversion_transaction_text(last_seq integer, at text, officer text, operation text, reason text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT '[' || last_seq || ',' || diversion_json(at) || ',' || diversion_json(officer) || ','
+          || diversion_json(operation) || ',' || diversion_json(reason) || ']' $$;
+
+-- SQLite's strftime('%Y-%m-%dT%H:%M:%S', moment, '+N months'), the re-offending window's end: the
+-- month moves on and the day carries over, so 31 August + 6 months is 3 March (PostgreSQL's own
+-- interval arithmetic would say 28 February); one definition on both engines (README)
+CREATE FUNCTION diversion_add_months(moment text, months integer) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT to_char(date_trunc('month', moment::timestamp) + make_interval(months => months)
+                     + (moment::timestamp - date_trunc('month', moment::timestamp)), 'YYYY-MM-DD"T"HH24:MI:SS') $$;
+
+-- a refusal the store maps to a one-line message (store.refusal_for), as an integrity error
+CREATE FUNCTION diversion_refuse() RETURNS trigger LANGUAGE plpgsql
+AS $$ BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'integrity_constraint_violation'; END $$;
+"""
+
+
+def _snapshot(spec: str, row: str) -> str:
+    """SQLite's json_object(...) snapshot as PostgreSQL text concatenation, for row NEW or OLD."""
+    pairs = re.findall(r"'(\w+)', X\.(\w+)", spec)
+    parts = [f"'{'{' if i == 0 else ','}\"{key}\":' || diversion_json({row}.{column})"
+             for i, (key, column) in enumerate(pairs)]
+    return "(" + " || ".join(parts) + " || '}')"
+
+
+def _changed_only(spec: str) -> str:
+    """migrations._changed_only: the OLD snapshot without the columns the update left alone."""
+    pairs = re.findall(r"'(\w+)', X\.(\w+)", spec)
+    kept = ", ".join(f"CASE WHEN OLD.{c} IS DISTINCT FROM NEW.{c} THEN '\"{k}\":' || diversion_json(OLD.{c}) END"
+                     for k, c in pairs)
+    return f"('{{' || concat_ws(',', {kept}) || '}}')"
+
+
+def snapshot(table: str, alias: str = "t") -> str:
+    """The snapshot expression of `table` for a row alias (audit.py reads rows with it)."""
+    return _snapshot(TRAIL[table][3], alias)
+
+
+def _audit_function(table: str) -> str:
+    code, ident, person, spec = TRAIL[table]
+
+    def row(expr: str, r: str) -> str:
+        return expr.replace("X.", f"{r}.")
+
+    new, old = _snapshot(spec, "NEW"), _snapshot(spec, "OLD")
+    columns = "INSERT INTO audit_pending (action, entity, entity_id, person_id, before, old, new)"
+    return f"""
+CREATE FUNCTION audit_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NOT EXISTS (SELECT 1 FROM bulk_load) THEN
+            {columns}
+            VALUES ('{ACTION_CODES['insert']}', '{code}', {row(ident, 'NEW')}, {row(person, 'NEW')}, NULL, NULL, {new});
+        END IF;
+    ELSIF TG_OP = 'UPDATE' THEN
+        {columns}
+        VALUES ('{ACTION_CODES['update']}', '{code}', {row(ident, 'NEW')}, {row(person, 'NEW')}, {old},
+                {_changed_only(spec)}, {new});
+    ELSE
+        {columns}
+        VALUES ('{ACTION_CODES['delete']}', '{code}', {row(ident, 'OLD')}, {row(person, 'OLD')}, {old}, {old}, NULL);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER audit_{table} AFTER INSERT OR UPDATE OR DELETE ON {table}
+FOR EACH ROW EXECUTE FUNCTION audit_{table}();
+"""
+
+
+def _months(*dates: str) -> str:
+    return "ARRAY[" + ", ".join(f"substr({d}, 1, 7)" for d in dates) + "]"
+
+
+def _stamp_function(table: str) -> str:
+    """migrations._stamp_trigger: count a change in the months of the dates it touches."""
+    branches = []
+    for op in ("insert", "update", "delete"):
+        dates = STAMPED.get((table, op))
+        if dates is None:
+            continue
+        guard = " AND NOT EXISTS (SELECT 1 FROM bulk_load)" if op == "insert" else ""
+        branches.append(f"TG_OP = '{op.upper()}'{guard} THEN\n        "
+                        f"PERFORM diversion_count_change('month_changes', {_months(*dates)});")
+    body = "IF " + "\n    ELSIF ".join(branches) + "\n    END IF;"
+    return f"""
+CREATE FUNCTION changes_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    {body}
+    RETURN NULL;
+END $$;
+CREATE TRIGGER changes_{table} AFTER INSERT OR UPDATE OR DELETE ON {table}
+FOR EACH ROW EXECUTE FUNCTION changes_{table}();
+"""
+
+
+def _only_up(table: str) -> str:
+    return f"""
+CREATE TRIGGER {table}_counted BEFORE INSERT ON {table} FOR EACH ROW
+WHEN (NEW.changes < 1 OR NEW.month !~ '^[0-9]{{4}}-[0-9]{{2}}$')
+EXECUTE FUNCTION diversion_refuse('change_counts_only_go_up');
+CREATE TRIGGER {table}_only_up BEFORE UPDATE ON {table} FOR EACH ROW
+WHEN (NEW.changes < OLD.changes OR NEW.month IS DISTINCT FROM OLD.month)
+EXECUTE FUNCTION diversion_refuse('change_counts_only_go_up');
+CREATE TRIGGER {table}_kept BEFORE DELETE ON {table} FOR EACH ROW
+EXECUTE FUNCTION diversion_refuse('change_counts_only_go_up');
+"""
+
+
+TABLES = f"""
+CREATE TABLE migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL);
+
+CREATE TABLE people (
+    id integer PRIMARY KEY,
+    surname {T} NOT NULL CHECK (length(surname) > 0),
+    forenames {T} NOT NULL CHECK (length(forenames) > 0),
+    dob {T} NOT NULL CHECK (dob ~ '^[12][0-9]{{3}}-[01][0-9]-[0-3][0-9]$'),
+    pnc {T} UNIQUE CHECK (pnc ~ '^[12][0-9]{{3}}/[0-9]{{7}}[A-Z]$'),
+    gender {T} CHECK (gender IN ('M', 'F', 'X', 'U')),
+    ethnicity {T},
+    surname_norm {T} NOT NULL,
+    forenames_norm {T} NOT NULL,
+    created_at {T} NOT NULL,
+    created_by {T} NOT NULL
+);
+CREATE INDEX people_dob ON people (dob, surname_norm);
+CREATE INDEX people_profile ON people (id, gender, ethnicity);
+CREATE INDEX people_names ON people (surname_norm, forenames_norm);
+
+CREATE TABLE incidents (
+    id integer PRIMARY KEY,
+    person_id integer NOT NULL REFERENCES people (id),
+    occurred_at {T} NOT NULL,
+    age integer NOT NULL CHECK (age BETWEEN 10 AND 110),
+    location {T},
+    quantity {T},
+    supply_suspected integer NOT NULL DEFAULT 0 CHECK (supply_suspected IN (0, 1)),
+    recorded_at {T} NOT NULL,
+    recorded_by {T} NOT NULL,
+    voided_at {T},
+    void_reason {T}
+);
+CREATE INDEX incidents_occurred ON incidents (occurred_at, voided_at, person_id, age);
+CREATE INDEX incidents_person ON incidents (person_id, occurred_at, voided_at);
+
+CREATE TABLE incident_substances (
+    incident_id integer NOT NULL REFERENCES incidents (id),
+    position integer NOT NULL,
+    substance {T} NOT NULL,
+    drug_class {T} CHECK (drug_class IN ('A', 'B', 'C')),     -- NULL: awaiting analysis
+    entered_as {T} NOT NULL,
+    PRIMARY KEY (incident_id, position)
+);
+
+CREATE TABLE incident_co_offences (
+    incident_id integer NOT NULL REFERENCES incidents (id),
+    position integer NOT NULL,
+    description {T} NOT NULL,
+    PRIMARY KEY (incident_id, position)
+);
+
+CREATE TABLE decisions (
+    id integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    person_id integer NOT NULL REFERENCES people (id),
+    incident_id integer REFERENCES incidents (id),
+    stage {T} NOT NULL CHECK (stage IN ('record', 'refer')),
+    eligible integer NOT NULL CHECK (eligible IN (0, 1)),
+    scheme {T},
+    reasons {T} NOT NULL,
+    config_fingerprint {T} NOT NULL,
+    taken_at {T} NOT NULL,
+    taken_by {T} NOT NULL
+);
+CREATE INDEX decisions_incident ON decisions (incident_id, stage, id, eligible, scheme);
+CREATE INDEX decisions_person ON decisions (person_id);
+
+CREATE TABLE referrals (
+    id {T} PRIMARY KEY CHECK (id ~ '^R-[0-9]{{4}}-[0-9]{{6}}'),
+    person_id integer NOT NULL REFERENCES people (id),
+    incident_id integer NOT NULL REFERENCES incidents (id),
+    scheme {T} NOT NULL,
+    pathway {T} NOT NULL CHECK (pathway IN ('workshop', 'contract')),
+    one_shot_group {T} NOT NULL,
+    lookback_since {T},
+    status {T} NOT NULL CHECK (status IN ('offered', 'accepted', 'declined', 'completed', 'failed', 'voided')),
+    provider {T} NOT NULL,
+    appointment {T},
+    deadline {T} NOT NULL,
+    offered_at {T} NOT NULL,
+    offered_by {T} NOT NULL,
+    diverted_at {T},
+    closed_at {T},
+    outcome_code integer,
+    reason {T},
+    updated_at {T} NOT NULL,
+    updated_by {T} NOT NULL,
+    CHECK (status NOT IN ('accepted', 'completed', 'failed') OR diverted_at IS NOT NULL),
+    CHECK (status NOT IN ('completed', 'failed', 'declined', 'voided') OR closed_at IS NOT NULL)
+);
+CREATE UNIQUE INDEX referrals_one_open ON referrals (person_id) WHERE status IN ('offered', 'accepted');
+CREATE UNIQUE INDEX referrals_one_per_incident ON referrals (incident_id) WHERE status NOT IN ('voided', 'declined');
+CREATE INDEX referrals_person ON referrals (person_id, status);
+CREATE INDEX referrals_queue ON referrals (status, deadline);
+CREATE INDEX referrals_offered ON referrals (offered_at, status);
+CREATE INDEX referrals_incident ON referrals (incident_id, offered_at, status, scheme, outcome_code);
+CREATE INDEX referrals_diverted ON referrals (diverted_at, status, person_id);
+CREATE INDEX referrals_closed ON referrals (closed_at, status);
+
+CREATE TABLE referral_conditions (
+    referral_id {T} NOT NULL REFERENCES referrals (id),
+    position integer NOT NULL,
+    key {T} NOT NULL,
+    description {T} NOT NULL,
+    due {T} NOT NULL,
+    status {T} NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'met', 'breached')),
+    recorded_at {T},
+    recorded_by {T},
+    note {T},
+    PRIMARY KEY (referral_id, position)
+);
+
+CREATE TABLE erasures (
+    person_id integer PRIMARY KEY,
+    erased_at {T} NOT NULL,
+    erased_by {T} NOT NULL,
+    reason {T} NOT NULL
+);
+CREATE TABLE bulk_load (active integer PRIMARY KEY CHECK (active = 1));
+CREATE TABLE correction (active integer PRIMARY KEY CHECK (active = 1));
+CREATE TABLE issued_ids (kind {T} PRIMARY KEY, last integer NOT NULL);
+CREATE TABLE month_changes (month {T} PRIMARY KEY, changes integer NOT NULL);
+CREATE TABLE diversion_changes (month {T} PRIMARY KEY, changes integer NOT NULL);
+CREATE TABLE report_cache (key {T} PRIMARY KEY, stamp integer NOT NULL, value {T} NOT NULL);
+
+CREATE TABLE audit_transactions (
+    last_seq integer PRIMARY KEY,
+    at {T} NOT NULL,
+    officer {T} NOT NULL,
+    operation {T} NOT NULL,
+    reason {T},
+    hash bytea NOT NULL
+);
+CREATE TABLE audit_entries (
+    seq integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY CHECK (seq > 0),
+    action {T} NOT NULL CHECK (action IN ('i', 'u', 'd', 'b')),
+    entity {T} NOT NULL,
+    entity_id {T} NOT NULL,
+    person_id integer,
+    digest bytea,
+    old {T},
+    old_digest bytea
+);
+CREATE INDEX audit_entries_entity ON audit_entries (entity, entity_id, seq);
+CREATE INDEX audit_entries_person ON audit_entries (person_id);
+CREATE INDEX audit_entries_deleted ON audit_entries (entity, entity_id) WHERE action = 'd';
+CREATE TABLE audit_salts (person_id integer PRIMARY KEY, salt bytea NOT NULL);
+CREATE TABLE audit_conversions (
+    old_last_entry integer PRIMARY KEY,
+    old_head_hash {T} NOT NULL,
+    converted_at {T} NOT NULL
+);
+CREATE TABLE audit_pending (
+    id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    action {T} NOT NULL,
+    entity {T} NOT NULL,
+    entity_id {T} NOT NULL,
+    person_id integer,
+    before {T},
+    old {T},
+    new {T}
+);
+CREATE INDEX audit_pending_row ON audit_pending (entity, entity_id);
+"""
+
+GUARDS = """
+-- the one-shot rule: no new referral for a person already diverted in the same scope
+-- within the look-back window (migration 1)
+CREATE FUNCTION referrals_one_shot() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM referrals AS earlier
+        WHERE earlier.person_id = NEW.person_id
+          AND earlier.status IN ('accepted', 'completed', 'failed')
+          AND (NEW.one_shot_group = '*' OR earlier.one_shot_group = NEW.one_shot_group)
+          AND (NEW.lookback_since IS NULL OR coalesce(earlier.diverted_at, earlier.offered_at) >= NEW.lookback_since))
+    THEN
+        RAISE EXCEPTION 'one_shot_used' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF (SELECT voided_at FROM incidents WHERE id = NEW.incident_id) IS NOT NULL THEN
+        RAISE EXCEPTION 'incident_void' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER referrals_one_shot BEFORE INSERT ON referrals FOR EACH ROW EXECUTE FUNCTION referrals_one_shot();
+
+-- only the legal status transitions; a supervisor's correction (migration 7) a few more
+CREATE FUNCTION referrals_transitions() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT (
+           (OLD.status = 'offered' AND NEW.status IN ('accepted', 'declined', 'voided'))
+        OR (OLD.status = 'accepted' AND NEW.status IN ('completed', 'failed', 'voided'))
+        OR (EXISTS (SELECT 1 FROM correction) AND (
+               (OLD.status IN ('completed', 'failed') AND NEW.status IN ('completed', 'failed'))
+            OR (OLD.status IN ('completed', 'failed', 'declined') AND NEW.status = 'voided'))))
+    THEN
+        RAISE EXCEPTION 'illegal_transition' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER referrals_transitions BEFORE UPDATE OF status ON referrals FOR EACH ROW
+WHEN (NEW.status IS DISTINCT FROM OLD.status) EXECUTE FUNCTION referrals_transitions();
+
+-- decisions are never changed, and removed only with the person in an erasure
+CREATE TRIGGER decisions_immutable BEFORE UPDATE ON decisions FOR EACH ROW
+EXECUTE FUNCTION diversion_refuse('decisions_are_immutable');
+CREATE FUNCTION decisions_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM erasures e WHERE e.person_id = OLD.person_id) THEN
+        RAISE EXCEPTION 'decisions_are_immutable' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER decisions_kept BEFORE DELETE ON decisions FOR EACH ROW EXECUTE FUNCTION decisions_kept();
+
+-- ids are never issued twice (migration 8)
+CREATE FUNCTION diversion_issued(kind text, n integer) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO issued_ids (kind, last) VALUES (kind, n)
+    ON CONFLICT (kind) DO UPDATE SET last = greatest(issued_ids.last, excluded.last)
+$$;
+CREATE FUNCTION issued_people() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM bulk_load) THEN
+        PERFORM diversion_issued('person', NEW.id);
+        INSERT INTO audit_salts (person_id, salt) VALUES (NEW.id, uuid_send(gen_random_uuid()));
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER issued_people AFTER INSERT ON people FOR EACH ROW EXECUTE FUNCTION issued_people();
+CREATE FUNCTION issued_incidents() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM bulk_load) THEN
+        PERFORM diversion_issued('incident', NEW.id);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER issued_incidents AFTER INSERT ON incidents FOR EACH ROW EXECUTE FUNCTION issued_incidents();
+CREATE FUNCTION issued_referrals() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM bulk_load) THEN
+        PERFORM diversion_issued(substr(NEW.id, 1, 6), CAST(substr(NEW.id, 8) AS integer));
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER issued_referrals AFTER INSERT ON referrals FOR EACH ROW EXECUTE FUNCTION issued_referrals();
+CREATE TRIGGER issued_ids_only_up BEFORE UPDATE ON issued_ids FOR EACH ROW
+WHEN (NEW.last < OLD.last OR NEW.kind IS DISTINCT FROM OLD.kind)
+EXECUTE FUNCTION diversion_refuse('issued_ids_only_go_up');
+CREATE TRIGGER issued_ids_kept BEFORE DELETE ON issued_ids FOR EACH ROW
+EXECUTE FUNCTION diversion_refuse('issued_ids_only_go_up');
+
+-- change counts for the report cache (migrations 6 and 10)
+CREATE FUNCTION diversion_count_change(counted text, months text[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF counted = 'month_changes' THEN
+        INSERT INTO month_changes (month, changes) SELECT DISTINCT m, 1 FROM unnest(months) AS m WHERE m IS NOT NULL
+        ON CONFLICT (month) DO UPDATE SET changes = month_changes.changes + 1;
+    ELSE
+        INSERT INTO diversion_changes (month, changes) SELECT DISTINCT m, 1 FROM unnest(months) AS m
+        WHERE m IS NOT NULL ON CONFLICT (month) DO UPDATE SET changes = diversion_changes.changes + 1;
+    END IF;
+END $$;
+CREATE FUNCTION changes_people() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO month_changes (month, changes)
+    SELECT DISTINCT substr(occurred_at, 1, 7), 1 FROM incidents WHERE person_id = NEW.id
+    ON CONFLICT (month) DO UPDATE SET changes = month_changes.changes + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER changes_people AFTER UPDATE OF gender, ethnicity ON people FOR EACH ROW
+EXECUTE FUNCTION changes_people();
+CREATE FUNCTION diversions_referrals() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NOT EXISTS (SELECT 1 FROM bulk_load) THEN
+            PERFORM diversion_count_change('diversion_changes', ARRAY[substr(NEW.diverted_at, 1, 7)]);
+        END IF;
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM diversion_count_change('diversion_changes',
+                                       ARRAY[substr(OLD.diverted_at, 1, 7), substr(NEW.diverted_at, 1, 7)]);
+    ELSE
+        PERFORM diversion_count_change('diversion_changes', ARRAY[substr(OLD.diverted_at, 1, 7)]);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER diversions_referrals_insert AFTER INSERT OR DELETE ON referrals FOR EACH ROW
+EXECUTE FUNCTION diversions_referrals();
+CREATE TRIGGER diversions_referrals_update AFTER UPDATE OF status, diverted_at, person_id ON referrals FOR EACH ROW
+EXECUTE FUNCTION diversions_referrals();
+
+-- the trail is append-only; the one permitted change: an erasure blanks the person's old values
+CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries FOR EACH ROW
+EXECUTE FUNCTION diversion_refuse('audit_log_is_append_only');
+CREATE FUNCTION audit_entries_no_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT (NEW.old IS NULL AND NEW.seq = OLD.seq AND NEW.action = OLD.action AND NEW.entity = OLD.entity
+            AND NEW.entity_id = OLD.entity_id AND NEW.person_id IS NOT DISTINCT FROM OLD.person_id
+            AND NEW.digest IS NOT DISTINCT FROM OLD.digest AND NEW.old_digest IS NOT DISTINCT FROM OLD.old_digest
+            AND EXISTS (SELECT 1 FROM erasures e WHERE e.person_id = OLD.person_id)) THEN
+        RAISE EXCEPTION 'audit_log_is_append_only' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries FOR EACH ROW
+EXECUTE FUNCTION audit_entries_no_update();
+CREATE TRIGGER audit_transactions_no_change BEFORE UPDATE OR DELETE ON audit_transactions FOR EACH ROW
+EXECUTE FUNCTION diversion_refuse('audit_log_is_append_only');
+CREATE TRIGGER audit_salts_no_change BEFORE UPDATE ON audit_salts FOR EACH ROW
+EXECUTE FUNCTION diversion_refuse('audit_salts_are_kept');
+CREATE FUNCTION audit_salts_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM erasures e WHERE e.person_id = OLD.person_id) THEN
+        RAISE EXCEPTION 'audit_salts_are_kept' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER audit_salts_kept BEFORE DELETE ON audit_salts FOR EACH ROW EXECUTE FUNCTION audit_salts_kept();
+-- TRUNCATE fires no row trigger: refused for everything diversion keeps
+"""
+
+VIEWS = """
+CREATE VIEW referrals_view AS
+SELECT r.id AS referral_id, r.scheme, r.pathway, r.status, r.provider, r.offered_at, r.offered_by,
+       r.appointment, r.deadline, r.diverted_at, r.closed_at, r.outcome_code, r.reason,
+       'P-' || lpad(p.id::text, 6, '0') AS person_ref, p.surname, p.forenames, p.dob, p.pnc,
+       'I-' || lpad(i.id::text, 6, '0') AS incident_ref, i.occurred_at, i.age,
+       (SELECT count(*) FROM referral_conditions c WHERE c.referral_id = r.id)::integer AS conditions,
+       (SELECT count(*) FROM referral_conditions c WHERE c.referral_id = r.id AND c.status = 'met')::integer
+           AS conditions_met
+FROM referrals r
+JOIN people p ON p.id = r.person_id
+JOIN incidents i ON i.id = r.incident_id;
+
+CREATE VIEW people_view AS
+SELECT 'P-' || lpad(p.id::text, 6, '0') AS person_ref, p.surname, p.forenames, p.dob, p.pnc, p.gender, p.ethnicity,
+       (SELECT count(*) FROM incidents i WHERE i.person_id = p.id)::integer AS incidents,
+       (SELECT count(*) FROM referrals r WHERE r.person_id = p.id AND r.status IN ('accepted', 'completed', 'failed'))
+           ::integer AS diversions,
+       EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = p.id AND r.status IN ('offered', 'accepted'))::integer
+           AS has_open_referral
+FROM people p;
+
+CREATE VIEW incidents_view AS
+SELECT 'I-' || lpad(i.id::text, 6, '0') AS incident_ref,
+       'P-' || lpad(p.id::text, 6, '0') AS person_ref, p.surname, p.forenames, p.dob, p.pnc, p.gender, p.ethnicity,
+       i.occurred_at, i.age, CASE WHEN i.age < 18 THEN 'youth' ELSE 'adult' END AS age_group,
+       (SELECT string_agg(s.substance, '; ' ORDER BY s.position) FROM incident_substances s
+        WHERE s.incident_id = i.id) AS substances,
+       (SELECT string_agg(DISTINCT s.drug_class, ',') FROM incident_substances s WHERE s.incident_id = i.id)
+           AS drug_classes,
+       i.quantity, i.location,
+       (SELECT string_agg(c.description, '; ' ORDER BY c.position) FROM incident_co_offences c
+        WHERE c.incident_id = i.id) AS co_offences,
+       (SELECT count(*) FROM incident_co_offences c WHERE c.incident_id = i.id)::integer AS co_offence_count,
+       i.supply_suspected, i.recorded_by, i.recorded_at, i.voided_at, i.void_reason,
+       (SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
+        ORDER BY d.id DESC LIMIT 1) AS eligible_at_record,
+       r.id AS referral_id, r.scheme, r.status AS referral_status, r.offered_at, r.diverted_at, r.closed_at,
+       r.deadline, r.outcome_code
+FROM incidents i
+JOIN people p ON p.id = i.person_id
+LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id
+                                 AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1);
+
+CREATE VIEW audit_log AS
+SELECT e.seq, t.at, t.officer, t.operation, t.reason,
+       CASE e.action WHEN 'i' THEN 'insert' WHEN 'u' THEN 'update' WHEN 'd' THEN 'delete' ELSE 'baseline' END
+           AS action,
+       CASE e.entity """ + " ".join(f"WHEN '{code}' THEN '{name}'" for name, code in ENTITY_CODES.items()) + """
+           END AS entity,
+       e.entity_id, e.person_id, e.old AS old_values
+FROM audit_entries e
+JOIN audit_transactions t ON t.last_seq = (SELECT min(last_seq) FROM audit_transactions WHERE last_seq >= e.seq);
+"""
+
+# Everything diversion keeps refuses TRUNCATE, which fires no row trigger (an empty table
+# would otherwise read as "every row vanished" only at the next verify).
+KEPT = ("people", "incidents", "incident_substances", "incident_co_offences", "decisions", "referrals",
+        "referral_conditions", "erasures", "issued_ids", "month_changes", "diversion_changes", "audit_transactions",
+        "audit_entries", "audit_salts", "audit_conversions", "audit_pending")
+
+
+def ddl() -> str:
+    """The whole schema, in the order it is created."""
+    parts = [FUNCTIONS, TABLES, GUARDS]
+    parts += [_audit_function(table) for table in TRAIL]
+    parts += [_stamp_function(table) for table in sorted({t for t, _ in STAMPED})]
+    parts += [_only_up("month_changes"), _only_up("diversion_changes")]
+    parts += [f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT "
+              f"EXECUTE FUNCTION diversion_refuse('{table}_cannot_be_truncated');\n" for table in KEPT]
+    parts.append(VIEWS)
+    return "\n".join(parts)
