@@ -15,8 +15,13 @@ from diversion_cli.store import audit
 
 
 def status(ws: Workspace) -> dict:
+    from diversion_cli.store import is_server
+
     store = ws.reader()
     info = store.status()
+    if is_server(ws.db_path):  # the server says its size; access is its roles' (README)
+        info.update({"path": str(ws.db_path), "mode": None})
+        return info
     size = sum(p.stat().st_size for p in (ws.db_path, Path(f"{ws.db_path}-wal")) if p.exists())
     info.update({"path": str(ws.db_path), "size_bytes": size,
                  "mode": oct(ws.db_path.stat().st_mode & 0o777)})
@@ -32,6 +37,44 @@ def compact(ws: Workspace) -> dict:
     before = size()
     store.compact()
     return {"path": str(ws.db_path), "before_bytes": before, "after_bytes": size()}
+
+
+def migrate_to(ws: Workspace, destination: str, progress=None) -> dict:
+    """Move this SQLite database's whole record to an empty PostgreSQL database that has had
+    `db init` (store/postgres/transfer.py). The source must verify before, and the copy after,
+    or nothing is moved."""
+    from diversion_cli.store import Store, is_server, resolve_target
+    from diversion_cli.store.postgres import transfer
+
+    target = resolve_target(destination)
+    if not is_server(target):
+        raise BadInput("target", "give the PostgreSQL database to move to as a postgresql:// URL")
+    source = ws.reader()
+    if is_server(ws.db_path):
+        raise BadInput("db", "migrate-to moves a SQLite file to a server: give the file with --db")
+    try:
+        source.verify_audit()
+    except audit.Problem as problem:
+        raise Refused(f"the audit trail of {ws.db_path} does not verify ({problem}): nothing was moved; "
+                      f"deal with it first (`diversion audit verify`)") from None
+    server = Store.open(target, write=True)
+    try:
+        held = {table: server.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("people", "incidents", "referrals", "erasures", "audit_entries", "issued_ids")}
+        if any(held.values()):
+            raise Refused(f"the database {target} already holds data ({', '.join(f'{n:,} {t}' for t, n in held.items() if n)}): "
+                          f"migrate-to only fills an empty one; nothing was moved")
+        source.conn.execute("BEGIN")  # one state of the file, whatever desks write meanwhile
+        try:
+            result = transfer.copy(source.conn, server.conn, progress)
+        except audit.Problem as problem:
+            raise StoreUnusable(f"the copy on {target} did not verify ({problem}): nothing was moved") from None
+        finally:
+            source.conn.execute("ROLLBACK")
+    finally:
+        server.close()
+    return {"from": str(ws.db_path), "to": str(target), "copied": result["copied"],
+            "audit_entry": result["verified"]["head"]["entry"], "head_hash": result["verified"]["head"]["hash"]}
 
 
 def verify_audit(ws: Workspace, anchors: Path | None = None) -> dict:

@@ -840,6 +840,25 @@ def db_compact(ctx: typer.Context):
     output.emit(f"{result['path']}: {result['before_bytes'] / 1e6:,.1f} MB -> {result['after_bytes'] / 1e6:,.1f} MB")
 
 
+@db_app.command("migrate-to", cls=_Command)
+def db_migrate_to(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(metavar="URL", help="The PostgreSQL database, postgresql://host/db "
+                                          "(empty, after `db init`; the password from PGPASSWORD or ~/.pgpass).")],
+):
+    """Move this SQLite database's whole record (people, incidents, referrals, decisions, the audit trail) to a
+    PostgreSQL server. Refused if the target holds data; the trail must verify before and after, or nothing moves.
+    Example: diversion --db /srv/diversion/force.db db migrate-to postgresql://db.force.local/diversion
+    """
+    from diversion_cli import admin
+
+    result = admin.migrate_to(ctx.obj, target)
+    copied = result["copied"]
+    output.emit(f"moved {result['from']} to {result['to']}: {copied['people']:,} people, {copied['incidents']:,} "
+                f"incidents, {copied['referrals']:,} referrals, audit trail to entry {result['audit_entry']:,} "
+                f"(verified on arrival, head hash {result['head_hash']})")
+
+
 @db_app.command("path", cls=_Command)
 def db_path(ctx: typer.Context):
     """Print where the database is (whether or not one has been created there).
@@ -861,7 +880,8 @@ def db_status(ctx: typer.Context, json_out: JsonOpt = False):
     if json_out:
         output.emit_json(info)
         return
-    output.emit(f"database:       {info['path']} ({info['size_bytes'] / 1e6:.1f} MB, mode {info['mode']})")
+    output.emit(f"database:       {info['path']} ({info['size_bytes'] / 1e6:.1f} MB"
+                + (f", mode {info['mode']})" if info["mode"] else f", PostgreSQL {info['server']})"))
     output.emit(f"schema version: {info['schema_version']}")
     for table, n in info["counts"].items():
         output.emit(f"{table + ':':<15} {n:,}")

@@ -1,41 +1,95 @@
-"""Every test gets its own database file and no stray configuration."""
+"""Every test gets its own database and no stray configuration.
 
+The suite runs on the embedded SQLite default; with DIVERSION_TEST_POSTGRES set to a
+server URL a login may create databases on (e.g. postgresql:///postgres), the same
+suite runs on PostgreSQL: each test gets its own database there, made from a template
+that `db init`'s code path built. A test that applies to one engine only is marked
+`sqlite_only` / `postgres_only` with its reason."""
+
+import itertools
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+POSTGRES = os.environ.get("DIVERSION_TEST_POSTGRES")
+
 
 def pytest_collection_modifyitems(config, items):
-    """On an encrypted run (DIVERSION_DB_KEY set) the sqlite3 shell cannot open the files."""
-    if not os.environ.get("DIVERSION_DB_KEY"):
-        return
-    skip = pytest.mark.skip(reason="uses the plain sqlite3 shell on the file; the database is encrypted")
+    """On an encrypted run (DIVERSION_DB_KEY set) the sqlite3 shell cannot open the files;
+    tests of one engine skip on the other, saying why."""
+    encrypted = os.environ.get("DIVERSION_DB_KEY")
     for item in items:
-        if item.get_closest_marker("plain_file"):
-            item.add_marker(skip)
+        if encrypted and item.get_closest_marker("plain_file"):
+            item.add_marker(pytest.mark.skip(reason="uses the plain sqlite3 shell on the file; the database is "
+                                                    "encrypted"))
+        only = item.get_closest_marker("postgres_only" if not POSTGRES else "sqlite_only")
+        if only:
+            item.add_marker(pytest.mark.skip(reason=only.args[0] if only.args else "for the other engine"))
+
+
+def _server_url(name: str) -> str:
+    parts = urlsplit(POSTGRES)
+    return f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{parts.query}" if parts.query else "")
 
 
 @pytest.fixture(scope="session")
-def empty_database(tmp_path_factory) -> Path:
+def server():
+    """An administrative connection to the test server (DIVERSION_TEST_POSTGRES), or None."""
+    if not POSTGRES:
+        yield None
+        return
+    import psycopg
+
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def empty_database(tmp_path_factory, server, worker_id) -> Path | str:
     """One database made by `db init`'s code path; each test gets a copy (building the
     schema per test would cost a second on every ten tests)."""
-    from diversion_cli.store import Store
+    from diversion_cli.store import Store, resolve_target
 
-    path = tmp_path_factory.mktemp("template") / "empty.db"
-    Store.create(path).close()
-    return path
+    if server is None:
+        path = tmp_path_factory.mktemp("template") / "empty.db"
+        Store.create(path).close()
+        return path
+    name = f"diversion_test_{worker_id}_{os.getpid()}"
+    server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    server.execute(f"CREATE DATABASE {name}")
+    Store.create(resolve_target(_server_url(name))).close()
+    yield name
+    server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def database(tmp_path, server, empty_database, request):
+    """The test's own database: a file, or a database on the test server."""
+    blank = request.node.get_closest_marker("no_database")
+    if server is None:
+        db = tmp_path / "diversion.db"
+        if not blank:
+            shutil.copyfile(empty_database, db)
+            os.chmod(db, 0o600)
+        yield db
+        return
+    name = f"{empty_database}_{next(_numbers)}"
+    server.execute(f"CREATE DATABASE {name}" + ("" if blank else f" TEMPLATE {empty_database}"))
+    yield _server_url(name)
+    server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch, empty_database, request):
+def isolated_env(tmp_path, monkeypatch, database, request):
     """DIVERSION_DB points at a fresh, initialised database, unless the test is
-    marked `no_database` (then nothing exists at that path)."""
-    db = tmp_path / "diversion.db"
-    if not request.node.get_closest_marker("no_database"):
-        shutil.copyfile(empty_database, db)
-        os.chmod(db, 0o600)
+    marked `no_database` (then nothing is at that path: no file, or an empty database)."""
+    db = database
     monkeypatch.setenv("DIVERSION_DB", str(db))
     monkeypatch.setenv("DIVERSION_OFFICER", "1234")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))

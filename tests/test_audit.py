@@ -53,7 +53,7 @@ def all_counts(db: Path | None = None) -> dict:
 
 
 def last_seq() -> int:
-    if not db_file().exists():
+    if isinstance(db_file(), Path) and not db_file().exists():
         return 0
     conn = connect()
     try:

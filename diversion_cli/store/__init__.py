@@ -179,6 +179,7 @@ class Store:
     def create(cls, path: Path) -> Store:
         """Create a new database (owner-only) and build its schema: `diversion db init`,
         the only way a database comes into being."""
+        path = resolve_target(str(path)) if isinstance(path, str) else path
         if is_server(path):
             from diversion_cli.store import postgres
 
@@ -196,6 +197,7 @@ class Store:
         """Open an existing database. A missing file is never an empty record: exit 4,
         nothing created. Reading never writes: only a write brings an older schema up
         to date; a reader is told to (`diversion db upgrade`)."""
+        path = resolve_target(str(path)) if isinstance(path, str) else path
         if is_server(path):
             from diversion_cli.store import postgres
 
@@ -1051,10 +1053,13 @@ class Store:
         """Inside a write transaction: hold the per-row insert triggers off (migration 5);
         insert_batch enters the rows in the trail and the month stamps itself."""
         self.conn.execute("INSERT INTO bulk_load (active) VALUES (1)")
+        # the rows each batch writes to referrals (found by id: PostgreSQL has no rowid)
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS batch_referrals (id TEXT PRIMARY KEY)")
         try:
             yield self
         finally:
-            if self.conn.in_transaction:
+            # (a PostgreSQL transaction that failed takes nothing more: its rollback clears the flag)
+            if self.conn.in_transaction and not getattr(self.conn, "failed", False):
                 self.conn.execute("DELETE FROM bulk_load")
 
     def insert_batch(self, batch: dict[str, list[tuple]]) -> None:
@@ -1063,9 +1068,9 @@ class Store:
         from diversion_cli.store import audit
 
         c = self.conn
-        decisions_before, referrals_before = c.execute(
-            "SELECT (SELECT coalesce(max(id), 0) FROM decisions), (SELECT coalesce(max(rowid), 0) FROM referrals)"
-        ).fetchone()
+        decisions_before = c.execute("SELECT coalesce(max(id), 0) FROM decisions").fetchone()[0]
+        c.execute("DELETE FROM batch_referrals")
+        c.executemany("INSERT INTO batch_referrals (id) VALUES (?)", [(row[0],) for row in batch.get("referrals", ())])
         people, incidents = batch["people"], batch["incidents"]
         person_ids = (people[0][0], people[-1][0]) if people else (0, -1)
         incident_ids = (incidents[0][0], incidents[-1][0]) if incidents else (0, -1)
@@ -1075,9 +1080,8 @@ class Store:
             "incident_substances": ("t.incident_id BETWEEN ? AND ?", incident_ids),
             "incident_co_offences": ("t.incident_id BETWEEN ? AND ?", incident_ids),
             "decisions": ("t.id > ?", (decisions_before,)),
-            "referrals": ("t.rowid > ?", (referrals_before,)),
-            "referral_conditions": ("t.referral_id IN (SELECT id FROM referrals WHERE rowid > ?)",
-                                    (referrals_before,)),
+            "referrals": ("t.id IN (SELECT id FROM batch_referrals)", ()),
+            "referral_conditions": ("t.referral_id IN (SELECT id FROM batch_referrals)", ()),
         }
         try:
             for table, sql in BATCH_SQL.items():
@@ -1097,7 +1101,7 @@ class Store:
         except integrity_errors() as exc:
             raise refusal_for(exc) from None
         marks = {"first_person": person_ids[0], "last_person": person_ids[1], "first": incident_ids[0],
-                 "last": incident_ids[1], "referrals_before": referrals_before}
+                 "last": incident_ids[1]}
         for months in MONTHS_OF_BATCH:
             c.execute(months, marks)
         c.execute(IDS_OF_BATCH, marks)
@@ -1204,15 +1208,16 @@ MONTHS_OF_BATCH = ("""
 INSERT INTO month_changes (month, changes)
 SELECT month, count(*) FROM (
     SELECT substr(occurred_at, 1, 7) AS month FROM incidents WHERE id BETWEEN :first AND :last
-    UNION ALL SELECT substr(offered_at, 1, 7) FROM referrals WHERE rowid > :referrals_before
-    UNION ALL SELECT substr(diverted_at, 1, 7) FROM referrals WHERE rowid > :referrals_before
-    UNION ALL SELECT substr(closed_at, 1, 7) FROM referrals WHERE rowid > :referrals_before
-) WHERE month IS NOT NULL GROUP BY month
-ON CONFLICT (month) DO UPDATE SET changes = changes + excluded.changes""", """
+    UNION ALL SELECT substr(offered_at, 1, 7) FROM referrals WHERE id IN (SELECT id FROM batch_referrals)
+    UNION ALL SELECT substr(diverted_at, 1, 7) FROM referrals WHERE id IN (SELECT id FROM batch_referrals)
+    UNION ALL SELECT substr(closed_at, 1, 7) FROM referrals WHERE id IN (SELECT id FROM batch_referrals)
+) AS touched WHERE month IS NOT NULL GROUP BY month
+ON CONFLICT (month) DO UPDATE SET changes = month_changes.changes + excluded.changes""", """
 INSERT INTO diversion_changes (month, changes)
-SELECT substr(diverted_at, 1, 7), count(*) FROM referrals WHERE rowid > :referrals_before AND diverted_at IS NOT NULL
+SELECT substr(diverted_at, 1, 7), count(*) FROM referrals WHERE id IN (SELECT id FROM batch_referrals)
+AND diverted_at IS NOT NULL
 GROUP BY 1
-ON CONFLICT (month) DO UPDATE SET changes = changes + excluded.changes""")
+ON CONFLICT (month) DO UPDATE SET changes = diversion_changes.changes + excluded.changes""")
 
 
 # The highest ids a batch issued (migration 8's per-row triggers are held off in a bulk load).
@@ -1221,9 +1226,10 @@ INSERT INTO issued_ids (kind, last)
 SELECT kind, max(n) FROM (
     SELECT 'person' AS kind, id AS n FROM people WHERE id BETWEEN :first_person AND :last_person
     UNION ALL SELECT 'incident', id FROM incidents WHERE id BETWEEN :first AND :last
-    UNION ALL SELECT substr(id, 1, 6), CAST(substr(id, 8) AS INTEGER) FROM referrals WHERE rowid > :referrals_before
-) GROUP BY kind
-ON CONFLICT (kind) DO UPDATE SET last = max(last, excluded.last)"""
+    UNION ALL SELECT substr(id, 1, 6), CAST(substr(id, 8) AS INTEGER) FROM referrals
+              WHERE id IN (SELECT id FROM batch_referrals)
+) AS issued GROUP BY kind
+ON CONFLICT (kind) DO UPDATE SET last = max(issued_ids.last, excluded.last)"""
 
 
 def refusal_for(exc: Exception) -> Refused:

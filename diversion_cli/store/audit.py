@@ -63,6 +63,9 @@ def _trail(conn, table: str) -> tuple[str, str, str, str]:
     return code, ident, person, snap
 
 
+NEXT_SEQ = "(SELECT coalesce(max(seq), 0) FROM audit_entries)"
+
+
 def chain_hash(prev: bytes, transaction_text: str, entries_text: str | None) -> bytes:
     return hashlib.sha256(prev + transaction_text.encode() + (entries_text or "").encode()).digest()
 
@@ -90,11 +93,13 @@ def seal(conn, at: str, officer: str, operation: str, reason: str | None, accept
         if reused:
             raise Problem(f"{ENTITY_NAMES.get(reused[0], reused[0])} {reused[1]} is new here, but the trail says it "
                           f"still exists: it was deleted outside diversion")
+    # numbered on from the last entry, with no gap (a PostgreSQL sequence would leave one
+    # where a transaction rolled back, and verify counts that every number is there)
     moved = conn.execute(
-        "INSERT INTO audit_entries (action, entity, entity_id, person_id, digest, old, old_digest) "
-        "SELECT p.action, p.entity, p.entity_id, p.person_id, diversion_digest(s.salt, CAST(p.new AS BLOB)), "
-        "p.old, diversion_digest(s.salt, CAST(p.old AS BLOB)) "
-        "FROM audit_pending p LEFT JOIN audit_salts s ON s.person_id = p.person_id ORDER BY p.id").rowcount
+        f"INSERT INTO audit_entries (seq, action, entity, entity_id, person_id, digest, old, old_digest) "
+        f"SELECT {NEXT_SEQ} + row_number() OVER (ORDER BY p.id), p.action, p.entity, p.entity_id, p.person_id, "
+        f"diversion_digest(s.salt, CAST(p.new AS BLOB)), p.old, diversion_digest(s.salt, CAST(p.old AS BLOB)) "
+        f"FROM audit_pending p LEFT JOIN audit_salts s ON s.person_id = p.person_id ORDER BY p.id").rowcount
     if moved:
         if not officer or not operation:
             raise RuntimeError("a change was written without an audit context")
@@ -144,8 +149,9 @@ def enter_inserted(conn, table: str, where: str, params: tuple) -> int:
     migration 5) straight from the table: the entry the trigger would have made."""
     code, ident, person, snap = _trail(conn, table)
     return conn.execute(
-        f"INSERT INTO audit_entries (action, entity, entity_id, person_id, digest) "
-        f"SELECT 'i', '{code}', {ident}, {person}, diversion_digest(s.salt, CAST({snap} AS BLOB)) "
+        f"INSERT INTO audit_entries (seq, action, entity, entity_id, person_id, digest) "
+        f"SELECT {NEXT_SEQ} + row_number() OVER (), 'i', '{code}', {ident}, {person}, "
+        f"diversion_digest(s.salt, CAST({snap} AS BLOB)) "
         f"FROM {table} t LEFT JOIN audit_salts s ON s.person_id = {person} WHERE {where}", params).rowcount
 
 
@@ -220,14 +226,15 @@ ROW_HALVES = (("people", "decisions", "referrals", "incident_co_offences", "audi
               ("incidents", "incident_substances", "referral_conditions"))
 
 
-def verify(conn, reopen=None) -> dict:
+def verify(conn, reopen=None, begun: bool = False) -> dict:
     """Check the chain, the data against it, and the schema. Raises Problem naming the first
     bad transaction, entry or row (an edit made by dropping a guard is named by what it changed).
     With `reopen` (a function giving another connection to the same file) the chain and half
     the rows are checked on two more connections in threads, all three reading the same state:
-    SQLite leaves the interpreter lock while it works, so they share the cores."""
-    # one state of the file, whoever commits meanwhile
-    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if _on_server(conn) else "BEGIN")
+    SQLite leaves the interpreter lock while it works, so they share the cores. `begun`: inside
+    the caller's transaction (a migration checks what it wrote before it commits)."""
+    if not begun:  # one state of the file, whoever commits meanwhile
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if _on_server(conn) else "BEGIN")
     others = []
     try:
         _check_flags(conn)
@@ -259,7 +266,7 @@ def verify(conn, reopen=None) -> dict:
     finally:
         for other in others:
             other.close()
-        if conn.in_transaction:
+        if not begun and conn.in_transaction:
             conn.execute("ROLLBACK")
 
 

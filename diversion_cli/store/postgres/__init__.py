@@ -70,7 +70,7 @@ _REWRITES = [
     (re.compile(r" AS BLOB\)"), " AS text)"),  # a snapshot's bytes: diversion_digest takes the text
     (re.compile(r"\binstr\("), "strpos("),
     (re.compile(r"\brandomblob\(16\)"), "uuid_send(gen_random_uuid())"),
-    (re.compile(r"\bmax\(last, excluded\.last\)"), "greatest(issued_ids.last, excluded.last)"),
+    (re.compile(r"\bmax\(issued_ids\.last, excluded\.last\)"), "greatest(issued_ids.last, excluded.last)"),
 ]
 _NUMBERED = re.compile(r"\?(\d+)")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -157,6 +157,13 @@ class Connection:
         return cursor
 
     @property
+    def failed(self) -> bool:
+        """A statement failed in the open transaction: it takes nothing more but ROLLBACK."""
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status == TransactionStatus.INERROR
+
+    @property
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
 
@@ -233,6 +240,7 @@ def _store_class():
         """The store on a PostgreSQL server: what differs from SQLite's."""
 
         engine = ENGINE
+        ADD_MONTHS = "diversion_add_months(since, {})"  # schema.py: SQLite's definition
 
         @classmethod
         def create(cls, target: PostgresTarget) -> Store:
@@ -249,8 +257,8 @@ def _store_class():
                 conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
                 there = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()").fetchone()[0]
                 if there:
-                    raise Refused(f"the database {target} already holds tables: `diversion db init` never creates "
-                                  f"a database over them (give it an empty database)")
+                    raise Refused(f"something already exists at {target} (it holds tables): `diversion db init` "
+                                  f"never creates a database over it (give it an empty database)")
                 conn.raw.execute(schema.ddl())
                 conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
                              (schema.VERSION, "PostgreSQL schema", _iso(datetime.now())))
