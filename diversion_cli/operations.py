@@ -436,6 +436,7 @@ def record_incident(ws: Workspace, req: RecordRequest) -> dict:
         refuse_self_approval(rec.supervisor, officer)
     store = ws.writer()
     with store.transaction("record" + (" and refer" if rec.refer else ""), officer):
+        now = ws.clock()  # (see refer)
         person, created, matches, notes = _resolve_person(store, rec, now, officer)
         if not created:
             notes += refuse_duplicate(store, person["id"], rec.when, {key for key, _, _ in rec.substances},
@@ -704,6 +705,9 @@ def refer(ws: Workspace, incident: str, scheme: str | None = None, appointment: 
     others = {values.parse_person_id(p) for p in not_same_as}
     store = ws.writer()
     with store.transaction("refer", officer):
+        # decided as of the moment this desk holds the write lock: a referral another desk wrote
+        # while this one waited is then in the past, and counts (rules ignore later ones)
+        now = ws.clock()
         row = store.incident(incident_id)
         if row is None:
             raise NotFound(f"no incident {values.format_incident_id(incident_id)}")

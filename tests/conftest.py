@@ -56,7 +56,8 @@ def empty_database(tmp_path_factory, server, worker_id) -> Path | str:
     if server is None:
         path = tmp_path_factory.mktemp("template") / "empty.db"
         Store.create(path).close()
-        return path
+        yield path
+        return
     name = f"diversion_test_{worker_id}_{os.getpid()}"
     server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     server.execute(f"CREATE DATABASE {name}")
