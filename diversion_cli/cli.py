@@ -813,8 +813,11 @@ def db_init(ctx: typer.Context):
 
     Refused (exit 1) if anything already exists at the path. Example: diversion --db /srv/diversion/force.db db init
     """
+    from diversion_cli.store import is_server
+
     path = ctx.obj.init()
-    output.emit(f"created an empty diversion database at {path} (owner-only)")
+    output.emit(f"created an empty diversion database in {path} (its access is the server's roles')" if is_server(path)
+                else f"created an empty diversion database at {path} (owner-only)")
 
 
 @db_app.command("upgrade", cls=_Command)
@@ -889,6 +892,8 @@ def db_status(ctx: typer.Context, json_out: JsonOpt = False):
     last = info["last_write"]
     output.emit(f"last write:     {last['at']} by {last['officer']} ({last['operation']})" if last else
                 "last write:     none")
+    for warning in info.get("warnings", ()):
+        output.warn(f"warning: {warning}")
 
 
 @db_app.command("check", cls=_Command)

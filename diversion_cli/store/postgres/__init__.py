@@ -327,7 +327,19 @@ def _store_class():
             info = super().status()
             info["size_bytes"] = self.conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
             info["server"] = self.conn.execute("SHOW server_version").fetchone()[0]
+            info["warnings"] = self.logging_warnings()
             return info
+
+        # what the server's log would hold of a failing or slow statement (its values: names,
+        # dates of birth), and the setting that keeps them out (README, "A shared server")
+        SAFE_LOGGING = {"log_min_error_statement": ("log", "fatal", "panic"), "log_statement": ("none",),
+                        "log_min_duration_statement": ("-1",)}
+
+        def logging_warnings(self) -> list[str]:
+            found = {name: self.conn.execute(f"SHOW {name}").fetchone()[0] for name in self.SAFE_LOGGING}
+            return [f"the server logs statements with their values ({name} = {value}): personal data would reach "
+                    f"its log; set it to {self.SAFE_LOGGING[name][-1]} for this database (README)"
+                    for name, value in found.items() if value not in self.SAFE_LOGGING[name]]
 
         def fold_journal(self) -> bool:
             return True  # the server's WAL: nothing of an erased person waits in a file beside the database
