@@ -211,7 +211,8 @@ def restore(source: Path, live) -> dict:
 def _check_staged(staged: Path, source: Path) -> dict:
     """Refuse anything but a complete, verifying backup no newer than this diversion; on
     success the staged copy is up to date with this diversion and carries no backup mark."""
-    from diversion_cli.store import LATEST, Store, audit, connect, database_errors
+    from diversion_cli.store import Store, audit, connect, database_errors
+    from diversion_cli.store.migrations import LATEST
 
     nothing = "the live database is unchanged"
     conn = None

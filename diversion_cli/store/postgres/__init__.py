@@ -17,7 +17,6 @@ DIVERSION_BUSY_TIMEOUT gets exit 4 with nothing written. Reports and
 from __future__ import annotations
 
 import functools
-import os
 import re
 from urllib.parse import urlsplit
 
@@ -234,7 +233,7 @@ def refusal_text(exc: Exception) -> str:
 
 
 def _store_class():
-    from diversion_cli.store import Store
+    from diversion_cli.store.base import Store
 
     class PostgresStore(Store):
         """The store on a PostgreSQL server: what differs from SQLite's."""

@@ -1,0 +1,117 @@
+"""What every part of the store shares, whatever the engine: where the database is,
+how long a desk waits, row digests, the drivers' errors and the refusals they map to."""
+
+from __future__ import annotations
+
+import hashlib  # (the interpreter has loaded it before any command gets here)
+import os
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+from diversion_cli.errors import BadInput, Refused
+
+DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a desk waits for another desk's write
+
+
+def default_db_path() -> Path:
+    """The per-user data file used when neither --db nor DIVERSION_DB is set."""
+    base = os.environ.get("XDG_DATA_HOME") or (Path.home() / ".local" / "share")
+    return Path(base) / "diversion" / "diversion.db"
+
+
+def resolve_target(target: str | None):
+    """The database to use: a SQLite file's Path, or a PostgresTarget (store/postgres)."""
+    chosen = target or os.environ.get("DIVERSION_DB")
+    if not chosen:
+        return default_db_path()
+    from diversion_cli.store import postgres
+
+    if postgres.is_target(chosen):
+        return postgres.PostgresTarget(chosen)
+    if "://" in chosen:
+        raise BadInput("db", f"{chosen.split('://')[0]}:// databases are not supported: give a SQLite file path "
+                             f"or a postgresql:// URL")
+    return Path(chosen).expanduser()
+
+
+def is_server(target) -> bool:
+    """Whether the target is a database server (PostgreSQL) rather than a file."""
+    return not isinstance(target, Path)
+
+
+MAX_BUSY_TIMEOUT = 3600.0  # an hour: past that a desk is not waiting, it is stuck
+
+
+def busy_timeout() -> float:
+    """Seconds a desk waits for another's write: DIVERSION_BUSY_TIMEOUT, 0 to an hour."""
+    raw = os.environ.get("DIVERSION_BUSY_TIMEOUT")
+    if not raw:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise BadInput("DIVERSION_BUSY_TIMEOUT", f"{raw!r} is not a number of seconds") from None
+    if not 0 <= seconds <= MAX_BUSY_TIMEOUT:  # also refuses nan and inf
+        raise BadInput("DIVERSION_BUSY_TIMEOUT", f"{raw!r} must be a number of seconds from 0 to "
+                                                 f"{MAX_BUSY_TIMEOUT:g}")
+    return seconds
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def database_errors() -> tuple[type, ...]:
+    """The exception classes of every database driver in use (for except clauses)."""
+    import sys
+
+    from diversion_cli.store.postgres import driver_errors
+
+    cipher = sys.modules.get("sqlcipher3.dbapi2")
+    return (sqlite3.Error, *((cipher.Error,) if cipher else ()), *driver_errors()[0])
+
+
+def integrity_errors() -> tuple[type, ...]:
+    import sys
+
+    from diversion_cli.store.postgres import driver_errors
+
+    cipher = sys.modules.get("sqlcipher3.dbapi2")
+    return (sqlite3.IntegrityError, *((cipher.IntegrityError,) if cipher else ()), *driver_errors()[1])
+
+DIGEST_BYTES = 16  # a row digest: SHA-256 cut to 128 bits (the chain's hashes are whole)
+
+
+def digest(salt: bytes | None, text: str | bytes | None) -> bytes | None:
+    """A row snapshot's SHA-256, salted with its person's salt, cut to 128 bits: the SQL
+    function diversion_digest, which SQL gives the snapshot's UTF-8 bytes (CAST AS BLOB:
+    no decoding and encoding again, a third of the cost of checking a row). 128 bits keep
+    a forger 2^128 tries from a row that matches a digest already sealed; a digest per
+    trail entry is most of the trail's weight, so the full 256 would cost ~80 bytes an
+    incident (the chain itself keeps full SHA-256)."""
+    if text is None:
+        return None
+    data = text if isinstance(text, bytes) else text.encode()
+    return hashlib.sha256((salt or b"") + data).digest()[:DIGEST_BYTES]
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+def refusal_for(exc: Exception) -> Refused:
+    text = str(exc)
+    if "one_shot_used" in text:
+        return Refused("refused by the database: this person has already had their diversion (one-shot rule)")
+    if "referrals_one_open" in text or "referrals.person_id" in text:  # (SQLite names the column)
+        return Refused("refused by the database: this person already has an open referral")
+    if "incident_void" in text:
+        return Refused("refused by the database: the incident is void")
+    if "illegal_transition" in text:
+        return Refused("refused by the database: that status change is not allowed")
+    if "referrals.incident_id" in text or "referrals_one_per_incident" in text:
+        return Refused("refused by the database: this incident already has a live referral")
+    if "people.pnc" in text or "people_pnc_key" in text:
+        return Refused("refused by the database: another person already has that PNC ID")
+    return Refused(f"refused by the database: {text}")
