@@ -23,6 +23,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import typer.main
+import typer.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -60,6 +62,18 @@ def _report_tally(request):
     with capture.global_and_fixture_disabled():
         for line in lines:
             reporter.write_line(line)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _command_built_once():
+    """typer's CliRunner builds the click command tree (every command's parameters) again on each
+    invoke: ~0.1 s, most of an example's time. The tree never changes, so build it once here and
+    let every run in this module (helpers.run too) use it; the commands themselves run as before."""
+    built = typer.testing._get_command(app)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", lambda typer_app: built if typer_app is app
+                      else typer.main.get_command(typer_app))
+        yield
 
 
 # ---- strategies ---------------------------------------------------------------------
@@ -123,15 +137,28 @@ file_safe = hostile.map(lambda s: s.encode("utf-8", "surrogatepass").decode("utf
 
 # ---- invoking and checking -----------------------------------------------------------
 
+_WATCHING: dict[Path, object] = {}  # the test's database -> the one connection that counts its rows
+
+
+@pytest.fixture(autouse=True)
+def _one_counting_connection():
+    """Rows are counted before and after every command over one connection held through the
+    test. Opening and closing one each time cost most of a command's time: closing the last
+    connection to a WAL file checkpoints it, and the next to open it rebuilds its index.
+    (The commands run beside an open connection, as beside another desk's.)"""
+    yield
+    for conn in _WATCHING.values():
+        conn.close()
+    _WATCHING.clear()
+
+
 def _counts() -> dict | None:
     path = db_file()
     if not path.exists():
         return None
-    conn = connect(path)
-    try:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-    finally:
-        conn.close()
+    if path not in _WATCHING:
+        _WATCHING[path] = connect(path)
+    return {t: _WATCHING[path].execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
 
 
 def invoke(test: str, args: list[str], writes: bool = True, allowed=ALLOWED_EXITS):
