@@ -34,24 +34,11 @@ import time
 from pathlib import Path
 
 import pytest
-import typer.main
-import typer.testing
 
-from diversion_cli.cli import app
 from helpers import ENCRYPTED, connect, db_file, record, run
 
 pytestmark = pytest.mark.xdist_group("timing")  # never beside the race tests (pyproject's addopts)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _command_built_once():
-    """typer's CliRunner builds the click command tree again on every in-process run (~0.1 s
-    each); it never changes, so helpers.run uses one built here (as in test_hostile.py)."""
-    built = typer.testing._get_command(app)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(typer.testing, "_get_command", lambda typer_app: built if typer_app is app
-                      else typer.main.get_command(typer_app))
-        yield
 
 
 SEED = int(os.environ.get("DIVERSION_CRASH_SEED", "20261128"))

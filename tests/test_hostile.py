@@ -23,13 +23,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import typer.main
-import typer.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from diversion_cli.cli import app
 from helpers import connect, db_file, record, refer, run
 
 EXAMPLES = int(os.environ.get("DIVERSION_HOSTILE_EXAMPLES", "120"))
@@ -63,17 +59,6 @@ def _report_tally(request):
         for line in lines:
             reporter.write_line(line)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _command_built_once():
-    """typer's CliRunner builds the click command tree (every command's parameters) again on each
-    invoke: ~0.1 s, most of an example's time. The tree never changes, so build it once here and
-    let every run in this module (helpers.run too) use it; the commands themselves run as before."""
-    built = typer.testing._get_command(app)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(typer.testing, "_get_command", lambda typer_app: built if typer_app is app
-                      else typer.main.get_command(typer_app))
-        yield
 
 
 # ---- strategies ---------------------------------------------------------------------
@@ -165,7 +150,7 @@ def invoke(test: str, args: list[str], writes: bool = True, allowed=ALLOWED_EXIT
     """Run the CLI in-process and hold it to the contract; returns the result."""
     TALLY["calls", test] += 1
     before = _counts()
-    result = CliRunner().invoke(app, args, catch_exceptions=True)
+    result = run(*args, catch_exceptions=True)
     shown = f"args={[a[:200] for a in args]!r}\nexit={result.exit_code}\nstdout={result.stdout[-1500:]!r}\n" \
             f"stderr={result.stderr[-1500:]!r}"
     if result.exception is not None and not isinstance(result.exception, SystemExit):

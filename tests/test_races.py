@@ -12,26 +12,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-import typer.main
-import typer.testing
 
-from diversion_cli.cli import app
 from diversion_cli.store import integrity_errors
 
 from helpers import ON_SERVER, SCRIPT, connect, count_rows, counts, db_file, hold_write_lock, record
 
 pytestmark = pytest.mark.xdist_group("timing")  # never beside the crash test (pyproject's addopts)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _command_built_once():
-    """typer's CliRunner builds the click command tree again on every in-process run (~0.1 s
-    each); it never changes, so helpers.run uses one built here (as in test_hostile.py)."""
-    built = typer.testing._get_command(app)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(typer.testing, "_get_command", lambda typer_app: built if typer_app is app
-                      else typer.main.get_command(typer_app))
-        yield
 
 
 # Each racer imports everything first, says it is ready, then waits for the
