@@ -5,6 +5,7 @@ through a real pseudo-terminal, as an officer's keyboard would."""
 from __future__ import annotations
 
 import os
+import signal
 import pty
 import select
 import subprocess
@@ -21,8 +22,11 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX p
 class Terminal:
     def __init__(self, *args: str, env: dict | None = None):
         self.master, slave = pty.openpty()
+        # Ctrl-C reaches the command as at a real desk even when the suite itself was started with
+        # SIGINT ignored (in the background, under nohup): Python only handles it if not ignored
         self.proc = subprocess.Popen([sys.executable, "-m", "diversion_cli", *args], stdin=slave, stdout=slave,
-                                     stderr=slave, env=env or os.environ.copy(), close_fds=True)
+                                     stderr=slave, env=env or os.environ.copy(), close_fds=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         os.close(slave)
         self.seen = ""
 
