@@ -28,11 +28,22 @@ def status(ws: Workspace) -> dict:
     return info
 
 
+def _file_only(ws: Workspace, command: str) -> None:
+    """`db backup`, `restore` and `compact` look after a file; a server looks after itself."""
+    from diversion_cli.store import is_server
+
+    if is_server(ws.db_path):
+        raise Refused(f"`db {command}` is for SQLite files: on PostgreSQL, backups and restores are the server's "
+                      f"(pg_dump / pg_restore, or base backups with WAL archiving) and it reclaims space itself "
+                      f"(README, 'A shared server')")
+
+
 def compact(ws: Workspace) -> dict:
     """SQLite's VACUUM: the file is rewritten without its free pages (same data, same trail)."""
     def size() -> int:
         return sum(p.stat().st_size for p in (ws.db_path, Path(f"{ws.db_path}-wal")) if p.exists())
 
+    _file_only(ws, "compact")
     store = ws.writer()
     before = size()
     store.compact()
@@ -158,6 +169,7 @@ def check(ws: Workspace) -> dict:
 def backup(ws: Workspace, target: Path) -> dict:
     """A consistent copy taken while other desks write; owner-only, and checked (integrity,
     and that it holds what the live database held) before it appears at `target`."""
+    _file_only(ws, "backup")
     held = ws.reader().backup_to(target)
     return {"path": str(target), "counts": held["row_counts"], "audit_entry": held["audit_seq"]}
 
@@ -168,6 +180,7 @@ def restore(ws: Workspace, source: Path) -> dict:
     database or the new one whole, and a failure part-way leaves the old one."""
     from diversion_cli.store import backup as backups
 
+    _file_only(ws, "restore")
     if not source.is_file():
         raise NotFound(f"no backup file {source}")
     live = ws.writer()

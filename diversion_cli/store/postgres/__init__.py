@@ -17,6 +17,7 @@ DIVERSION_BUSY_TIMEOUT gets exit 4 with nothing written. Reports and
 from __future__ import annotations
 
 import functools
+import os
 import re
 from urllib.parse import urlsplit
 
@@ -191,9 +192,11 @@ def connect(target: PostgresTarget, timeout: float | None = None) -> Connection:
 
     seconds = busy_timeout() if timeout is None else timeout
     try:
+        # (libpq's own settings win: a connect_timeout in the URL, or PGCONNECT_TIMEOUT)
+        wait = {} if "connect_timeout" in target.url or os.environ.get("PGCONNECT_TIMEOUT") else \
+            {"connect_timeout": 10}
         raw = psycopg.connect(target.url, autocommit=True, cursor_factory=psycopg.ClientCursor,
-                              row_factory=_row_factory, connect_timeout=max(2, int(seconds) or 2),
-                              application_name="diversion")
+                              row_factory=_row_factory, application_name="diversion", **wait)
     except psycopg.Error as exc:
         raise StoreUnusable(f"cannot connect to the database server {target}: {_first_line(exc)}") from None
     conn = Connection(raw)
@@ -342,14 +345,6 @@ def _store_class():
 
         def fold_journal(self) -> bool:
             return True  # the server's WAL: nothing of an erased person waits in a file beside the database
-
-        def compact(self) -> None:
-            raise Refused("on PostgreSQL the server reclaims space itself (autovacuum); a DBA runs VACUUM FULL "
-                          "if ever needed: `db compact` is for SQLite files")
-
-        def backup_to(self, target) -> dict:
-            raise Refused("on PostgreSQL, backups are the server's: pg_dump, or base backups with WAL archiving "
-                          "for point-in-time recovery (README, 'A shared server')")
 
         def _keep_fresh(self) -> None:
             fresh, self._fresh = self._fresh, {}
