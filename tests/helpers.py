@@ -125,3 +125,28 @@ def referral_row(referral_id: str, db: Path | None = None) -> dict:
         return dict(row) if row else None
     finally:
         conn.close()
+
+
+def shell(sql: str, postgres: str | None = None, db: Path | str | None = None) -> subprocess.CompletedProcess:
+    """Run SQL outside diversion, as someone holding the database would: with the sqlite3 shell
+    on a file, or with psql as the owner of the tables on a server (`postgres`: the same edit in
+    PostgreSQL's words, where they differ). Each statement stands alone; the first error stops."""
+    import shutil
+
+    import pytest
+
+    target = str(db or db_file())
+    if "://" in target:
+        command, text = [shutil.which("psql") or "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target], \
+            postgres or sql
+    else:
+        if shutil.which("sqlite3") is None:
+            pytest.skip("the sqlite3 shell is not installed")
+        command, text = [shutil.which("sqlite3"), "-bail", target], sql
+    return subprocess.run(command, input=text, capture_output=True, text=True, timeout=30)
+
+
+def tamper(sql: str, postgres: str | None = None, db: Path | str | None = None) -> None:
+    """shell(), which must succeed."""
+    done = shell(sql, postgres, db)
+    assert done.returncode == 0, done.stderr

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import as_json, connect, count_rows, counts, db_file, record, refer, run, sub
+from helpers import ON_SERVER, as_json, connect, count_rows, counts, db_file, record, refer, run, shell, sub, tamper
 
 SQLITE3 = shutil.which("sqlite3")
 # Tampering is done with the sqlite3 shell on the raw file: not possible on an encrypted run.
@@ -35,17 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 # ---- helpers -------------------------------------------------------------------
 
-def shell(sql: str, db: Path | None = None) -> subprocess.CompletedProcess:
-    """Run SQL with the sqlite3 command-line shell, as someone tampering would."""
-    if SQLITE3 is None:
-        pytest.skip("the sqlite3 shell is not installed")
-    return subprocess.run([SQLITE3, "-bail", str(db or db_file()), sql], capture_output=True, text=True,
-                          timeout=30)
-
-
-def tamper(sql: str) -> None:
-    done = shell(sql)
-    assert done.returncode == 0, done.stderr
+# what the owner of the tables does on the server before editing the trail (SQLite: DROP TRIGGER name)
+UNGUARD_UPDATE = "DROP TRIGGER audit_entries_no_update ON audit_entries"
+UNGUARD_DELETE = "DROP TRIGGER audit_entries_no_delete ON audit_entries"
 
 
 def all_counts(db: Path | None = None) -> dict:
@@ -84,8 +76,8 @@ def entries(after: int = 0, **match) -> list[dict]:
 def audit_table_dump(db: Path | None = None) -> list[tuple]:
     conn = connect(db)
     try:
-        return [tuple(r) for table in ("audit_entries", "audit_transactions")
-                for r in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+        return [tuple(r) for table, key in (("audit_entries", "seq"), ("audit_transactions", "last_seq"))
+                for r in conn.execute(f"SELECT * FROM {table} ORDER BY {key}")]
     finally:
         conn.close()
 
@@ -345,8 +337,13 @@ def test_editing_a_data_row_with_the_shell_is_detected(busy_history):
 
 
 @plain_file
-def test_editing_a_data_row_after_dropping_its_audit_trigger_is_detected(busy_history):
-    tamper("DROP TRIGGER audit_incidents_update; UPDATE incidents SET location = 'Elsewhere' WHERE id = 1")
+@pytest.mark.parametrize("postgres", [
+    "DROP TRIGGER audit_incidents ON incidents",
+    pytest.param("ALTER TABLE incidents DISABLE TRIGGER audit_incidents",
+                 marks=pytest.mark.postgres_only("SQLite has no ALTER TABLE ... DISABLE TRIGGER"))])
+def test_editing_a_data_row_after_dropping_its_audit_trigger_is_detected(busy_history, postgres):
+    edit = "UPDATE incidents SET location = 'Elsewhere' WHERE id = 1"
+    tamper(f"DROP TRIGGER audit_incidents_update; {edit}", f"{postgres}; {edit}")
     assert_verify_fails("incident 1", "outside diversion")
 
 
@@ -368,7 +365,9 @@ def test_editing_the_trail_after_dropping_its_guard_names_the_transaction(busy_h
     where = f"seq = {seq}" if table == "audit_entries" else \
         f"last_seq = (SELECT min(last_seq) FROM audit_transactions WHERE last_seq >= {seq})"
     guard = "audit_entries_no_update" if table == "audit_entries" else "audit_transactions_no_change"
-    tamper(f"DROP TRIGGER {guard}; UPDATE {table} SET {column} = {value} WHERE {where}")
+    edit = f"UPDATE {table} SET {column} = {value} WHERE {where}"
+    tamper(f"DROP TRIGGER {guard}; {edit}",
+           f"DROP TRIGGER {guard} ON {table}; {edit.replace('randomblob(32)', 'sha256(digest)')}")
     assert_verify_fails(sealing(seq), "edited")
 
 
@@ -376,16 +375,16 @@ def test_editing_the_trail_after_dropping_its_guard_names_the_transaction(busy_h
 def test_of_two_edited_transactions_the_first_is_named(busy_history):
     last = last_seq()
     first = last // 3
-    tamper("DROP TRIGGER audit_entries_no_update; "
-           f"UPDATE audit_entries SET person_id = 99 WHERE seq IN ({first}, {last - 1})")
+    edit = f"UPDATE audit_entries SET person_id = 99 WHERE seq IN ({first}, {last - 1})"
+    tamper(f"DROP TRIGGER audit_entries_no_update; {edit}", f"{UNGUARD_UPDATE}; {edit}")
     assert_verify_fails(sealing(first))
 
 
 @plain_file
 def test_editing_old_values_is_named_by_their_entry(busy_history):
     [amend] = entries(operation="amend person", action="update")
-    tamper("DROP TRIGGER audit_entries_no_update; "
-           f"UPDATE audit_entries SET old = replace(old, 'Smith', 'Brown') WHERE seq = {amend['seq']}")
+    edit = f"UPDATE audit_entries SET old = replace(old, 'Smith', 'Brown') WHERE seq = {amend['seq']}"
+    tamper(f"DROP TRIGGER audit_entries_no_update; {edit}", f"{UNGUARD_UPDATE}; {edit}")
     assert_verify_fails(f"entry {amend['seq']} (person", "old values")
 
 
@@ -398,61 +397,74 @@ def test_editing_old_values_and_their_digest_is_detected_by_the_chain(busy_histo
                              "WHERE e.seq = ?", (seq,)).fetchone()
     conn.close()
     forged = old.replace("Smith", "Brown")
-    tamper("DROP TRIGGER audit_entries_no_update; "
-           f"UPDATE audit_entries SET old = '{forged}', "
-           f"old_digest = x'{hashlib.sha256(salt + forged.encode()).hexdigest()[:32]}' WHERE seq = {seq}")
+    digest = hashlib.sha256(bytes(salt) + forged.encode()).hexdigest()[:32]
+    edit = f"UPDATE audit_entries SET old = '{forged}', old_digest = DIGEST WHERE seq = {seq}"
+    tamper(f"DROP TRIGGER audit_entries_no_update; {edit.replace('DIGEST', f'x{digest!r}')}",
+           f"{UNGUARD_UPDATE}; {edit.replace('DIGEST', f'decode({digest!r}, {chr(39)}hex{chr(39)})')}")
     assert_verify_fails(sealing(seq), "edited")
 
 
 @plain_file
 def test_deleting_a_trail_entry_after_dropping_its_guard_names_its_transaction(busy_history):
     seq = last_seq() // 2
-    tamper(f"DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = {seq}")
+    edit = f"DELETE FROM audit_entries WHERE seq = {seq}"
+    tamper(f"DROP TRIGGER audit_entries_no_delete; {edit}", f"{UNGUARD_DELETE}; {edit}")
     assert_verify_fails(sealing(seq))
 
 
 @plain_file
 def test_deleting_the_last_trail_entry_is_detected(busy_history):
     seq = last_seq()
-    tamper(f"DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = {seq}")
+    edit = f"DELETE FROM audit_entries WHERE seq = {seq}"
+    tamper(f"DROP TRIGGER audit_entries_no_delete; {edit}", f"{UNGUARD_DELETE}; {edit}")
     assert_verify_fails(sealing(seq))
 
 
 @plain_file
 def test_deleting_the_last_transaction_with_its_entries_is_detected(busy_history):
-    tamper("DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_transactions_no_delete; "
-           "DELETE FROM audit_entries WHERE seq > (SELECT max(last_seq) FROM audit_transactions WHERE last_seq < "
+    edit = ("DELETE FROM audit_entries WHERE seq > (SELECT max(last_seq) FROM audit_transactions WHERE last_seq < "
            "(SELECT max(last_seq) FROM audit_transactions)); "
            "DELETE FROM audit_transactions WHERE last_seq = (SELECT max(last_seq) FROM audit_transactions);")
+    tamper(f"DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_transactions_no_delete; {edit}",
+           f"{UNGUARD_DELETE}; DROP TRIGGER audit_transactions_no_change ON audit_transactions; {edit}")
     # the chain that is left is whole: the rows its entries spoke for are what is caught
     assert_verify_fails("outside diversion")
 
 
 @plain_file
 def test_an_entry_slipped_in_after_the_last_transaction_is_detected(busy_history):
-    tamper("INSERT INTO audit_entries (action, entity, entity_id, person_id) VALUES ('i', 'p', '999', 999)")
+    tamper("INSERT INTO audit_entries (action, entity, entity_id, person_id) VALUES ('i', 'p', '999', 999)",
+           # no rowid to number it on the server: the next seq, by hand
+           "INSERT INTO audit_entries (seq, action, entity, entity_id, person_id) "
+           "SELECT max(seq) + 1, 'i', 'p', '999', 999 FROM audit_entries")
     assert_verify_fails("never sealed")
 
 
 @plain_file
 def test_swapping_two_entries_is_detected_at_their_transaction(busy_history):
     k = last_seq() // 2
-    tamper("DROP TRIGGER audit_entries_no_update; "
-           f"UPDATE audit_entries SET seq = seq + 1000000 WHERE seq IN ({k}, {k + 1}); "
-           f"UPDATE audit_entries SET seq = {k + 1} WHERE seq = {k + 1000000}; "
-           f"UPDATE audit_entries SET seq = {k} WHERE seq = {k + 1000001};")
+    edit = (f"UPDATE audit_entries SET seq = seq + 1000000 WHERE seq IN ({k}, {k + 1}); "
+            f"UPDATE audit_entries SET seq = {k + 1} WHERE seq = {k + 1000000}; "
+            f"UPDATE audit_entries SET seq = {k} WHERE seq = {k + 1000001};")
+    tamper(f"DROP TRIGGER audit_entries_no_update; {edit}", f"{UNGUARD_UPDATE}; {edit}")
     assert_verify_fails(sealing(k))
 
 
 @plain_file
-@pytest.mark.parametrize("sql, named", [
-    ("DROP TRIGGER audit_referral_conditions_delete; "
+@pytest.mark.parametrize("sql, postgres, named", [
+    ("DROP TRIGGER audit_referral_conditions_delete; DELETE FROM referral_conditions WHERE position = 0",
+     "DROP TRIGGER audit_referral_conditions ON referral_conditions; "
      "DELETE FROM referral_conditions WHERE position = 0", "condition"),
-    ("DROP TRIGGER audit_incident_co_offences_delete; DELETE FROM incident_co_offences", "co_offence"),
-    ("DROP TRIGGER audit_people_delete; PRAGMA foreign_keys = OFF; DELETE FROM people WHERE id = 3", "person 3"),
+    ("DROP TRIGGER audit_incident_co_offences_delete; DELETE FROM incident_co_offences",
+     "ALTER TABLE incident_co_offences DISABLE TRIGGER audit_incident_co_offences; DELETE FROM incident_co_offences",
+     "co_offence"),
+    ("DROP TRIGGER audit_people_delete; PRAGMA foreign_keys = OFF; DELETE FROM people WHERE id = 3",
+     # the foreign keys are triggers too on the server: the owner (a superuser here) switches them all off
+     "DROP TRIGGER audit_people ON people; ALTER TABLE people DISABLE TRIGGER ALL; DELETE FROM people WHERE id = 3",
+     "person 3"),
 ])
-def test_deleting_an_audited_row_after_dropping_its_triggers_is_detected(busy_history, sql, named):
-    tamper(sql)
+def test_deleting_an_audited_row_after_dropping_its_triggers_is_detected(busy_history, sql, postgres, named):
+    tamper(sql, postgres)
     assert_verify_fails(named, "deleted outside diversion")
 
 
