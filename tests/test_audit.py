@@ -40,6 +40,18 @@ UNGUARD_UPDATE = "DROP TRIGGER audit_entries_no_update ON audit_entries"
 UNGUARD_DELETE = "DROP TRIGGER audit_entries_no_delete ON audit_entries"
 
 
+def nothing_there() -> bool:
+    """No database file was made (on a server: the empty database was given no table)."""
+    if ON_SERVER:
+        conn = connect()
+        try:
+            return conn.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+                                ).fetchone()[0] == 0
+        finally:
+            conn.close()
+    return not db_file().exists()
+
+
 def all_counts(db: Path | None = None) -> dict:
     return counts(db, TABLES)
 
@@ -324,8 +336,8 @@ def test_verify_and_db_check_pass_on_an_untouched_database(busy_history):
 @pytest.mark.no_database
 def test_verify_on_a_missing_database_is_unusable_and_creates_nothing():
     result = verify()
-    assert result.exit_code == 4 and "no database at" in result.stderr
-    assert not db_file().exists()
+    assert result.exit_code == 4 and ("no diversion database at" if ON_SERVER else "no database at") in result.stderr
+    assert nothing_there()
 
 
 @plain_file
@@ -653,8 +665,9 @@ def test_after_erasure_the_person_is_gone_the_trail_verifies_and_no_name_remains
     for old, new in snapshots:  # ... but not the name or the place
         for text in (old or "", new or ""):
             assert NAME[0] not in text and NAME[1] not in text and "Zanzibar" not in text
-    # and no name in the bytes of the database file either
-    for path in (db_file(), Path(f"{db_file()}-wal")):
+    # and no name in the bytes of the database file either (a server's data files are not diversion's to
+    # read: a deleted row stays in its page until the server vacuums and reuses it)
+    for path in () if ON_SERVER else (db_file(), Path(f"{db_file()}-wal")):
         if path.exists():
             raw = path.read_bytes()
             assert NAME[0].encode() not in raw and NAME[1].encode() not in raw, path
@@ -663,6 +676,9 @@ def test_after_erasure_the_person_is_gone_the_trail_verifies_and_no_name_remains
 def test_the_trail_of_an_erased_person_cannot_confirm_a_guessed_identity():
     from diversion_cli import identity
     from diversion_cli.store.migrations import SNAPSHOTS
+    from diversion_cli.store.postgres.schema import snapshot as server_snapshot
+
+    snapshot = server_snapshot("people", "X") if ON_SERVER else SNAPSHOTS["people"][4]  # the same text on both
 
     a = record(surname=NAME[0], forename=NAME[1], dob="14/02/1990")
     surname_norm, forenames_norm = identity.normalise(NAME[0]), identity.normalise(NAME[1])
@@ -675,7 +691,7 @@ def test_the_trail_of_an_erased_person_cannot_confirm_a_guessed_identity():
             "ORDER BY t.last_seq LIMIT 1").fetchone()
         sealed = datetime.fromisoformat(at)
         guesses = [conn.execute(
-            f"SELECT {SNAPSHOTS['people'][4]} FROM (SELECT ? AS surname, ? AS forenames, ? AS dob, NULL AS pnc, "
+            f"SELECT {snapshot} FROM (SELECT ? AS surname, ? AS forenames, ? AS dob, NULL AS pnc, "
             f"NULL AS gender, NULL AS ethnicity, ? AS created_at, ? AS created_by, ? AS surname_norm, "
             f"? AS forenames_norm) AS X",
             (NAME[0], NAME[1], "1990-02-14", (sealed - timedelta(seconds=back)).isoformat(timespec="seconds"),
@@ -718,10 +734,19 @@ def test_db_status_shows_schema_version_and_counts(busy_history):
 @pytest.mark.no_database
 def test_db_status_without_a_database_creates_nothing():
     assert run("db", "status").exit_code == 4
-    assert not db_file().exists()
+    assert nothing_there()
 
 
-def _file_state(path: Path) -> tuple:
+def _file_state(path: Path | str) -> tuple:
+    """The file's bytes (and its write-ahead log's), or on a server every row of every table."""
+    if ON_SERVER:
+        conn = connect()
+        try:
+            tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                                                 "ORDER BY tablename")]
+            return tuple((t, sorted(map(repr, conn.execute(f"SELECT * FROM {t}")))) for t in tables)
+        finally:
+            conn.close()
     return tuple(p.read_bytes() if p.exists() else None for p in (path, Path(f"{path}-wal")))
 
 
@@ -756,6 +781,7 @@ def test_a_newer_database_is_refused_by_a_real_process_too():
 
 
 @plain_file
+@pytest.mark.sqlite_only("a file's journal mode: a server has none to leave")
 def test_a_newer_database_not_in_wal_mode_is_left_untouched():
     record()
     tamper("INSERT INTO migrations VALUES (999, 'future', '2030-01-01T00:00:00'); PRAGMA journal_mode = DELETE;")
@@ -766,6 +792,8 @@ def test_a_newer_database_not_in_wal_mode_is_left_untouched():
 
 
 # ---- backup and restore ----------------------------------------------------------
+
+BACKUP_IS_A_FILES = "db backup/restore copy a SQLite file; a server's backups are pg_dump's (test_backup tests the refusal)"
 
 WRITER = r"""
 import os, sys, time
@@ -786,6 +814,7 @@ print(n)
 """
 
 
+@pytest.mark.sqlite_only(BACKUP_IS_A_FILES)
 def test_backup_while_another_process_writes_is_private_consistent_and_verifies(tmp_path):
     record()
     stop, ready = tmp_path / "stop", tmp_path / "ready"
@@ -821,6 +850,7 @@ def test_backup_while_another_process_writes_is_private_consistent_and_verifies(
     assert sub("--db", str(target), "audit", "verify").returncode == 0
 
 
+@pytest.mark.sqlite_only(BACKUP_IS_A_FILES)
 def test_backup_onto_an_existing_file_is_refused_and_leaves_it_alone(tmp_path):
     record()
     target = tmp_path / "exists.db"
@@ -831,12 +861,14 @@ def test_backup_onto_an_existing_file_is_refused_and_leaves_it_alone(tmp_path):
     assert target.read_bytes() == b"precious"
 
 
+@pytest.mark.sqlite_only(BACKUP_IS_A_FILES)
 @pytest.mark.no_database
 def test_backup_of_a_missing_database_is_unusable_and_creates_nothing(tmp_path):
     assert run("db", "backup", tmp_path / "b.db").exit_code == 4
     assert not db_file().exists() and not (tmp_path / "b.db").exists()
 
 
+@pytest.mark.sqlite_only(BACKUP_IS_A_FILES)
 def test_restore_brings_back_the_backed_up_state(tmp_path):
     first = record(surname="Before", forename="Bea", dob="1990-01-01")
     target = tmp_path / "backup.db"
@@ -860,13 +892,14 @@ def test_restore_brings_back_the_backed_up_state(tmp_path):
     assert verify().exit_code == 0
 
 
+@pytest.mark.sqlite_only(BACKUP_IS_A_FILES)
 @plain_file
 def test_restore_refuses_a_backup_whose_trail_was_tampered_with(tmp_path):
     record()
     target = tmp_path / "backup.db"
     assert run("db", "backup", target).exit_code == 0
     record(surname="Stay", forename="Sam", dob="1991-01-01")
-    assert shell("UPDATE people SET surname = 'Forged' WHERE id = 1", target).returncode == 0
+    assert shell("UPDATE people SET surname = 'Forged' WHERE id = 1", db=target).returncode == 0
     before = all_counts()
     result = run("db", "restore", target, "--yes")
     assert result.exit_code == 1 and "does not hold what it held" in result.stderr  # its record of what it held
@@ -937,12 +970,15 @@ def test_audit_log_for_an_id_never_on_record_is_not_found(args):
 @plain_file
 def test_a_row_changed_behind_the_triggers_backs_is_never_laundered_by_a_later_change():
     out = record("--refer")
-    conn = connect()
-    trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'audit_referrals_update'").fetchone()[0]
-    conn.close()
-    # the trigger dropped, the referral changed, the trigger put back exactly as it was
-    tamper(f"DROP TRIGGER audit_referrals_update; UPDATE referrals SET provider = 'Forged & Co' "
-           f"WHERE id = '{out['referral_id']}'; {trigger};")
+    edit = f"UPDATE referrals SET provider = 'Forged & Co' WHERE id = '{out['referral_id']}'"
+    if ON_SERVER:  # the trigger switched off, the referral changed, the trigger on again
+        tamper("", f"ALTER TABLE referrals DISABLE TRIGGER audit_referrals; {edit}; "
+                   "ALTER TABLE referrals ENABLE TRIGGER audit_referrals;")
+    else:  # the trigger dropped, the referral changed, the trigger put back exactly as it was
+        conn = connect()
+        trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'audit_referrals_update'").fetchone()[0]
+        conn.close()
+        tamper(f"DROP TRIGGER audit_referrals_update; {edit}; {trigger};")
     before = all_counts()
     result = run("outcome", out["referral_id"], "accepted")
     assert result.exit_code == 4, (result.stdout, result.stderr)
