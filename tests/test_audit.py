@@ -303,6 +303,24 @@ def test_erasure_leaves_delete_entries_stamped_with_officer_and_reason():
     assert raw and all(digest is None and old is None and old_digest for digest, old, old_digest in raw)
 
 
+def test_the_trail_keeps_no_copy_of_what_the_live_row_holds(busy_history):
+    """The lean trail (test_lean_trail converts an old file to it): an insert keeps a digest and no
+    copy, an update only the columns it changed, as they were; who, when and why once per transaction."""
+    conn = connect()
+    try:
+        inserts = conn.execute("SELECT count(*), count(old), min(length(digest)), max(length(digest)) "
+                               "FROM audit_entries WHERE action = 'i'").fetchone()
+        [amended] = entries(operation="amend person", action="update")
+        old = conn.execute("SELECT old FROM audit_entries WHERE seq = ?", (amended["seq"],)).fetchone()[0]
+        contexts = conn.execute("SELECT count(*) FROM audit_transactions").fetchone()[0]
+        total = conn.execute("SELECT count(*) FROM audit_entries").fetchone()[0]
+    finally:
+        conn.close()
+    assert inserts[0] > 0 and inserts[1] == 0 and inserts[2] == inserts[3] == 16
+    assert json.loads(old) == {"surname": "Smith", "surname_norm": "smith"}
+    assert contexts < total
+
+
 def test_nothing_is_left_unsealed_and_every_row_has_an_entry(busy_history):
     c = all_counts()
     assert c["audit_pending"] == 0
