@@ -150,3 +150,14 @@ def tamper(sql: str, postgres: str | None = None, db: Path | str | None = None) 
     """shell(), which must succeed."""
     done = shell(sql, postgres, db)
     assert done.returncode == 0, done.stderr
+
+
+def all_rows(db: Path | str | None = None) -> tuple:
+    """Every row of every table of a server database, as text, to see that nothing changed."""
+    conn = connect(db)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                                             "ORDER BY tablename")]
+        return tuple((t, sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"')))) for t in tables)
+    finally:
+        conn.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ON_SERVER, as_json, connect, count_rows, counts, db_file, record, refer, run, shell, sub, tamper
+from helpers import ON_SERVER, all_rows, as_json, connect, count_rows, counts, db_file, record, refer, run, shell, sub, tamper
 
 SQLITE3 = shutil.which("sqlite3")
 # Tampering is done with the sqlite3 shell on the raw file: not possible on an encrypted run.
@@ -758,13 +758,7 @@ def test_db_status_without_a_database_creates_nothing():
 def _file_state(path: Path | str) -> tuple:
     """The file's bytes (and its write-ahead log's), or on a server every row of every table."""
     if ON_SERVER:
-        conn = connect()
-        try:
-            tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                                                 "ORDER BY tablename")]
-            return tuple((t, sorted(map(repr, conn.execute(f"SELECT * FROM {t}")))) for t in tables)
-        finally:
-            conn.close()
+        return all_rows()
     return tuple(p.read_bytes() if p.exists() else None for p in (path, Path(f"{path}-wal")))
 
 
