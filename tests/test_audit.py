@@ -2,7 +2,8 @@
 
 Every write must leave sealed entries naming the officer, the operation and
 the old and new values; `audit verify` must notice any change made behind
-diversion's back (made here with the real `sqlite3` shell); corrections never
+diversion's back (made here with the real `sqlite3` shell on a file, `psql` as
+the tables' owner on a PostgreSQL server); corrections never
 overwrite silently; erasure leaves no name behind; backups and restores are
 consistent; a newer schema is refused without touching the file.
 """
@@ -13,7 +14,6 @@ import csv
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ON_SERVER, all_rows, as_json, connect, count_rows, counts, db_file, record, refer, run, shell, sub, tamper
+from helpers import (ON_SERVER, all_rows, as_json, connect, count_rows, counts, db_file, record, refer, run, shell, sub,
+                     tamper)
 
-SQLITE3 = shutil.which("sqlite3")
-# Tampering is done with the sqlite3 shell on the raw file: not possible on an encrypted run.
+# Tampering is done with the sqlite3 shell on the raw file (psql on a server): not possible on an encrypted run.
 plain_file = pytest.mark.plain_file
 
 TABLES = ("people", "incidents", "incident_substances", "incident_co_offences", "decisions", "referrals",
@@ -805,7 +805,8 @@ def test_a_newer_database_not_in_wal_mode_is_left_untouched():
 
 # ---- backup and restore ----------------------------------------------------------
 
-BACKUP_IS_A_FILES = "db backup/restore copy a SQLite file; a server's backups are pg_dump's (test_backup tests the refusal)"
+BACKUP_IS_A_FILES = ("db backup/restore copy a SQLite file; a server's backups are pg_dump's "
+                     "(test_backup tests the refusal)")
 
 WRITER = r"""
 import os, sys, time

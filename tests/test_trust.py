@@ -88,9 +88,11 @@ SCHEMA_EDITS = {
 SERVER_EDITS = {
     "one-shot trigger dropped": ("DROP TRIGGER referrals_one_shot ON referrals",
                                  "trigger referrals_one_shot on referrals is missing"),
-    "audit trigger dropped": ("DROP TRIGGER audit_referrals ON referrals", "trigger audit_referrals on referrals is missing"),
+    "audit trigger dropped": ("DROP TRIGGER audit_referrals ON referrals",
+                              "trigger audit_referrals on referrals is missing"),
     "extra trigger": ("CREATE TRIGGER sneaky AFTER INSERT ON people FOR EACH ROW WHEN (false) "
-                      "EXECUTE FUNCTION diversion_refuse('never')", "trigger sneaky on people is not one diversion defines"),
+                      "EXECUTE FUNCTION diversion_refuse('never')",
+                      "trigger sneaky on people is not one diversion defines"),
 }
 ON_ONE_ENGINE = {"one-shot trigger disabled": pytest.mark.postgres_only("SQLite has no DISABLE TRIGGER"),
                  "audit trigger disabled": pytest.mark.postgres_only("SQLite has no DISABLE TRIGGER")}
