@@ -142,3 +142,39 @@ def referral_row(referral_id: str, db: Path | None = None) -> dict:
         return dict(row) if row else None
     finally:
         conn.close()
+
+
+def shell(sql: str, postgres: str | None = None, db: Path | str | None = None) -> subprocess.CompletedProcess:
+    """Run SQL outside diversion, as someone holding the database would: with the sqlite3 shell
+    on a file, or with psql as the owner of the tables on a server (`postgres`: the same edit in
+    PostgreSQL's words, where they differ). Each statement stands alone; the first error stops."""
+    import shutil
+
+    import pytest
+
+    target = str(db or db_file())
+    if "://" in target:
+        command, text = [shutil.which("psql") or "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target], \
+            postgres or sql
+    else:
+        if shutil.which("sqlite3") is None:
+            pytest.skip("the sqlite3 shell is not installed")
+        command, text = [shutil.which("sqlite3"), "-bail", target], sql
+    return subprocess.run(command, input=text, capture_output=True, text=True, timeout=30)
+
+
+def tamper(sql: str, postgres: str | None = None, db: Path | str | None = None) -> None:
+    """shell(), which must succeed."""
+    done = shell(sql, postgres, db)
+    assert done.returncode == 0, done.stderr
+
+
+def all_rows(db: Path | str | None = None) -> tuple:
+    """Every row of every table of a server database, as text, to see that nothing changed."""
+    conn = connect(db)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                                             "ORDER BY tablename")]
+        return tuple((t, sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"')))) for t in tables)
+    finally:
+        conn.close()

@@ -25,9 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ENCRYPTED, SUBPROCESS_TIMEOUT, connect, db_file, record, run, sub
+from helpers import ENCRYPTED, ON_SERVER, all_rows, SUBPROCESS_TIMEOUT, connect, db_file, record, run, sub
 
 REPO = Path(__file__).resolve().parent.parent
+A_FILES_BACKUP = pytest.mark.sqlite_only("db backup/restore copy a SQLite file: a server's backups are pg_dump's "
+                                         "(the refusal is tested below)")
 PEOPLE = 4000  # ~19 MB: more than the 4096 pages the old backup copied per step
 
 
@@ -85,6 +87,7 @@ def one_line_error(done: subprocess.CompletedProcess) -> str:
 
 # ---- item 2: a torn backup never restores ------------------------------------------
 
+@A_FILES_BACKUP
 def test_a_backup_killed_part_way_never_appears_and_what_it_leaves_is_never_restored(medium_db, tmp_path):
     live = use(medium_db)
     before = state()
@@ -134,6 +137,7 @@ CUTS = {
 }
 
 
+@A_FILES_BACKUP
 def test_a_torn_or_truncated_backup_is_refused_and_the_live_database_keeps_everything(medium_db, tmp_path):
     use(medium_db)
     whole = tmp_path / "whole.db"
@@ -156,6 +160,7 @@ def test_a_torn_or_truncated_backup_is_refused_and_the_live_database_keeps_every
     checks_clean()
 
 
+@A_FILES_BACKUP
 def test_a_backup_written_to_since_or_made_another_way_is_refused(tmp_path):
     record(surname="Kept", forename="Kay", dob="1990-01-01")
     backup = tmp_path / "backup.db"
@@ -176,6 +181,7 @@ def test_a_backup_written_to_since_or_made_another_way_is_refused(tmp_path):
     assert state() == before
 
 
+@A_FILES_BACKUP
 def test_a_backup_from_a_newer_diversion_is_refused(tmp_path):
     from diversion_cli.store.backup import digest, held
     from diversion_cli.store.migrations import LATEST
@@ -196,6 +202,7 @@ def test_a_backup_from_a_newer_diversion_is_refused(tmp_path):
     assert state() == before
 
 
+@A_FILES_BACKUP
 def test_a_restore_killed_part_way_leaves_the_old_database_whole(medium_db, tmp_path):
     live = use(medium_db)
     backup = tmp_path / "backup.db"
@@ -250,6 +257,7 @@ print(n)
 """
 
 
+@A_FILES_BACKUP
 def test_a_backup_finishes_with_one_snapshot_while_three_desks_write(medium_db, tmp_path):
     live = use(medium_db)
     started = time.monotonic()
@@ -282,6 +290,7 @@ def test_a_backup_finishes_with_one_snapshot_while_three_desks_write(medium_db, 
     assert busy < max(20.0, 6 * idle), f"backup took {busy:.1f} s with three desks writing ({idle:.1f} s idle)"
 
 
+@A_FILES_BACKUP
 def test_a_backup_is_owner_only_and_encrypted_like_the_live_file(tmp_path):
     record()
     backup = tmp_path / "backup.db"
@@ -346,6 +355,7 @@ mkdir "$OUT/after-again"; cp "$MNT"/live.db* "$OUT/after-again/"
 """
 
 
+@pytest.mark.sqlite_only("the database file on a full disk: on a server the disk is the server's, not the desk's")
 @pytest.mark.parametrize("op, disk", [(op, "file-size limit") for op in ("record", "refer", "import", "backup")]
                          # refer fails as record does (store.transaction): a real full disk for the others
                          + [(op, "small filesystem") for op in ("record", "import", "backup")])
@@ -399,3 +409,32 @@ def test_a_full_disk_exits_4_and_loses_nothing(op, disk, tmp_path):
     grew = state(after)["row_counts"]["incidents"] - before["row_counts"]["incidents"]
     assert grew == {"record": 1, "refer": 0, "import": 4, "backup": 0}[op]
     checks_clean(after)
+
+
+# ---- on a server, backups are the server's ------------------------------------------------
+
+RESTORE_BUG = ("`db restore FILE --yes` on a server reaches the file restore (store/backup.py) and fails with "
+               "AttributeError (exit 70) instead of being refused")
+COMPACT_BUG = ("`db compact` on a server measures the database as a file (admin.compact) before the store's "
+               "refusal: AttributeError (exit 70)")
+
+
+@pytest.mark.postgres_only("the refusal of the file commands on a server")
+@pytest.mark.parametrize("args, says", [
+    (["db", "backup", "{tmp}/copy.db"], "pg_dump"),
+    pytest.param(["db", "restore", "{tmp}/backup.db", "--yes"], "pg_dump",
+                 marks=pytest.mark.xfail(condition=ON_SERVER, reason=RESTORE_BUG, strict=True)),
+    pytest.param(["db", "compact"], "VACUUM", marks=pytest.mark.xfail(condition=ON_SERVER, reason=COMPACT_BUG,
+                                                                        strict=True)),
+], ids=["backup", "restore", "compact"])
+def test_on_a_server_the_file_commands_are_refused_in_one_line_naming_the_servers_way(args, says, tmp_path):
+    record(surname="Kept", forename="Kay", dob="1990-01-01")
+    a_file = tmp_path / "desk.db"  # a real backup of a file, for restore to be handed
+    assert run("--db", a_file, "db", "init").exit_code == 0
+    assert run("--db", a_file, "db", "backup", tmp_path / "backup.db").exit_code == 0
+    before = all_rows()
+    done = sub(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert says in one_line_error(done)
+    assert all_rows() == before
+    assert not (tmp_path / "copy.db").exists()

@@ -8,7 +8,22 @@ import pytest
 
 from pathlib import Path
 
-from helpers import as_json, connect, count_rows, counts, db_file, record, refer, run
+from helpers import ON_SERVER, as_json, connect, count_rows, counts, db_file, record, refer, run, tamper
+
+
+def _on_server(conn) -> bool:
+    return getattr(conn, "engine", "sqlite") == "postgres"
+
+
+def _snapshot(conn, table: str) -> str:
+    """The SQL of a row X's snapshot text, as the audit trigger digests it, on this engine."""
+    if _on_server(conn):
+        from diversion_cli.store.postgres.schema import snapshot
+
+        return snapshot(table, "X")
+    from diversion_cli.store.migrations import TRAIL
+
+    return f"CAST({TRAIL[table][3]} AS BLOB)"
 
 
 def _erase(person_id: str, *extra: str):
@@ -55,6 +70,10 @@ SCHEMA_EDITS = {
     "one-shot trigger dropped": ("DROP TRIGGER referrals_one_shot", "trigger referrals_one_shot is missing"),
     "one-open index dropped": ("DROP INDEX referrals_one_open", "index referrals_one_open is missing"),
     "audit trigger dropped": ("DROP TRIGGER audit_referrals_update", "trigger audit_referrals_update is missing"),
+    "one-shot trigger disabled": ("ALTER TABLE referrals DISABLE TRIGGER referrals_one_shot",
+                                  "trigger referrals_one_shot on referrals is disabled"),
+    "audit trigger disabled": ("ALTER TABLE referrals DISABLE TRIGGER audit_referrals",
+                               "trigger audit_referrals on referrals is disabled"),
     "view shows failed as completed": (
         "DROP VIEW referrals_view; CREATE VIEW referrals_view AS SELECT r.id AS referral_id, "
         "replace(r.status, 'failed', 'completed') AS status FROM referrals r",
@@ -65,19 +84,28 @@ SCHEMA_EDITS = {
     "extra trigger": ("CREATE TRIGGER sneaky AFTER INSERT ON people BEGIN SELECT 1; END",
                       "trigger sneaky is not one diversion defines"),
 }
+# the same edits in PostgreSQL's words, by the owner of the tables with psql (the triggers are named per table)
+SERVER_EDITS = {
+    "one-shot trigger dropped": ("DROP TRIGGER referrals_one_shot ON referrals",
+                                 "trigger referrals_one_shot on referrals is missing"),
+    "audit trigger dropped": ("DROP TRIGGER audit_referrals ON referrals",
+                              "trigger audit_referrals on referrals is missing"),
+    "extra trigger": ("CREATE TRIGGER sneaky AFTER INSERT ON people FOR EACH ROW WHEN (false) "
+                      "EXECUTE FUNCTION diversion_refuse('never')",
+                      "trigger sneaky on people is not one diversion defines"),
+}
+ON_ONE_ENGINE = {"one-shot trigger disabled": pytest.mark.postgres_only("SQLite has no DISABLE TRIGGER"),
+                 "audit trigger disabled": pytest.mark.postgres_only("SQLite has no DISABLE TRIGGER")}
 
 
 @pytest.mark.plain_file
-@pytest.mark.parametrize("edit", SCHEMA_EDITS, ids=list(SCHEMA_EDITS))
+@pytest.mark.parametrize("edit", [pytest.param(e, marks=ON_ONE_ENGINE.get(e, ())) for e in SCHEMA_EDITS],
+                         ids=list(SCHEMA_EDITS))
 def test_verify_names_a_schema_changed_outside_diversion(edit):
-    import subprocess
-
-    from helpers import db_file
-
     out = record(surname="Schema", forename="Sid", dob="1980-01-01")
     refer(out["incident_id"])
-    sql, named = SCHEMA_EDITS[edit]
-    subprocess.run(["sqlite3", str(db_file()), sql], check=True)
+    sql, named = (SERVER_EDITS if ON_SERVER else SCHEMA_EDITS).get(edit, SCHEMA_EDITS[edit])
+    tamper(sql)
     result = run("audit", "verify")
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert named in result.stderr
@@ -89,14 +117,10 @@ def test_verify_names_a_schema_changed_outside_diversion(edit):
     "INSERT INTO erasures VALUES (42, '2026-01-01T00:00:00', '1234', 'made up')",
 ])
 def test_an_erasure_edited_or_forged_outside_diversion_is_named(sql):
-    import subprocess
-
-    from helpers import db_file
-
     record(surname="Gone", forename="Gil", dob="1980-01-01")
     _erase("P-000001")
     assert run("audit", "verify").exit_code == 0
-    subprocess.run(["sqlite3", str(db_file()), sql], check=True)
+    tamper(sql)
     result = run("audit", "verify")
     assert result.exit_code == 1 and "erasure of person" in result.stderr
 
@@ -105,7 +129,17 @@ def test_an_erasure_edited_or_forged_outside_diversion_is_named(sql):
 
 def _without_guards(conn, tables: list[str], edit) -> None:
     """What an adversary with the file can do: drop the guard triggers, edit, put them back
-    exactly as they were (so the schema check has nothing to see)."""
+    exactly as they were (so the schema check has nothing to see). On a server, the owner of the
+    tables switches their triggers off and on again."""
+    if _on_server(conn):
+        for table in tables:
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        try:
+            edit(conn)
+        finally:
+            for table in tables:
+                conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        return
     guards = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN (%s)"
                           % ",".join("?" * len(tables)), tables).fetchall()
     for name, _ in guards:
@@ -117,13 +151,15 @@ def _without_guards(conn, tables: list[str], edit) -> None:
 
 def _rechain(conn, first_seq: int) -> None:
     """Recompute every transaction hash from the one sealing `first_seq` on: no secret stands in the way."""
-    from diversion_cli.store.audit import ENTRIES_TEXT, GENESIS, TRANSACTION_TEXT, chain_hash
+    from diversion_cli.store.audit import GENESIS, _texts, chain_hash
+
+    transaction_text, entries_text = _texts(conn)  # the engine's texts, as sealing builds them
 
     prev = conn.execute("SELECT hash FROM audit_transactions WHERE last_seq < ? ORDER BY last_seq DESC LIMIT 1",
                         (first_seq,)).fetchone()
     prev = prev[0] if prev else GENESIS
     rows = conn.execute(
-        f"SELECT t.last_seq, {TRANSACTION_TEXT}, {ENTRIES_TEXT.format(after='t.after', upto='t.last_seq')} "
+        f"SELECT t.last_seq, {transaction_text}, {entries_text.format(after='t.after', upto='t.last_seq')} "
         f"FROM (SELECT *, lag(last_seq, 1, 0) OVER (ORDER BY last_seq) AS after FROM audit_transactions) t "
         f"WHERE t.last_seq >= ? ORDER BY t.last_seq", (first_seq,)).fetchall()
     for last_seq, text, entries in rows:
@@ -143,10 +179,8 @@ def test_a_rewritten_chain_verifies_alone_but_not_against_an_anchor_taken_before
     first = conn.execute("SELECT min(seq) FROM audit_entries WHERE entity = 'p' AND entity_id = '1'").fetchone()[0]
 
     def forge(c):
-        from diversion_cli.store.migrations import TRAIL
-
         c.execute("UPDATE people SET surname = 'Forged' WHERE id = 1")
-        c.execute(f"UPDATE audit_entries SET digest = (SELECT diversion_digest(s.salt, CAST({TRAIL['people'][3]} AS BLOB)) "
+        c.execute(f"UPDATE audit_entries SET digest = (SELECT diversion_digest(s.salt, {_snapshot(c, 'people')}) "
                   f"FROM people X JOIN audit_salts s ON s.person_id = X.id WHERE X.id = 1) WHERE seq = ?", (first,))
         _rechain(c, first)
 
@@ -193,6 +227,7 @@ def test_an_anchor_file_that_is_not_one_is_bad_input(tmp_path):
 
 
 @pytest.mark.plain_file
+@pytest.mark.sqlite_only("a server's text column refuses bytes that are not text (and NUL) whatever the triggers")
 def test_binary_data_written_into_a_text_column_is_named_not_a_database_failure():
     import subprocess
 
@@ -220,13 +255,14 @@ def test_the_record_of_issued_ids_only_goes_up():
 def test_issued_ids_lowered_with_the_triggers_off_stop_the_next_write_and_fail_verify():
     import subprocess
 
-    from helpers import counts, db_file
-
     record(surname="First", forename="Fay", dob="1980-01-01")
     record(surname="Second", forename="Sam", dob="1981-01-01")
     _erase("P-000002")
-    subprocess.run(["sqlite3", "-cmd", ".dbconfig enable_trigger off", str(db_file()),
-                    "UPDATE issued_ids SET last = 0"], check=True)
+    if ON_SERVER:  # every trigger off for this session (the server's equivalent of the shell's setting)
+        tamper("", "SET session_replication_role = replica; UPDATE issued_ids SET last = 0")
+    else:
+        subprocess.run(["sqlite3", "-cmd", ".dbconfig enable_trigger off", str(db_file()),
+                        "UPDATE issued_ids SET last = 0"], check=True)
     before = counts()
     result = run("record", "--surname", "Third", "--forename", "Tia", "--dob", "1982-01-01", "--substance", "weed")
     assert result.exit_code == 4 and "was issued before" in result.stderr
@@ -237,13 +273,9 @@ def test_issued_ids_lowered_with_the_triggers_off_stop_the_next_write_and_fail_v
 
 @pytest.mark.plain_file
 def test_a_dropped_index_is_named_not_a_database_failure():
-    import subprocess
-
-    from helpers import db_file
-
     record(surname="First", forename="Fay", dob="1980-01-01")
     _erase("P-000001")
-    subprocess.run(["sqlite3", str(db_file()), "DROP INDEX audit_entries_person"], check=True)
+    tamper("DROP INDEX audit_entries_person")
     result = run("audit", "verify")
     assert result.exit_code == 1 and "index audit_entries_person is missing" in result.stderr
 
@@ -277,7 +309,6 @@ ALL_AUDITED = ["people", "incidents", "incident_substances", "incident_co_offenc
 
 def test_a_reason_cannot_swallow_an_entry_nor_an_entry_hide_before_the_first(tmp_path):
     from diversion_cli.store.audit import ENTRY_TEXT
-    from diversion_cli.store.migrations import TRAIL
 
     first = record("--refer", surname="Honest", forename="Hal", dob="1980-01-01")
     victim = record(surname="Victim", forename="Vic", dob="1981-01-01")
@@ -293,17 +324,19 @@ def test_a_reason_cannot_swallow_an_entry_nor_an_entry_hide_before_the_first(tmp
         c.execute("INSERT INTO referrals SELECT 'R-2026-000050', 2, 2, scheme, pathway, one_shot_group, "
                   "lookback_since, 'completed', provider, appointment, deadline, offered_at, offered_by, "
                   "offered_at, offered_at, 22, reason, updated_at, updated_by FROM referrals WHERE id = ?", (referral,))
-        entry = c.execute(f"SELECT {ENTRY_TEXT} FROM audit_entries e WHERE seq = ?", (seq,)).fetchone()[0]
-        c.execute("UPDATE audit_transactions SET reason = ifnull(reason, '') || ? WHERE last_seq = ?", (entry, tx))
+        entry_text = ("diversion_entry_text(e.seq, e.action, e.entity, e.entity_id, e.person_id, e.digest, "
+                      "e.old_digest)") if _on_server(c) else ENTRY_TEXT
+        entry = c.execute(f"SELECT {entry_text} FROM audit_entries e WHERE seq = ?", (seq,)).fetchone()[0]
+        c.execute("UPDATE audit_transactions SET reason = coalesce(reason, '') || ? WHERE last_seq = ?", (entry, tx))
         c.execute(f"UPDATE audit_entries SET seq = -1, entity = 'r', entity_id = 'R-2026-000050', digest = "
-                  f"(SELECT diversion_digest(s.salt, CAST({TRAIL['referrals'][3]} AS BLOB)) FROM referrals X "
+                  f"(SELECT diversion_digest(s.salt, {_snapshot(c, 'referrals')}) FROM referrals X "
                   f"JOIN audit_salts s ON s.person_id = X.person_id WHERE X.id = 'R-2026-000050') WHERE seq = ?",
                   (seq,))
 
     try:
         _without_guards(conn, ALL_AUDITED, absorb)
     except Exception as exc:  # the database itself refuses an entry numbered 0 or below
-        assert "CHECK constraint failed" in str(exc)
+        assert ("violates check constraint" if ON_SERVER else "CHECK constraint failed") in str(exc)
         conn.close()
         return
     conn.close()
@@ -320,11 +353,9 @@ def test_a_forged_conversion_record_does_not_silence_an_anchor(tmp_path):
     first = conn.execute("SELECT min(seq) FROM audit_entries WHERE entity = 'p' AND entity_id = '1'").fetchone()[0]
 
     def forge(c):
-        from diversion_cli.store.migrations import TRAIL
-
         c.execute("UPDATE people SET surname = 'Forged' WHERE id = 1")
-        c.execute(f"UPDATE audit_entries SET digest = (SELECT diversion_digest(s.salt, CAST({TRAIL['people'][3]} "
-                  f"AS BLOB)) FROM people X JOIN audit_salts s ON s.person_id = X.id WHERE X.id = 1) WHERE seq = ?",
+        c.execute(f"UPDATE audit_entries SET digest = (SELECT diversion_digest(s.salt, {_snapshot(c, 'people')}) "
+                  f"FROM people X JOIN audit_salts s ON s.person_id = X.id WHERE X.id = 1) WHERE seq = ?",
                   (first,))
         c.execute("INSERT INTO audit_conversions VALUES (999, 'ab', '2026-01-01T00:00:00')")
         _rechain(c, first)
@@ -354,9 +385,17 @@ def test_an_id_freed_behind_the_triggers_is_not_taken_again_by_the_next_record()
     conn.close()
     before = counts()
     result = run("record", "--surname", "Three", "--forename", "Theo", "--dob", "1982-01-01", "--substance", "weed")
-    assert result.exit_code == 4 and "decision 2" in result.stderr and "deleted outside diversion" in result.stderr
-    assert counts() == before
-    assert run("audit", "verify").exit_code == 1
+    if ON_SERVER:  # the server's identity column never hands an id out twice: the record takes a new one
+        assert result.exit_code == 0, result.stderr
+        conn = connect()
+        taken = [r[0] for r in conn.execute("SELECT id FROM decisions ORDER BY id")]
+        conn.close()
+        assert 2 not in taken and len(taken) == before["decisions"] + 1
+    else:
+        assert result.exit_code == 4 and "decision 2" in result.stderr and "deleted outside diversion" in result.stderr
+        assert counts() == before
+    verify = run("audit", "verify")
+    assert verify.exit_code == 1 and "decision 2" in verify.stderr and "deleted outside diversion" in verify.stderr
 
 
 def test_a_desk_that_waited_for_another_desks_upgrade_still_seals_its_writes():
@@ -386,6 +425,7 @@ def test_a_desk_that_waited_for_another_desks_upgrade_still_seals_its_writes():
     assert run("audit", "verify").exit_code == 0
 
 
+@pytest.mark.sqlite_only("the write-ahead log is a SQLite file's; a server's is its own")
 def test_erasure_empties_the_write_ahead_log_or_says_another_desk_holds_it():
     a = record(surname="Gonewal", forename="Gina", dob="1980-01-01")
     b = record(surname="Heldwal", forename="Hugo", dob="1981-01-01")

@@ -298,6 +298,9 @@ def _store_class():
             from diversion_cli.store.postgres import schema
 
             version = self.schema_version()
+            if version > schema.VERSION:  # as on a file: the desk's diversion is the one out of date
+                raise StoreUnusable(f"the database {self.path} has schema version {version}, newer than this "
+                                    f"diversion understands ({schema.VERSION}); upgrade diversion before using it")
             if version != schema.VERSION:
                 raise StoreUnusable(f"the database {self.path} has schema version {version}; this diversion "
                                     f"needs {schema.VERSION} on PostgreSQL")

@@ -18,7 +18,7 @@ SELECT 'table', c.relname, string_agg(a.attname || ' ' || format_type(a.atttypid
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
 LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation != 0
-WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'v', 'p')
+WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')  -- a view's columns: its definition
 GROUP BY c.relname
 UNION ALL
 SELECT 'constraint', c.relname || '.' || k.conname, pg_get_constraintdef(k.oid)
