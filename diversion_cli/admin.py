@@ -35,7 +35,7 @@ def _file_only(ws: Workspace, command: str) -> None:
     if is_server(ws.db_path):
         raise Refused(f"`db {command}` is for SQLite files: on PostgreSQL, backups and restores are the server's "
                       f"(pg_dump / pg_restore, or base backups with WAL archiving) and it reclaims space itself "
-                      f"(README, 'A shared server')")
+                      f"(autovacuum; VACUUM FULL if ever needed): README, 'A shared server'")
 
 
 def compact(ws: Workspace) -> dict:
@@ -367,7 +367,5 @@ def erase_person(ws: Workspace, person: str, reason: str | None, confirm: str | 
                           f"the one-shot rule needs it kept (MoPI). Use --override-retention only on a "
                           f"documented legal decision")
         removed = store.erase_person(person_id, now, officer, why)
-    # the pages that held them stay in the write-ahead log until it is folded into the file
-    folded = store.fold_journal()
     return {"person_id": values.format_person_id(person_id), "removed": removed, "reason": why,
-            "journal_cleared": folded}
+            "left_behind": store.after_erasure()}

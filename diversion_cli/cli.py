@@ -966,9 +966,8 @@ def db_erase_person(
     result = admin.erase_person(ctx.obj, person, reason, confirm, override_retention)
     removed = ", ".join(f"{n} {what}" for what, n in result["removed"].items() if n)
     output.emit(f"erased {result['person_id']}: {removed}. The audit trail keeps only ids and digests.")
-    if not result["journal_cleared"]:
-        output.warn("another desk has the database open, so the erased details stay in its write-ahead log "
-                    "until every desk has closed it: run `diversion db compact` at a quiet time")
+    if result["left_behind"]:
+        output.warn(result["left_behind"])
 
 
 @audit_app.command("verify", cls=_Command)

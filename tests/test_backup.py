@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ENCRYPTED, ON_SERVER, all_rows, SUBPROCESS_TIMEOUT, connect, db_file, record, run, sub
+from helpers import ENCRYPTED, all_rows, SUBPROCESS_TIMEOUT, connect, db_file, record, run, sub
 
 REPO = Path(__file__).resolve().parent.parent
 A_FILES_BACKUP = pytest.mark.sqlite_only("db backup/restore copy a SQLite file: a server's backups are pg_dump's "
@@ -413,19 +413,11 @@ def test_a_full_disk_exits_4_and_loses_nothing(op, disk, tmp_path):
 
 # ---- on a server, backups are the server's ------------------------------------------------
 
-RESTORE_BUG = ("`db restore FILE --yes` on a server reaches the file restore (store/backup.py) and fails with "
-               "AttributeError (exit 70) instead of being refused")
-COMPACT_BUG = ("`db compact` on a server measures the database as a file (admin.compact) before the store's "
-               "refusal: AttributeError (exit 70)")
-
-
 @pytest.mark.postgres_only("the refusal of the file commands on a server")
 @pytest.mark.parametrize("args, says", [
     (["db", "backup", "{tmp}/copy.db"], "pg_dump"),
-    pytest.param(["db", "restore", "{tmp}/backup.db", "--yes"], "pg_dump",
-                 marks=pytest.mark.xfail(condition=ON_SERVER, reason=RESTORE_BUG, strict=True)),
-    pytest.param(["db", "compact"], "VACUUM", marks=pytest.mark.xfail(condition=ON_SERVER, reason=COMPACT_BUG,
-                                                                        strict=True)),
+    (["db", "restore", "{tmp}/backup.db", "--yes"], "pg_dump"),
+    (["db", "compact"], "VACUUM"),
 ], ids=["backup", "restore", "compact"])
 def test_on_a_server_the_file_commands_are_refused_in_one_line_naming_the_servers_way(args, says, tmp_path):
     record(surname="Kept", forename="Kay", dob="1990-01-01")

@@ -194,6 +194,11 @@ class StoreCore:
         return {"schema_version": self.schema_version(), "counts": counts, "open_referrals": open_referrals,
                 "last_write": {"at": last[0], "officer": last[1], "operation": last[2]} if last else None}
 
+    def after_erasure(self) -> str | None:
+        """After an erasure commits: what of the erased person still lies outside what SQL can
+        read (a journal, old row versions), for the officer to be told; None if nothing does."""
+        raise NotImplementedError
+
     # ---- ids never issued twice (migration 8) ----------------------------------
 
     def next_row_ids(self) -> tuple[int, int]:

@@ -248,6 +248,12 @@ class SqliteStore(Store):
 
         return [row[0] for row in self.conn.execute("PRAGMA integrity_check")] + backup.manifest_problems(self.conn)
 
+    def after_erasure(self) -> str | None:
+        # the pages that held them stay in the write-ahead log until it is folded into the file
+        return None if self.fold_journal() else (
+            "another desk has the database open, so the erased details stay in its write-ahead log until every "
+            "desk has closed it: run `diversion db compact` at a quiet time")
+
     def fold_journal(self) -> bool:
         """Copy the write-ahead log into the file and empty it; False if a reader kept it from
         finishing (what it held stays in the log until then)."""

@@ -346,8 +346,14 @@ def _store_class():
                     f"its log; set it to {self.SAFE_LOGGING[name][-1]} for this database (README)"
                     for name, value in found.items() if value not in self.SAFE_LOGGING[name]]
 
-        def fold_journal(self) -> bool:
-            return True  # the server's WAL: nothing of an erased person waits in a file beside the database
+        def after_erasure(self) -> str | None:
+            # the server keeps dead row versions until their space is reused, and its WAL until
+            # recycled (and archived WAL and backups for as long as they are kept)
+            return ("the erased rows are gone from every table, but the server keeps their old versions in its data "
+                    "files until the space is reused, and in its WAL, WAL archive and backups until they expire: "
+                    "a DBA runs VACUUM FULL on people, incidents, incident_substances, incident_co_offences, "
+                    "decisions, referrals, referral_conditions, audit_entries and audit_pending at a quiet time "
+                    "(README, 'A shared server')")
 
         def _keep_fresh(self) -> None:
             fresh, self._fresh = self._fresh, {}
