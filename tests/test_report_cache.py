@@ -25,8 +25,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from diversion_cli.store import Store
-from helpers import ON_SERVER, as_json, connect, hold_write_lock, run, sub
+from diversion_cli.store import Store, resolve_target
+from helpers import ON_SERVER, as_json, connect, db_file, hold_write_lock, run, sub
 from test_reports import (COLUMNS, FULL_RANGE, M1, M2, M3, THIS_MONTH, add_months, at, fixture_rows, import_rows,
                           month_label, rate, report_json, table, ym)
 
@@ -525,9 +525,7 @@ def test_erasure_empties_the_cache(fixture_db):
 
 
 def test_erasure_during_a_report_leaves_nothing_of_them_in_the_cache(fixture_db, monkeypatch):
-    from diversion_cli.store import postgres
-
-    engine = postgres.store_class() if ON_SERVER else Store  # the server's store keeps figures its own way
+    engine = Store.engine_for(resolve_target(str(db_file())))  # each engine keeps figures its own way
     keep = engine._keep_fresh
 
     def erase_first(self):                       # the report has read its figures; the erasure lands now
