@@ -240,6 +240,8 @@ def _announce(config, line: str) -> None:
         reporter.write_line(line)
 
 
+@pytest.mark.sqlite_only("times kills by the file's write-ahead log and checks file backups; on a server, "
+                          "test_server.py kills desks mid-write")
 def test_killed_writes_are_all_or_nothing_and_the_trail_stays_sound(tmp_path, pytestconfig):
     rng = random.Random(SEED)
     _announce(pytestconfig, f"\ncrash test seed {SEED} (set DIVERSION_CRASH_SEED to replay)")

@@ -10,8 +10,10 @@ import pytest
 
 from helpers import sub
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("sqlcipher3") is None,
-                                reason="the encryption extra is not installed")
+pytestmark = [pytest.mark.skipif(importlib.util.find_spec("sqlcipher3") is None,
+                                reason="the encryption extra is not installed"),
+              pytest.mark.sqlite_only("SQLCipher encrypts a file; a server's data at rest is its own (disk or "
+                                      "tablespace encryption) and its connections are TLS")]
 
 RAW_KEY = "5f" * 32
 

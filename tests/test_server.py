@@ -103,6 +103,36 @@ def test_a_server_that_logs_statements_is_named_by_db_status():
     assert "log_statement = all" in status.stderr and "personal data" in status.stderr
 
 
+@pytest.mark.postgres_only("the server's transactions under SIGKILL (the file's: test_crash.py)")
+def test_desks_killed_mid_write_leave_nothing_half_written_and_the_trail_sound():
+    """A desk's process killed at any moment of `record --refer`: the server rolls its transaction
+    back whole (an incident with its decision and referral, or nothing), and the trail verifies."""
+    import random
+    import signal
+    import sys
+    import time
+
+    rng = random.Random(20261202)
+    for n in range(12):
+        proc = subprocess.Popen([sys.executable, "-m", "diversion_cli", "record", "--surname", f"Killed{chr(65 + n)}",
+                                 "--forename", "Kim", "--dob", f"19{80 + n}-01-01", "--substance", "weed", "--refer"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, 0.9))  # from start-up to after the commit
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    conn = connect()
+    try:
+        people, incidents, decisions, referrals, pending = conn.execute(
+            "SELECT (SELECT count(*) FROM people), (SELECT count(*) FROM incidents), (SELECT count(*) FROM decisions), "
+            "(SELECT count(*) FROM referrals), (SELECT count(*) FROM audit_pending)").fetchone()
+    finally:
+        conn.close()
+    assert people == incidents == decisions == referrals  # each desk's write whole, or not at all
+    assert pending == 0
+    verified = sub("audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+
+
 def test_a_password_in_the_database_url_is_refused_before_anything_connects():
     for url in ("postgresql://officer:secret@db.force.local/diversion", "postgres://u:p@localhost/x"):
         result = run("--db", url, "check", "P-000001")

@@ -293,7 +293,7 @@ def _store_class():
 
         def _diversion_schema(self) -> int:
             if self.conn.execute("SELECT to_regclass('migrations')").fetchone()[0] is None:
-                raise StoreUnusable(f"no diversion database at {self.path}: create one with `diversion db init` "
+                raise StoreUnusable(f"no database at {self.path} (no diversion schema): create one with `diversion db init` "
                                     f"(in an empty database), or check --db / DIVERSION_DB")
             from diversion_cli.store.postgres import schema
 
