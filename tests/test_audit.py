@@ -354,7 +354,7 @@ def test_verify_and_db_check_pass_on_an_untouched_database(busy_history):
 @pytest.mark.no_database
 def test_verify_on_a_missing_database_is_unusable_and_creates_nothing():
     result = verify()
-    assert result.exit_code == 4 and ("no diversion database at" if ON_SERVER else "no database at") in result.stderr
+    assert result.exit_code == 4 and "no database at" in result.stderr
     assert nothing_there()
 
 
@@ -769,6 +769,8 @@ def _file_state(path: Path | str) -> tuple:
     ["outcome", "R-2026-000001", "accepted"], ["db", "backup", "{tmp}/copy.db"],
 ])
 def test_a_database_from_a_newer_diversion_is_refused_and_left_untouched(tmp_path, args):
+    if ON_SERVER and args[:2] == ["db", "backup"]:
+        pytest.skip("db backup is refused on a server whatever its schema (test_backup.py)")
     record("--refer")
     tamper("INSERT INTO migrations VALUES (999, 'from the future', '2030-01-01T00:00:00')")
     before = _file_state(db_file())

@@ -445,11 +445,13 @@ def _check_erasures(conn) -> None:
                       f"it was forged outside diversion")
     blanked = conn.execute(
         "SELECT seq FROM audit_entries WHERE old IS NULL AND old_digest IS NOT NULL "
-        "AND (person_id IS NULL OR person_id NOT IN (SELECT person_id FROM erasures)) LIMIT 1").fetchone()
+        "AND (person_id IS NULL OR NOT EXISTS (SELECT 1 FROM erasures r WHERE r.person_id = audit_entries.person_id)) "
+        "LIMIT 1").fetchone()
     if blanked:
         raise Problem(f"entry {blanked[0]} was blanked, but nobody was erased: it was edited outside diversion")
-    unsalted = conn.execute("SELECT id FROM people WHERE id NOT IN (SELECT person_id FROM audit_salts) "
-                            "LIMIT 1").fetchone()
+    # (NOT EXISTS: a million-person NOT IN list outgrows PostgreSQL's work memory and is rescanned per person)
+    unsalted = conn.execute("SELECT id FROM people p WHERE NOT EXISTS (SELECT 1 FROM audit_salts s "
+                            "WHERE s.person_id = p.id) LIMIT 1").fetchone()
     if unsalted:
         raise Problem(f"the digest salt of person {unsalted[0]} was deleted outside diversion")
     _check_issued_ids(conn)
