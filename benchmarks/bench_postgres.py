@@ -29,10 +29,11 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from bench_desk import BARE, ROOT, WORK, compile_bytecode  # same folder: run as a script
+from bench_desk import BARE, WORK, compile_bytecode  # same folder: run as a script
 
 from diversion_cli.store.postgres.transfer import TABLES
 
@@ -80,6 +81,17 @@ def missing_guards_added(copy: Path) -> None:
                   f"the data set predates it)", file=sys.stderr)
 
 
+def verify_env(env: dict, work_mem: str) -> dict:
+    """The environment of a process that runs the audit verify on the server (`audit verify`,
+    and `db migrate-to`, which verifies what it copied). Its check that every person has a salt,
+    `id NOT IN (SELECT person_id FROM audit_salts)`, is planned by PostgreSQL as a scan of the
+    whole salts list per person unless that list fits in work_mem as a hash table (default
+    4MB: ~100,000 people): with a million people it ran for hours (the first migration was
+    cancelled after 4 minutes on it, its cost estimate 5.9e9). A larger work_mem for these
+    processes alone lets the product's own query run hashed."""
+    return {**env, "PGOPTIONS": f"-c work_mem={work_mem}"} if work_mem else env
+
+
 def build(source: Path, copy: Path, name: str, env: dict) -> None:
     """The SQLite copy, then the server database filled from it by `db migrate-to` (timed)."""
     if not copy.exists():
@@ -98,9 +110,10 @@ def build(source: Path, copy: Path, name: str, env: dict) -> None:
         rows = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES}
     load = os.getloadavg()[0]
     t = time.perf_counter()
-    done = diversion(str(copy), "db", "migrate-to", url, env=env)
+    done = diversion(str(copy), "db", "migrate-to", url, env=env)  # env: verify_env's
     elapsed = time.perf_counter() - t
     figures = {"seconds": elapsed, "rows": rows, "load": load, "said": done.stdout.strip(),
+               "PGOPTIONS": env.get("PGOPTIONS"),
                "at": time.strftime("%Y-%m-%d %H:%M")}
     migration_record(name).write_text(json.dumps(figures, indent=1))
     print(f"migrated in {elapsed:.0f} s", file=sys.stderr)
@@ -108,14 +121,14 @@ def build(source: Path, copy: Path, name: str, env: dict) -> None:
 
 def timed(cmd: list[str], env: dict, ok=(0, 1)) -> tuple[float, float]:
     """(wall s, CPU s) of one child process (its own CPU: a server's work is not in it)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) not in ok:
-        raise SystemExit(f"{cmd[:5]} failed ({os.waitstatus_to_exitcode(status)}): {err[-300:]}")
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) not in ok:
+            err.seek(0)
+            raise SystemExit(f"{cmd[:5]} failed ({os.waitstatus_to_exitcode(status)}): {err.read().decode()[-300:]}")
     return wall, usage.ru_utime + usage.ru_stime
 
 
@@ -235,13 +248,15 @@ def main() -> None:
     parser.add_argument("--source", default="/work/main/bench-work/desk-compact.db")
     parser.add_argument("--pg-name", default="bench_desk")
     parser.add_argument("--month", default="2026-10")
+    parser.add_argument("--work-mem", default="64MB", help="for the processes that verify the trail on the "
+                        "server (verify_env); '' for the server's default")
     parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     env = {**os.environ, "DIVERSION_OFFICER": "9999", "NO_COLOR": "1"}
     env.pop("DIVERSION_DB", None)
     copy = WORK / Path(args.source).name
-    build(Path(args.source), copy, args.pg_name, env)
+    build(Path(args.source), copy, args.pg_name, verify_env(env, args.work_mem))
     if args.build_only:
         return
     dbs = {"sqlite": str(copy), "postgres": f"postgresql:///{args.pg_name}"}
@@ -254,7 +269,7 @@ def main() -> None:
               f"{moved['seconds']:.0f} s, {rows / moved['seconds']:,.0f} rows/s over all {len(moved['rows'])} "
               f"tables ({moved['rows']['incidents'] / moved['seconds']:,.0f} incidents/s; "
               f"{moved['rows']['audit_entries']:,} of the rows are audit entries), including the audit verify "
-              f"before (SQLite) and after (server)")
+              f"before (SQLite) and after (server); PGOPTIONS {moved.get('PGOPTIONS')}")
 
     print("db status:")
     sizes = {}
@@ -296,8 +311,10 @@ def main() -> None:
     verify: dict[str, list[tuple[float, float]]] = {engine: [] for engine in dbs}
     for n in range(args.verify_runs):
         for engine, db in list(dbs.items())[:: 1 if n % 2 == 0 else -1]:
-            verify[engine].append(timed([str(BIN), "--db", db, "audit", "verify"], env, ok=(0,)))
-    print(f"3. audit verify, whole process, median of {args.verify_runs} ({load()}):")
+            verify[engine].append(timed([str(BIN), "--db", db, "audit", "verify"], verify_env(env, args.work_mem)
+                                        if engine == "postgres" else env, ok=(0,)))
+    print(f"3. audit verify, whole process, median of {args.verify_runs} ({load()}; on PostgreSQL with "
+          f"{verify_env(env, args.work_mem).get('PGOPTIONS') or 'the default work_mem'}):")
     for engine, samples in verify.items():
         wall, cpu = (statistics.median(s) for s in zip(*samples))
         print(f"  {engine:<9} wall {wall:7.1f} s (the process's own CPU {cpu:6.1f} s)")
