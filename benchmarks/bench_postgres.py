@@ -250,8 +250,10 @@ def main() -> None:
     parser.add_argument("--month", default="2026-10")
     parser.add_argument("--work-mem", default="64MB", help="for the processes that verify the trail on the "
                         "server (verify_env); '' for the server's default")
+    parser.add_argument("--skip", default="", help="comma-separated: desk, reports, verify")
     parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
     WORK.mkdir(exist_ok=True)
     env = {**os.environ, "DIVERSION_OFFICER": "9999", "NO_COLOR": "1"}
     env.pop("DIVERSION_DB", None)
@@ -283,11 +285,20 @@ def main() -> None:
           f"bytes per incident), PostgreSQL pg_database_size {pg_size / 1e6:,.0f} MB "
           f"({pg_size / sizes['postgres'][1]:,.0f} bytes per incident): {pg_size / sizes['sqlite'][0]:.2f}x")
 
+    if "desk" not in skip:
+        desk_figures(dbs, copy, args.runs, env)
+    if "reports" not in skip:
+        report_figures(dbs, args.month, args.report_runs)
+    if "verify" not in skip:
+        verify_figures(dbs, args.verify_runs, env, args.work_mem)
+
+
+def desk_figures(dbs: dict[str, str], copy: Path, runs: int, env: dict) -> None:
     with sqlite3.connect(copy) as conn:
         max_id = conn.execute("SELECT max(id) FROM people").fetchone()[0]
-    med = desk(dbs, max_id, args.runs, env)
+    med = desk(dbs, max_id, runs, env)
     bare = med["bare Typer app"]
-    print(f"1. whole processes, {args.runs} rotated runs each, medians ({load()}):")
+    print(f"1. whole processes, {runs} rotated runs each, medians ({load()}):")
     for name, seconds in med.items():
         against = (f"ratio to bare Typer {seconds / bare:.2f}x" if name not in ("bare Typer app", "python -c pass")
                    else "")
@@ -298,9 +309,12 @@ def main() -> None:
         print(f"  {what}: postgres / sqlite {med[f'{what} (postgres)'] / med[f'{what} (sqlite)']:.2f}x; "
               f"postgres target <= 1.5x bare")
 
-    timings = report_timings(dbs, args.month, args.report_runs)
-    print(f"2. monthly report {args.month} in-process, open + build + render as JSON, median of "
-          f"{args.report_runs} each, engines alternating ({load()}):")
+
+
+def report_figures(dbs: dict[str, str], month: str, runs: int) -> None:
+    timings = report_timings(dbs, month, runs)
+    print(f"2. monthly report {month} in-process, open + build + render as JSON, median of "
+          f"{runs} each, engines alternating ({load()}):")
     for state, (wall, cpu, server, workers) in timings.items():
         extra = (f", server backend CPU {server * 1000:6.0f} ms, server processes ended meanwhile "
                  f"{workers * 1000:4.0f} ms" if state.startswith("postgres") else "")
@@ -308,13 +322,16 @@ def main() -> None:
     for state in ("cold", "warm"):
         print(f"  {state}: postgres / sqlite wall {timings[f'postgres {state}'][0] / timings[f'sqlite {state}'][0]:.2f}x")
 
+
+
+def verify_figures(dbs: dict[str, str], runs: int, env: dict, work_mem: str) -> None:
     verify: dict[str, list[tuple[float, float]]] = {engine: [] for engine in dbs}
-    for n in range(args.verify_runs):
+    for n in range(runs):
         for engine, db in list(dbs.items())[:: 1 if n % 2 == 0 else -1]:
-            verify[engine].append(timed([str(BIN), "--db", db, "audit", "verify"], verify_env(env, args.work_mem)
+            verify[engine].append(timed([str(BIN), "--db", db, "audit", "verify"], verify_env(env, work_mem)
                                         if engine == "postgres" else env, ok=(0,)))
-    print(f"3. audit verify, whole process, median of {args.verify_runs} ({load()}; on PostgreSQL with "
-          f"{verify_env(env, args.work_mem).get('PGOPTIONS') or 'the default work_mem'}):")
+    print(f"3. audit verify, whole process, median of {runs} ({load()}; on PostgreSQL with "
+          f"{verify_env(env, work_mem).get('PGOPTIONS') or 'the default work_mem'}):")
     for engine, samples in verify.items():
         wall, cpu = (statistics.median(s) for s in zip(*samples))
         print(f"  {engine:<9} wall {wall:7.1f} s (the process's own CPU {cpu:6.1f} s)")
