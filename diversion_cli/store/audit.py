@@ -229,10 +229,11 @@ ROW_HALVES = (("people", "decisions", "referrals", "incident_co_offences", "audi
 def verify(conn, reopen=None, begun: bool = False) -> dict:
     """Check the chain, the data against it, and the schema. Raises Problem naming the first
     bad transaction, entry or row (an edit made by dropping a guard is named by what it changed).
-    With `reopen` (a function giving another connection to the same file) the chain and half
-    the rows are checked on two more connections in threads, all three reading the same state:
-    SQLite leaves the interpreter lock while it works, so they share the cores. `begun`: inside
-    the caller's transaction (a migration checks what it wrote before it commits)."""
+    With `reopen` (a function giving another connection to the same database) the chain and half
+    the rows are checked on two more connections in threads, all three reading the same state
+    (on a server, the same exported snapshot): the driver leaves the interpreter lock while the
+    database works, so they share the cores. `begun`: inside the caller's transaction (a
+    migration checks what it wrote before it commits; other connections cannot see that yet)."""
     if not begun:  # one state of the file, whoever commits meanwhile
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if _on_server(conn) else "BEGIN")
     others = []
@@ -274,6 +275,12 @@ def _at_same_state(conn, reopen, n: int) -> list:
     """n more connections in read transactions that see what `conn` sees (the same last
     transaction), or [] if desks kept committing in between (then one connection does all)."""
     others = [reopen() for _ in range(n)]
+    if _on_server(conn):  # PostgreSQL hands its snapshot over: the others read exactly what conn reads
+        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        for other in others:
+            other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            other.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        return others
     for other in others:
         other.execute("BEGIN")
     if all(head(other) == head(conn) for other in others):

@@ -377,7 +377,7 @@ def _store_class():
         def verify_audit(self) -> dict:
             from diversion_cli.store import audit
 
-            result = audit.verify(self.conn)
+            result = audit.verify(self.conn, reopen=lambda: connect(self.path))
             result["report_cache_checked"] = self.check_report_cache()
             return result
 
