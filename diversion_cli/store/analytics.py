@@ -248,5 +248,5 @@ class Analytics:
             where.append(f"{column} < ?")
             params.append(end)
         sql = f"SELECT * FROM {view}" + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {column}"
-        cursor = self.conn.execute(sql, params)
+        cursor = getattr(self.conn, "stream", self.conn.execute)(sql, params)  # (a server streams it too)
         return [d[0] for d in cursor.description], cursor

@@ -310,7 +310,8 @@ def _check_chain(conn) -> tuple[int, bytes, int]:
     """Recompute every transaction's hash in order, each from the one before."""
     prev, last, transactions = GENESIS, 0, 0
     transaction_text, entries_text = _texts(conn)
-    cursor = conn.execute(
+    read = getattr(conn, "stream", conn.execute)  # (a server streams the chain: sqlite3 cursors always do)
+    cursor = read(
         f"SELECT t.last_seq, t.hash, {transaction_text}, {entries_text.format(after='t.after', upto='t.last_seq')} "
         f"FROM (SELECT *, lag(last_seq, 1, 0) OVER (ORDER BY last_seq) AS after FROM audit_transactions) t "
         f"ORDER BY t.last_seq")

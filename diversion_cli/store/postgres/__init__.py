@@ -17,6 +17,7 @@ DIVERSION_BUSY_TIMEOUT gets exit 4 with nothing written. Reports and
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 from urllib.parse import urlsplit
@@ -129,6 +130,9 @@ def _row_factory(cursor):
     return lambda values: Row(values, names)
 
 
+_STREAMS = itertools.count(1)
+
+
 class Connection:
     """A psycopg connection that speaks as the store's sqlite3 connection does:
     execute(sql, params) with SQLite's placeholders, rows by index or name,
@@ -142,6 +146,19 @@ class Connection:
     def execute(self, sql: str, params=None):
         text, style = translate(sql)
         cursor = self.raw.cursor()
+        if params is None and style == "none":
+            cursor.execute(text.replace("%%", "%"))
+        else:
+            cursor.execute(text, _params(style, params))
+        return cursor
+
+    def stream(self, sql: str, params=None, rows: int = 2000):
+        """execute() for a long result, read from the server `rows` at a time (a plain cursor holds
+        all of it in memory: the chain texts of a million-incident trail, a whole export). Outside a
+        transaction the cursor is WITH HOLD, so it outlives the statement's own commit."""
+        text, style = translate(sql)
+        cursor = self.raw.cursor(name=f"diversion_{next(_STREAMS)}", withhold=not self.in_transaction)
+        cursor.itersize = rows
         if params is None and style == "none":
             cursor.execute(text.replace("%%", "%"))
         else:
