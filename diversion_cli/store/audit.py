@@ -15,6 +15,7 @@ and that the schema is what the migrations define.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -310,7 +311,9 @@ def _check_chain(conn) -> tuple[int, bytes, int]:
     """Recompute every transaction's hash in order, each from the one before."""
     prev, last, transactions = GENESIS, 0, 0
     transaction_text, entries_text = _texts(conn)
-    read = getattr(conn, "stream", conn.execute)  # (a server streams the chain: sqlite3 cursors always do)
+    # a server streams the chain a few transactions at a time (one holds up to SEAL_CHUNK entries'
+    # text); sqlite3 cursors always step row by row
+    read = functools.partial(conn.stream, rows=4) if _on_server(conn) else conn.execute
     cursor = read(
         f"SELECT t.last_seq, t.hash, {transaction_text}, {entries_text.format(after='t.after', upto='t.last_seq')} "
         f"FROM (SELECT *, lag(last_seq, 1, 0) OVER (ORDER BY last_seq) AS after FROM audit_transactions) t "
