@@ -8,7 +8,10 @@ as_postgres() { if [ "$user" = postgres ]; then "$@"; elif [ "$(id -u)" = 0 ]; t
 pg_ctlcluster 15 main start 2>/dev/null || pg_ctlcluster 15 main status >/dev/null
 # the test cluster only: durability is not what the suite tests, speed is what people need
 as_postgres psql -q -c "ALTER SYSTEM SET fsync = off" -c "ALTER SYSTEM SET synchronous_commit = off" \
-    -c "ALTER SYSTEM SET full_page_writes = off" -c "SELECT pg_reload_conf()" >/dev/null
+    -c "ALTER SYSTEM SET full_page_writes = off" \
+    -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
+# (autovacuum off: the tests' databases live for a second, and a login that is not a superuser
+# cannot drop a database an autovacuum worker is in)
 exists=$(as_postgres psql -Atc "SELECT 1 FROM pg_roles WHERE rolname = '$user'")
 if [ -z "$exists" ]; then
     as_postgres psql -q -c "CREATE ROLE \"$user\" LOGIN CREATEDB"
