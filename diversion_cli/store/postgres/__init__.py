@@ -243,12 +243,6 @@ def unusable(exc: Exception, target) -> StoreUnusable:
                          f"nothing was written")
 
 
-def refusal_text(exc: Exception) -> str:
-    """The parts of an integrity error the store maps to a message (store.refusal_for)."""
-    diag = getattr(exc, "diag", None)
-    return " ".join(filter(None, (str(exc), getattr(diag, "constraint_name", None) if diag else None)))
-
-
 # ---- the store ---------------------------------------------------------------------
 
 
