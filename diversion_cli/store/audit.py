@@ -207,10 +207,11 @@ def check_schema(conn) -> None:
     """The tables, indexes, triggers and views are exactly what the migrations define: a
     dropped one-shot trigger, an edited view or an extra trigger is named."""
     if _on_server(conn):
-        from diversion_cli.store.postgres.catalog import check_schema as check_server_schema
+        from diversion_cli.store.postgres import catalog
 
-        return check_server_schema(conn, Problem)
-    expected, found = expected_schema(), _schema(conn)
+        expected, found = catalog.expected_and_found(conn)
+    else:
+        expected, found = expected_schema(), _schema(conn)
     for key in sorted(expected.keys() | found.keys()):
         kind, name = key
         if key not in found:
@@ -218,6 +219,8 @@ def check_schema(conn) -> None:
         if key not in expected:
             raise Problem(f"the {kind} {name} is not one diversion defines: it was added outside diversion")
         if " ".join((found[key] or "").split()) != " ".join((expected[key] or "").split()):
+            if kind == "trigger" and found[key].endswith("enabled=D"):  # (a server's ALTER TABLE ... DISABLE)
+                raise Problem(f"the trigger {name} is disabled: it was switched off outside diversion")
             raise Problem(f"the {kind} {name} differs from what diversion defines: it was changed outside diversion")
 
 

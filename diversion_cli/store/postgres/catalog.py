@@ -76,19 +76,7 @@ def expected(dsn: str) -> dict[tuple[str, str], str]:
             conn.execute("ROLLBACK")
 
 
-def check_schema(conn, problem) -> None:
-    """Raise `problem` naming the first object that is missing, extra or different."""
+def expected_and_found(conn) -> tuple[dict, dict]:
+    """(what schema.py defines, what the database holds), as audit.check_schema compares them."""
     live_schema = conn.execute("SELECT current_schema()").fetchone()[0]
-    found = _described(conn.raw.cursor(), live_schema)
-    wanted = expected(conn.raw.info.dsn)
-    for key in sorted(wanted.keys() | found.keys()):
-        kind, name = key
-        if key not in found:
-            raise problem(f"the {kind} {name} is missing: it was dropped outside diversion")
-        if key not in wanted:
-            raise problem(f"the {kind} {name} is not one diversion defines: it was added outside diversion")
-        if found[key] != wanted[key]:
-            if kind == "trigger" and found[key].endswith("enabled=D"):
-                raise problem(f"the trigger {name} is disabled: it was switched off outside diversion")
-            raise problem(f"the {kind} {name} differs from what diversion defines: it was changed outside "
-                          f"diversion")
+    return expected(conn.raw.info.dsn), _described(conn.raw.cursor(), live_schema)

@@ -353,14 +353,16 @@ WHEN (NEW.status IS DISTINCT FROM OLD.status) EXECUTE FUNCTION referrals_transit
 -- decisions are never changed, and removed only with the person in an erasure
 CREATE TRIGGER decisions_immutable BEFORE UPDATE ON decisions FOR EACH ROW
 EXECUTE FUNCTION diversion_refuse('decisions_are_immutable');
-CREATE FUNCTION decisions_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+-- (and an audit salt is kept until its person's erasure)
+CREATE FUNCTION diversion_kept_unless_erased() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM erasures e WHERE e.person_id = OLD.person_id) THEN
-        RAISE EXCEPTION 'decisions_are_immutable' USING ERRCODE = 'integrity_constraint_violation';
+        RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'integrity_constraint_violation';
     END IF;
     RETURN OLD;
 END $$;
-CREATE TRIGGER decisions_kept BEFORE DELETE ON decisions FOR EACH ROW EXECUTE FUNCTION decisions_kept();
+CREATE TRIGGER decisions_kept BEFORE DELETE ON decisions FOR EACH ROW
+EXECUTE FUNCTION diversion_kept_unless_erased('decisions_are_immutable');
 
 -- ids are never issued twice (migration 8)
 CREATE FUNCTION diversion_issued(kind text, n integer) RETURNS void LANGUAGE sql AS $$
@@ -456,14 +458,8 @@ CREATE TRIGGER audit_transactions_no_change BEFORE UPDATE OR DELETE ON audit_tra
 EXECUTE FUNCTION diversion_refuse('audit_log_is_append_only');
 CREATE TRIGGER audit_salts_no_change BEFORE UPDATE ON audit_salts FOR EACH ROW
 EXECUTE FUNCTION diversion_refuse('audit_salts_are_kept');
-CREATE FUNCTION audit_salts_kept() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM erasures e WHERE e.person_id = OLD.person_id) THEN
-        RAISE EXCEPTION 'audit_salts_are_kept' USING ERRCODE = 'integrity_constraint_violation';
-    END IF;
-    RETURN OLD;
-END $$;
-CREATE TRIGGER audit_salts_kept BEFORE DELETE ON audit_salts FOR EACH ROW EXECUTE FUNCTION audit_salts_kept();
+CREATE TRIGGER audit_salts_kept BEFORE DELETE ON audit_salts FOR EACH ROW
+EXECUTE FUNCTION diversion_kept_unless_erased('audit_salts_are_kept');
 -- TRUNCATE fires no row trigger: refused for everything diversion keeps
 """
 
