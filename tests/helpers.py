@@ -125,3 +125,18 @@ def referral_row(referral_id: str, db: Path | None = None) -> dict:
         return dict(row) if row else None
     finally:
         conn.close()
+
+
+def outside_sql(sql: str, postgres: str | None = None, db: Path | str | None = None,
+                check: bool = True) -> subprocess.CompletedProcess:
+    """Run SQL outside diversion, as someone with the database's password would: the sqlite3
+    shell on a file (`sql`, dot-commands allowed), psql as the tables' owner on a server
+    (`postgres`, or the same `sql`), in one transaction."""
+    target = str(db or db_file())
+    if ON_SERVER:
+        command = ["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", target]
+        text = postgres if postgres is not None else sql
+    else:
+        command, text = ["sqlite3", target], sql
+    return subprocess.run(command, input=text, capture_output=True, text=True, check=check,
+                          timeout=SUBPROCESS_TIMEOUT)
