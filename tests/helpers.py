@@ -140,3 +140,22 @@ def outside_sql(sql: str, postgres: str | None = None, db: Path | str | None = N
         command, text = ["sqlite3", target], sql
     return subprocess.run(command, input=text, capture_output=True, text=True, check=check,
                           timeout=SUBPROCESS_TIMEOUT)
+
+
+# how a command given no diversion database says so (a server's database exists, without the schema)
+NO_DATABASE_AT = "no diversion database at" if ON_SERVER else "no database at"
+
+
+def database_there(db: Path | str | None = None) -> bool:
+    """A database file exists; on a server (where a `no_database` test's database is an empty
+    one), the database holds something: a table, view, sequence or function."""
+    db = db or db_file()
+    if not ON_SERVER:
+        return Path(db).exists()
+    conn = connect(db)
+    try:
+        return conn.execute("SELECT EXISTS (SELECT 1 FROM pg_class WHERE relnamespace = "
+                            "current_schema()::regnamespace) OR EXISTS (SELECT 1 FROM pg_proc "
+                            "WHERE pronamespace = current_schema()::regnamespace)").fetchone()[0]
+    finally:
+        conn.close()

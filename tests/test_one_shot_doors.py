@@ -14,7 +14,8 @@ import pytest
 
 import diversion_cli.store as store_module
 from diversion_cli.store import Store
-from helpers import ENCRYPTED, ON_SERVER, as_json, connect, counts, db_file, outside_sql, record, refer, run, sub
+from helpers import (ENCRYPTED, ON_SERVER, as_json, connect, counts, database_there, db_file, outside_sql, record,
+                     refer, run, sub)
 
 
 def dump(path: Path | None = None) -> list[str]:
@@ -46,11 +47,6 @@ def what_is_there(db: Path | str) -> list[str]:
             "SELECT proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace ORDER BY 1")]
     finally:
         conn.close()
-
-
-def database_there(db: Path | str) -> bool:
-    """A database file exists; on a server, the database holds something."""
-    return bool(what_is_there(db)) if ON_SERVER else db.exists()
 
 
 def no_database_at(db: Path | str) -> str:
