@@ -122,6 +122,23 @@ def test_a_mistyped_db_path_is_never_an_eligible_nobody(tmp_path):
     assert counts(real)["referrals"] == 1
 
 
+@pytest.mark.postgres_only("a database name on a server (a mistyped file path is the test above)")
+def test_a_mistyped_database_name_on_the_server_is_never_an_eligible_nobody():
+    smith = record(surname="Smith", forename="John", dob="14/02/1990")
+    offer = refer(smith["incident_id"])
+    assert run("outcome", offer["id"], "accepted").exit_code == 0
+    typo = f"{db_file()}x"
+    checked = run("--db", typo, "check", "--surname", "Smith", "--forename", "John", "--dob", "14/02/1990")
+    assert checked.exit_code == 4 and "ELIGIBLE" not in checked.stdout, (checked.stdout, checked.stderr)
+    offered = run("--db", typo, "record", "--surname", "Smith", "--forename", "John", "--dob", "14/02/1990",
+                  "--substance", "weed", "--refer")
+    assert offered.exit_code == 4
+    conn = connect()
+    made = conn.execute("SELECT count(*) FROM pg_database WHERE datname = ?", (typo.rsplit("/", 1)[1],)).fetchone()[0]
+    conn.close()
+    assert made == 0 and counts()["referrals"] == 1
+
+
 @pytest.mark.no_database
 def test_db_init_creates_an_owner_only_database_in_an_owner_only_directory(tmp_path, monkeypatch):
     target = tmp_path / "new" / "force.db"
