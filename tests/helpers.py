@@ -189,3 +189,37 @@ def all_rows(db: Path | str | None = None) -> tuple:
         return tuple((t, sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"')))) for t in tables)
     finally:
         conn.close()
+
+
+def outside_sql(sql: str, postgres: str | None = None, db: Path | str | None = None,
+                check: bool = True) -> subprocess.CompletedProcess:
+    """Run SQL outside diversion, as someone with the database's password would: the sqlite3
+    shell on a file (`sql`, dot-commands allowed), psql as the tables' owner on a server
+    (`postgres`, or the same `sql`), in one transaction."""
+    target = str(db or db_file())
+    if ON_SERVER:
+        command = ["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", target]
+        text = postgres if postgres is not None else sql
+    else:
+        command, text = ["sqlite3", target], sql
+    return subprocess.run(command, input=text, capture_output=True, text=True, check=check,
+                          timeout=SUBPROCESS_TIMEOUT)
+
+
+# how a command given no diversion database says so (a server's database exists, without the schema)
+NO_DATABASE_AT = "no database at"
+
+
+def database_there(db: Path | str | None = None) -> bool:
+    """A database file exists; on a server (where a `no_database` test's database is an empty
+    one), the database holds something: a table, view, sequence or function."""
+    db = db or db_file()
+    if not ON_SERVER:
+        return Path(db).exists()
+    conn = connect(db)
+    try:
+        return conn.execute("SELECT EXISTS (SELECT 1 FROM pg_class WHERE relnamespace = "
+                            "current_schema()::regnamespace) OR EXISTS (SELECT 1 FROM pg_proc "
+                            "WHERE pronamespace = current_schema()::regnamespace)").fetchone()[0]
+    finally:
+        conn.close()

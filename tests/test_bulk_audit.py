@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from test_audit import assert_verify_fails, entries, last_seq, verify, write_csv
 
-from helpers import connect, count_rows, run
+from helpers import connect, count_rows, hold_write_lock, run
 
 PERSON = {"surname": "Ingram", "forenames": "Isla", "dob": "1985-01-01", "occurred_at": "2026-03-02 14:00",
           "substances": "weed", "location": "Easton"}
@@ -43,10 +43,11 @@ def test_a_flag_committed_outside_diversion_is_caught(tmp_path):
 def test_rows_slipped_in_with_the_triggers_held_off_are_caught(tmp_path):
     assert import_rows(tmp_path, [PERSON]).exit_code == 0
     conn = connect()
-    conn.execute("BEGIN IMMEDIATE")
+    hold_write_lock(conn)
     conn.execute("INSERT INTO bulk_load (active) VALUES (1)")
-    conn.execute("INSERT INTO incidents (person_id, occurred_at, age, recorded_at, recorded_by) "
-                 "VALUES (1, '2026-03-05T10:00:00', 41, '2026-03-05T10:00:00', '9')")
+    # diversion numbers its rows itself (a PostgreSQL key has no automatic value), so the forger does too
+    conn.execute("INSERT INTO incidents (id, person_id, occurred_at, age, recorded_at, recorded_by) "
+                 "VALUES (2, 1, '2026-03-05T10:00:00', 41, '2026-03-05T10:00:00', '9')")
     conn.execute("DELETE FROM bulk_load")
     conn.execute("COMMIT")
     assert conn.execute("SELECT count(*) FROM audit_pending").fetchone()[0] == 0  # the triggers really were off

@@ -14,13 +14,19 @@ import pytest
 
 import diversion_cli.store as store_module
 from diversion_cli.store import Store
-from helpers import ENCRYPTED, as_json, connect, counts, db_file, record, refer, run, sub
+from helpers import (ENCRYPTED, ON_SERVER, as_json, connect, counts, database_there, db_file, outside_sql, record,
+                     refer, run, sub)
 
 
 def dump(path: Path | None = None) -> list[str]:
     """Every row of every table, as text: equal before and after means nothing was written."""
     conn = connect(path or db_file())
     try:
+        if ON_SERVER:
+            tables = [name for (name,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = "
+                                                       "current_schema() ORDER BY tablename")]
+            return [f"{name}: {row}" for name in tables
+                    for (row,) in conn.execute(f'SELECT t::text FROM "{name}" t ORDER BY 1')]
         return list(conn.iterdump()) if not ENCRYPTED else [
             repr(tuple(row)) for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
                                                         "ORDER BY name").fetchall()
@@ -29,8 +35,26 @@ def dump(path: Path | None = None) -> list[str]:
         conn.close()
 
 
-def files_beside(path: Path) -> list[str]:
-    return sorted(p.name for p in path.parent.iterdir())
+def what_is_there(db: Path | str) -> list[str]:
+    """The files beside a database file; on a server, what the database holds (tables, views,
+    sequences, functions): a command that creates nothing leaves either as it was."""
+    if not ON_SERVER:
+        return sorted(p.name for p in db.parent.iterdir())
+    conn = connect(db)
+    try:
+        return [name for (name,) in conn.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace UNION ALL "
+            "SELECT proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace ORDER BY 1")]
+    finally:
+        conn.close()
+
+
+def no_database_at(db: Path | str) -> str:
+    """The refusal of a command given no diversion database (on a server: a database without its schema)."""
+    if ON_SERVER:
+        return (f"error: no diversion database at {db}: create one with `diversion db init` (in an empty "
+                f"database), or check --db / DIVERSION_DB\n")
+    return f"error: no database at {db}: create one with `diversion db init`, or check --db / DIVERSION_DB\n"
 
 
 # ---- door 1: a missing database is not an empty record ---------------------------------
@@ -61,13 +85,12 @@ NEEDS_A_DATABASE = [
 @pytest.mark.no_database
 @pytest.mark.parametrize("args", NEEDS_A_DATABASE, ids=lambda a: " ".join(a[:2]))
 def test_every_command_on_a_missing_database_exits_4_and_creates_nothing(args):
-    before = files_beside(db_file())
+    before = what_is_there(db_file())
     result = run(*args)
     assert result.exit_code == 4, (result.stdout, result.stderr)
     assert result.stdout == ""
-    assert result.stderr == (f"error: no database at {db_file()}: create one with `diversion db init`, "
-                             f"or check --db / DIVERSION_DB\n")
-    assert files_beside(db_file()) == before
+    assert result.stderr == no_database_at(db_file())
+    assert what_is_there(db_file()) == before
 
 
 @pytest.mark.no_database
@@ -78,7 +101,7 @@ def test_import_backup_and_restore_on_a_missing_database_create_nothing(tmp_path
                  ["db", "restore", csv_file, "--yes"]):
         result = run(*args)
         assert result.exit_code in (3, 4), (args, result.stderr)
-    assert not db_file().exists() and not (tmp_path / "b.db").exists()
+    assert not database_there(db_file()) and not (tmp_path / "b.db").exists()
 
 
 @pytest.mark.no_database
@@ -99,6 +122,23 @@ def test_a_mistyped_db_path_is_never_an_eligible_nobody(tmp_path):
     assert counts(real)["referrals"] == 1
 
 
+@pytest.mark.postgres_only("a database name on a server (a mistyped file path is the test above)")
+def test_a_mistyped_database_name_on_the_server_is_never_an_eligible_nobody():
+    smith = record(surname="Smith", forename="John", dob="14/02/1990")
+    offer = refer(smith["incident_id"])
+    assert run("outcome", offer["id"], "accepted").exit_code == 0
+    typo = f"{db_file()}x"
+    checked = run("--db", typo, "check", "--surname", "Smith", "--forename", "John", "--dob", "14/02/1990")
+    assert checked.exit_code == 4 and "ELIGIBLE" not in checked.stdout, (checked.stdout, checked.stderr)
+    offered = run("--db", typo, "record", "--surname", "Smith", "--forename", "John", "--dob", "14/02/1990",
+                  "--substance", "weed", "--refer")
+    assert offered.exit_code == 4
+    conn = connect()
+    made = conn.execute("SELECT count(*) FROM pg_database WHERE datname = ?", (typo.rsplit("/", 1)[1],)).fetchone()[0]
+    conn.close()
+    assert made == 0 and counts()["referrals"] == 1
+
+
 @pytest.mark.no_database
 def test_db_init_creates_an_owner_only_database_in_an_owner_only_directory(tmp_path, monkeypatch):
     target = tmp_path / "new" / "force.db"
@@ -114,7 +154,7 @@ def test_db_init_creates_an_owner_only_database_in_an_owner_only_directory(tmp_p
 @pytest.mark.no_database
 def test_db_init_uses_diversion_db_and_the_default_path(tmp_path, monkeypatch):
     assert run("db", "init").exit_code == 0
-    assert db_file().exists()
+    assert database_there(db_file())
     monkeypatch.delenv("DIVERSION_DB")
     assert run("db", "init").exit_code == 0
     default = tmp_path / "data" / "diversion" / "diversion.db"  # XDG_DATA_HOME from conftest
@@ -131,6 +171,7 @@ def test_db_init_over_an_existing_database_is_refused_and_changes_nothing():
     assert dump() == before
 
 
+@pytest.mark.sqlite_only("a symlink is a file's: a server's database is named, not a path")
 @pytest.mark.no_database
 def test_db_init_never_follows_a_symlink_or_overwrites_a_file(tmp_path):
     victim = tmp_path / "victim.txt"
@@ -140,6 +181,7 @@ def test_db_init_never_follows_a_symlink_or_overwrites_a_file(tmp_path):
     assert victim.read_text() == "keep me"
 
 
+@pytest.mark.sqlite_only("an empty file: on a server, an empty database is the missing-database case above")
 @pytest.mark.no_database
 @pytest.mark.parametrize("args", [["check", "P-000001"], ["referrals"], ["report", "--month", "2026-10"],
                                   ["audit", "verify"], ["db", "check"], ["db", "status"], ["export"],
@@ -153,9 +195,10 @@ def test_an_empty_file_is_not_a_database_and_is_left_untouched(args):
     assert result.exit_code == 4, (result.stdout, result.stderr)
     assert "is not a diversion database" in result.stderr
     assert path.stat().st_size == 0 and stat.S_IMODE(path.stat().st_mode) == 0o644
-    assert files_beside(path) == [path.name]
+    assert what_is_there(path) == [path.name]
 
 
+@pytest.mark.sqlite_only("a torn backup file: on a server, backups are pg_dump's (db backup is refused)")
 def test_db_check_on_a_torn_backup_writes_nothing_to_it(tmp_path):
     record()
     backup = tmp_path / "backup.db"
@@ -168,6 +211,7 @@ def test_db_check_on_a_torn_backup_writes_nothing_to_it(tmp_path):
     assert backup.read_bytes() == torn
 
 
+@pytest.mark.sqlite_only("an earlier release's SQLite schema: the PostgreSQL schema has had one version so far")
 @pytest.mark.no_database
 def test_a_reader_never_upgrades_an_older_schema_a_writer_or_db_upgrade_does(monkeypatch):
     path = db_file()
@@ -189,14 +233,23 @@ def test_reading_commands_leave_the_file_byte_for_byte_alone():
     out = record()
     offer = refer(out["incident_id"])
     path = db_file()
+
+    def read_everything():
+        for args in (["check", out["person_id"]], ["referrals"], ["referral", offer["id"]], ["audit", "log"],
+                     ["audit", "verify"], ["db", "status"], ["db", "check"], ["export"],
+                     ["letter", offer["id"], "--kind", "offer"]):
+            assert run(*args).exit_code == (1 if args[0] == "check" else 0), args  # an open referral: not eligible
+
+    if ON_SERVER:  # no file to compare: every row of every table stays as it was
+        before = dump()
+        read_everything()
+        assert dump() == before
+        return
     conn = connect(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     before = path.read_bytes()
-    for args in (["check", out["person_id"]], ["referrals"], ["referral", offer["id"]], ["audit", "log"],
-                 ["audit", "verify"], ["db", "status"], ["db", "check"], ["export"],
-                 ["letter", offer["id"], "--kind", "offer"]):
-        assert run(*args).exit_code == (1 if args[0] == "check" else 0), args  # an open referral: not eligible
+    read_everything()
     wal = Path(f"{path}-wal")
     assert path.read_bytes() == before
     assert not wal.exists() or wal.stat().st_size == 0
@@ -520,10 +573,8 @@ def test_the_database_itself_refuses_a_closed_referral_changing_outside_a_correc
 
 @pytest.mark.plain_file
 def test_a_write_refuses_to_start_while_an_outside_edit_is_pending():
-    import subprocess
-
     record(surname="Smith", forename="John", dob="14/02/1990")
-    subprocess.run(["sqlite3", str(db_file()), "UPDATE people SET surname = 'Forged' WHERE id = 1"], check=True)
+    outside_sql("UPDATE people SET surname = 'Forged' WHERE id = 1;")
     before = dump()
     result = run("--officer", "4471", "record", "--surname", "New", "--forename", "Nell", "--dob", "1990-01-01",
                  "--substance", "weed")
@@ -579,11 +630,9 @@ def test_desk_output_says_dates_in_words():
 
 @pytest.mark.plain_file
 def test_outside_changes_are_accepted_only_openly_and_then_writes_go_on():
-    import subprocess
-
     record(surname="Smith", forename="John", dob="14/02/1990")
     assert run("audit", "accept", "--reason", "nothing to accept").exit_code == 1
-    subprocess.run(["sqlite3", str(db_file()), "UPDATE people SET surname = 'Smyth' WHERE id = 1"], check=True)
+    outside_sql("UPDATE people SET surname = 'Smyth' WHERE id = 1;")
     no_reason = run("audit", "accept")
     assert no_reason.exit_code == 2
     accepted = run("--officer", "9001", "audit", "accept", "--reason", "DBA fix INC-2231")
@@ -650,11 +699,10 @@ def test_a_spreadsheets_text_mark_before_a_date_is_read_as_written(tmp_path):
 
 @pytest.mark.plain_file
 def test_a_change_made_with_the_triggers_off_stops_the_next_decision_about_that_person():
-    import subprocess
-
     out = _diverted_matthews()
-    subprocess.run(["sqlite3", "-cmd", ".dbconfig enable_trigger off", str(db_file()),
-                    "UPDATE referrals SET status = 'voided' WHERE person_id = 1"], check=True)
+    change = "UPDATE referrals SET status = 'voided' WHERE person_id = 1;"
+    outside_sql(f".dbconfig enable_trigger off\n{change}",
+                f"ALTER TABLE referrals DISABLE TRIGGER USER; {change} ALTER TABLE referrals ENABLE TRIGGER USER;")
     before = dump()
     for args in (["record", "--person", out["person_id"], "--substance", "coke", "--refer"],
                  ["refer", out["incident_id"]]):

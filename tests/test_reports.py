@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import connect, run
+from helpers import NO_DATABASE_AT, connect, database_there, run
 
 COLUMNS = ("surname", "forenames", "dob", "pnc", "gender", "ethnicity", "occurred_at", "substances", "quantity",
            "location", "co_offences", "supply_suspected", "recorded_by", "scheme", "referral_status",
@@ -601,8 +601,8 @@ def test_month_and_range_together_are_refused():
 @pytest.mark.no_database
 def test_reading_a_report_never_creates_the_database(db_path):
     result = run("report", "--month", "2026-10", "--format", "json")
-    assert result.exit_code == 4 and result.stdout == "" and "no database at" in result.stderr
-    assert not db_path.exists()
+    assert result.exit_code == 4 and result.stdout == "" and NO_DATABASE_AT in result.stderr
+    assert not database_there(db_path)
 
 
 # ---- --output ------------------------------------------------------------------------

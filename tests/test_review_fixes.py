@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import as_json, connect, db_file, record, run
+from helpers import as_json, connect, db_file, outside_sql, record, run
 
 
+@pytest.mark.sqlite_only("a database file and its journals: a server's database is no file --output could replace")
 @pytest.mark.parametrize("sidecar", ["", "-wal", "-shm", "-journal"])
 @pytest.mark.parametrize("command", [["report", "--format", "json"], ["export", "incidents"]])
 def test_output_never_replaces_the_database_or_its_journal(command, sidecar):
@@ -40,27 +41,19 @@ def test_a_corrected_date_of_birth_corrects_the_age_every_figure_counts_by():
 
 @pytest.mark.plain_file
 def test_a_planted_change_count_is_refused_by_the_database():
-    import sqlite3
-
     record()
-    conn = sqlite3.connect(db_file())
-    for sql in ("INSERT INTO month_changes VALUES ('2025-08x', -7)", "INSERT INTO month_changes VALUES ('1999-01', 0)",
-                "INSERT INTO diversion_changes VALUES ('2025-08', -1)"):
-        with pytest.raises(sqlite3.IntegrityError, match="change_counts_only_go_up"):
-            conn.execute(sql)
-    conn.close()
+    for sql in ("INSERT INTO month_changes VALUES ('2025-08x', -7);",
+                "INSERT INTO month_changes VALUES ('1999-01', 0);",
+                "INSERT INTO diversion_changes VALUES ('2025-08', -1);"):
+        planted = outside_sql(sql, check=False)
+        assert planted.returncode != 0 and "change_counts_only_go_up" in planted.stderr, (sql, planted.stderr)
 
 
 @pytest.mark.plain_file
 def test_a_cached_figure_that_is_not_what_diversion_writes_is_computed_afresh():
-    import sqlite3
-
     record("--when", "2026-10-05 10:00")
     first = as_json(run("report", "--month", "2026-10", "--format", "json"))
-    conn = sqlite3.connect(db_file())
-    conn.execute("UPDATE report_cache SET value = 'not json'")
-    conn.commit()
-    conn.close()
+    outside_sql("UPDATE report_cache SET value = 'not json';")
     again = run("report", "--month", "2026-10", "--format", "json")
     assert again.exit_code == 0, again.stderr
     assert {k: v for k, v in as_json(again).items() if k != "generated_at"} == \
@@ -73,7 +66,7 @@ def test_a_month_in_other_digits_or_at_absurd_length_is_one_short_line(month):
     assert result.exit_code == 2 and len(result.stderr) < 200
 
 
-def test_an_output_name_no_file_can_have_is_bad_input_not_an_internal_error():
+def test_an_output_name_no_file_can_have_is_bad_input_not_an_internal_error(tmp_path):
     record()
-    result = run("report", "--format", "markdown", "--output", db_file().parent / ("\x80" * 300))
+    result = run("report", "--format", "markdown", "--output", tmp_path / ("\x80" * 300))
     assert result.exit_code == 2 and "internal error" not in result.stderr

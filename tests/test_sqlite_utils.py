@@ -13,7 +13,9 @@ import pytest
 from helpers import db_file, record, refer, run
 
 SQLITE_UTILS = Path(sys.executable).parent / "sqlite-utils"
-pytestmark = pytest.mark.plain_file  # the stock sqlite3 module cannot open an encrypted file
+pytestmark = [pytest.mark.plain_file,  # the stock sqlite3 module cannot open an encrypted file
+              pytest.mark.sqlite_only("sqlite-utils reads SQLite files: on a server, analysts query the same "
+                                      "views with psql or any PostgreSQL client")]
 
 
 def query(sql: str, *params: str) -> list[dict]:
