@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import diversion_cli.store as store_module
+import diversion_cli.store.sqlite as store_module  # (the engine that migrates a file)
 from diversion_cli.store import Store
 from helpers import (ENCRYPTED, ON_SERVER, as_json, connect, counts, database_there, db_file, outside_sql, record,
                      refer, run, sub)

@@ -222,6 +222,10 @@ def connect(target: PostgresTarget, timeout: float | None = None) -> Connection:
     return conn
 
 
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else exc.__class__.__name__
@@ -272,6 +276,12 @@ def _store_class():
                 if there:
                     raise Refused(f"something already exists at {target} (it holds tables): `diversion db init` "
                                   f"never creates a database over it (give it an empty database)")
+                here = conn.execute("SELECT current_schema()").fetchone()[0]
+                if here is None:
+                    raise Refused(f"{target} has no schema to create diversion's tables in (check the login's "
+                                  f"search_path)")
+                # the functions keep this search path (schema.ddl): the schema's tables, never a temporary one
+                conn.execute(f"SET LOCAL search_path = {_identifier(here)}, pg_temp")
                 conn.raw.execute(schema.ddl())
                 conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
                              (schema.VERSION, "PostgreSQL schema", _iso(datetime.now())))

@@ -15,11 +15,13 @@ SELECT 'table', c.relname, string_agg(a.attname || ' ' || format_type(a.atttypid
        || coalesce(' collate ' || co.collname, '')
        || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
        || CASE WHEN a.attidentity != '' THEN ' identity ' || a.attidentity::text ELSE '' END, ', ' ORDER BY a.attnum)
+       || CASE WHEN c.relrowsecurity THEN ' row-level-security' ELSE '' END
+       || CASE WHEN c.relforcerowsecurity THEN ' forced' ELSE '' END
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
 LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation != 0
 WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')  -- a view's columns: its definition
-GROUP BY c.relname
+GROUP BY c.relname, c.relrowsecurity, c.relforcerowsecurity
 UNION ALL
 SELECT 'constraint', c.relname || '.' || k.conname, pg_get_constraintdef(k.oid)
 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
@@ -35,6 +37,7 @@ WHERE c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal
 UNION ALL
 SELECT 'function', p.proname || '(' || pg_get_function_arguments(p.oid) || ')',
        pg_get_function_result(p.oid) || ' ' || p.prosrc || ' ' || p.provolatile::text || p.prosecdef::text
+       || ' ' || coalesce(array_to_string(p.proconfig, ' '), '')
 FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace
 UNION ALL
 SELECT 'view', c.relname, pg_get_viewdef(c.oid)
@@ -51,7 +54,9 @@ WHERE c.relnamespace = current_schema()::regnamespace
 
 
 def _described(cursor, schema_name: str) -> dict[tuple[str, str], str]:
-    return {(kind, name): " ".join((text or "").replace(f"{schema_name}.", "").split())
+    return {(kind, name): " ".join((text or "").replace(f"{schema_name}.", "")
+                                   .replace(f"search_path={schema_name},", "search_path=<schema>,")
+                                   .replace(f'search_path="{schema_name}",', "search_path=<schema>,").split())
             for kind, name, text in cursor.execute(CATALOG).fetchall()}
 
 
@@ -69,7 +74,7 @@ def expected(dsn: str) -> dict[tuple[str, str], str]:
         conn.execute("BEGIN")
         try:
             conn.execute(f"CREATE SCHEMA {scratch}")
-            conn.execute(f"SET LOCAL search_path TO {scratch}")
+            conn.execute(f"SET LOCAL search_path TO {scratch}, pg_temp")
             conn.execute(ddl())
             return _described(conn.cursor(), scratch)
         finally:

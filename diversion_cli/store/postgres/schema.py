@@ -460,7 +460,9 @@ CREATE TRIGGER audit_salts_no_change BEFORE UPDATE ON audit_salts FOR EACH ROW
 EXECUTE FUNCTION diversion_refuse('audit_salts_are_kept');
 CREATE TRIGGER audit_salts_kept BEFORE DELETE ON audit_salts FOR EACH ROW
 EXECUTE FUNCTION diversion_kept_unless_erased('audit_salts_are_kept');
--- TRUNCATE fires no row trigger: refused for everything diversion keeps
+-- the schema's version: only ever added to (a deleted row would lock every desk out)
+CREATE TRIGGER migrations_kept BEFORE UPDATE OR DELETE ON migrations FOR EACH ROW
+EXECUTE FUNCTION diversion_refuse('migrations_are_kept');
 """
 
 VIEWS = """
@@ -520,13 +522,15 @@ JOIN audit_transactions t ON t.last_seq = (SELECT min(last_seq) FROM audit_trans
 
 # Everything diversion keeps refuses TRUNCATE, which fires no row trigger (an empty table
 # would otherwise read as "every row vanished" only at the next verify).
-KEPT = ("people", "incidents", "incident_substances", "incident_co_offences", "decisions", "referrals",
+KEPT = ("migrations", "people", "incidents", "incident_substances", "incident_co_offences", "decisions", "referrals",
         "referral_conditions", "erasures", "issued_ids", "month_changes", "diversion_changes", "audit_transactions",
         "audit_entries", "audit_salts", "audit_conversions", "audit_pending")
 
 
 def ddl() -> str:
-    """The whole schema, in the order it is created."""
+    """The whole schema, in the order it is created. Every PL/pgSQL function (the guards and the
+    trail's capture) keeps the search path it was created with (the schema's, then pg_temp), so
+    a session's own temporary tables can never stand in for the tables it guards."""
     parts = [FUNCTIONS, TABLES, GUARDS]
     parts += [_audit_function(table) for table in TRAIL]
     parts += [_stamp_function(table) for table in sorted({t for t, _ in STAMPED})]
@@ -534,4 +538,4 @@ def ddl() -> str:
     parts += [f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT "
               f"EXECUTE FUNCTION diversion_refuse('{table}_cannot_be_truncated');\n" for table in KEPT]
     parts.append(VIEWS)
-    return "\n".join(parts)
+    return "\n".join(parts).replace("LANGUAGE plpgsql AS $$", "LANGUAGE plpgsql SET search_path FROM CURRENT AS $$")
