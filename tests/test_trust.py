@@ -469,3 +469,16 @@ def test_audit_log_says_when_a_row_was_deleted_behind_the_triggers():
     conn.close()
     shown = as_json(run("audit", "log", "--referral", out["referral_id"], "--json"))
     assert shown and all(e["note"] and "outside diversion" in e["note"] for e in shown)
+
+
+def test_a_waiting_change_written_by_hand_is_never_accepted_into_the_trail():
+    """A forged entry in audit_pending (a delete of someone still on record) is named by verify;
+    `audit accept` refuses to seal it, so the trail never records a change that did not happen."""
+    record(surname="Still", forename="Here", dob="1980-01-01")
+    tamper("INSERT INTO audit_pending (action, entity, entity_id, person_id, before, old, new) "
+           "VALUES ('d', 'p', '1', 1, '{\"surname\":\"X\"}', '{\"surname\":\"X\"}', NULL)")
+    assert run("audit", "verify").exit_code == 1
+    before = counts(None, ("people", "audit_entries", "audit_transactions", "audit_pending"))
+    accepted = run("audit", "accept", "--reason", "DBA fix")
+    assert accepted.exit_code == 4 and "written into the trail's waiting changes by hand" in accepted.stderr
+    assert counts(None, ("people", "audit_entries", "audit_transactions", "audit_pending")) == before

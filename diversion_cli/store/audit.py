@@ -94,6 +94,10 @@ def seal(conn, at: str, officer: str, operation: str, reason: str | None, accept
         if reused:
             raise Problem(f"{ENTITY_NAMES.get(reused[0], reused[0])} {reused[1]} is new here, but the trail says it "
                           f"still exists: it was deleted outside diversion")
+    else:
+        forged = not_as_stated(conn)
+        if forged:
+            raise Problem(forged)
     # numbered on from the last entry, with no gap (a PostgreSQL sequence would leave one
     # where a transaction rolled back, and verify counts that every number is there)
     moved = conn.execute(
@@ -131,6 +135,25 @@ WHERE p.action = 'i' AND coalesce(
     (SELECT a.action FROM audit_entries a
      WHERE a.entity = p.entity AND a.entity_id = p.entity_id ORDER BY a.seq DESC LIMIT 1), 'd') != 'd'
 LIMIT 1"""
+
+
+def not_as_stated(conn) -> str | None:
+    """The first row whose last waiting change does not say what the row now is: an entry written
+    into audit_pending by hand, not by a trigger. Accepting outside changes must never seal a change
+    that did not happen (a forged delete of someone still on record, say)."""
+    for table in TRAIL:
+        code, ident, _person, snap = _trail(conn, table)
+        found = conn.execute(
+            f"SELECT p.action, p.entity_id FROM audit_pending p WHERE p.entity = '{code}' "
+            f"AND p.id = (SELECT max(q.id) FROM audit_pending q WHERE q.entity = p.entity AND q.entity_id = p.entity_id) "
+            f"AND CASE WHEN p.action = 'd' THEN EXISTS (SELECT 1 FROM {table} t WHERE {ident} = p.entity_id) "
+            f"ELSE NOT EXISTS (SELECT 1 FROM {table} t WHERE {ident} = p.entity_id AND {snap} = p.new) END "
+            f"LIMIT 1").fetchone()
+        if found:
+            return (f"a waiting {ACTION_NAMES.get(found[0], found[0])} of {ENTITY_NAMES[code]} {found[1]} does not "
+                    f"match the row as it is: it was written into the trail's waiting changes by hand, not by a "
+                    f"change; nothing was accepted")
+    return None
 
 
 def still_standing(conn, table: str, where: str, params: tuple) -> str | None:
