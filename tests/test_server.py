@@ -165,3 +165,19 @@ def _diversion() -> list[str]:
 
     return [sys.executable, "-m", "diversion_cli"]
 
+
+
+@pytest.mark.parametrize("mistyped", ["postgresql:force", "postgresql:/force", "postgresql//db.force.local/force",
+                                      "host=db.force.local dbname=force"])
+def test_a_mistyped_server_url_is_refused_not_taken_for_a_new_file(mistyped, tmp_path, monkeypatch):
+    here = tmp_path / "desk"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    result = run("--db", mistyped, "db", "init")
+    assert result.exit_code == 2 and result.stderr.startswith("error: db:"), result.stderr
+    assert list(here.rglob("*")) == []  # no file made of it
+
+
+def test_a_password_in_the_url_query_is_refused_too():
+    result = run("--db", "postgresql://desk@db.force.local/force?sslmode=require&password=hunter2", "check", "P-1")
+    assert result.exit_code == 2 and "PGPASSWORD" in result.stderr and "hunter2" not in result.stderr

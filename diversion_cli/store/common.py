@@ -32,6 +32,9 @@ def resolve_target(target: str | None):
     if "://" in chosen:
         raise BadInput("db", f"{chosen.split('://')[0]}:// databases are not supported: give a SQLite file path "
                              f"or a postgresql:// URL")
+    if postgres.looks_meant(chosen):  # a mistyped URL must not quietly become a file no other desk shares
+        raise BadInput("db", "this looks meant for a PostgreSQL server but is not a postgresql://host/database "
+                             "URL; a file path cannot start with postgres: or be a list of key=value settings")
     return Path(chosen).expanduser()
 
 

@@ -40,7 +40,7 @@ class PostgresTarget:
             password = parts.password
         except ValueError as exc:
             raise BadInput("db", f"not a valid postgresql:// URL ({exc})") from None
-        if password is not None:
+        if password is not None or re.search(r"(^|[?&])password=", parts.query):
             raise BadInput("db", "a password in the database URL would show in the process list and shell "
                                  "history: give it with PGPASSWORD, ~/.pgpass or a service file (README)")
         self.url = url
@@ -57,6 +57,13 @@ class PostgresTarget:
 
 def is_target(chosen: str) -> bool:
     return chosen.startswith(SCHEMES)
+
+
+def looks_meant(chosen: str) -> bool:
+    """A mistyped server target (postgresql:db, postgresql//host/db, a libpq `host=... dbname=...`
+    string), which would otherwise be taken for a file path."""
+    return re.match(r"postgres(ql)?[:/]", chosen, re.IGNORECASE) is not None \
+        or re.search(r"(^|\s)(host|dbname|user|service)=", chosen) is not None
 
 
 # ---- the dialect ---------------------------------------------------------------------
@@ -218,7 +225,8 @@ def connect(target: PostgresTarget, timeout: float | None = None) -> Connection:
         raise StoreUnusable(f"cannot connect to the database server {target}: {_first_line(exc)}") from None
     conn = Connection(raw)
     # waits for another desk's lock end after the busy timeout (exit 4, nothing written)
-    conn.execute(f"SET lock_timeout = '{int(seconds * 1000)}ms'")
+    # (0 is "no timeout" to PostgreSQL; a desk told 0 means "do not wait")
+    conn.execute(f"SET lock_timeout = '{max(1, int(seconds * 1000))}ms'")
     return conn
 
 
