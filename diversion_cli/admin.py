@@ -335,6 +335,9 @@ def amend_person(ws: Workspace, person: str, reason: str | None, surname: str | 
     with store.transaction("amend person", officer, why):
         if store.person(person_id) is None:
             raise NotFound(f"no person {values.format_person_id(person_id)}")
+        holder = store.person_by_pnc(changes["pnc"]) if "pnc" in changes else None
+        if holder and holder["id"] != person_id:  # (asked first: the database's refusal would log the PNC)
+            raise Refused(f"another person ({values.format_person_id(holder['id'])}) already has that PNC ID")
         ages = {}
         if "dob" in changes:
             for incident in store.incidents_of(person_id):

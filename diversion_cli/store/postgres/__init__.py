@@ -367,7 +367,9 @@ def _store_class():
         # what the server's log would hold of a failing or slow statement (its values: names,
         # dates of birth), and the setting that keeps them out (README, "A shared server")
         SAFE_LOGGING = {"log_min_error_statement": ("log", "fatal", "panic"), "log_statement": ("none",),
-                        "log_min_duration_statement": ("-1",)}
+                        "log_min_duration_statement": ("-1",),
+                        # an error's DETAIL line holds the values (Key (pnc)=(...) already exists)
+                        "log_error_verbosity": ("terse",)}
 
         def logging_warnings(self) -> list[str]:
             found = {name: self.conn.execute(f"SHOW {name}").fetchone()[0] for name in self.SAFE_LOGGING}
