@@ -144,7 +144,8 @@ def _version(value: bool) -> None:
 def main_callback(
     ctx: typer.Context,
     db: Annotated[Optional[str], typer.Option("--db", envvar="DIVERSION_DB", show_envvar=True,
-                                              help="SQLite database file (default: per-user data directory).")] = None,
+                                              help="SQLite database file (default: per-user data directory), or a "
+                                                   "postgresql://host/database URL.")] = None,
     officer: Annotated[Optional[str], typer.Option("--officer", envvar="DIVERSION_OFFICER", show_envvar=True,
                                                    help="Your collar number, stamped on every write.")] = None,
     config: Annotated[Optional[str], typer.Option("--config", envvar="DIVERSION_CONFIG", show_envvar=True,

@@ -69,11 +69,19 @@ def expected(dsn: str) -> dict[tuple[str, str], str]:
 
     from diversion_cli.store.postgres.schema import ddl
 
+    from diversion_cli.errors import StoreUnusable
+
     scratch = f"diversion_expected_{os.getpid()}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("BEGIN")
         try:
-            conn.execute(f"CREATE SCHEMA {scratch}")
+            try:
+                conn.execute(f"CREATE SCHEMA {scratch}")
+            except psycopg.errors.InsufficientPrivilege:
+                raise StoreUnusable("audit verify on a server builds diversion's schema in a scratch schema it "
+                                    "rolls back, to compare with this one: it needs a login that may create a "
+                                    "schema in the database (its owner, or an auditor granted CREATE on it); "
+                                    "nothing was written") from None
             conn.execute(f"SET LOCAL search_path TO {scratch}, pg_temp")
             conn.execute(ddl())
             return _described(conn.cursor(), scratch)
