@@ -123,7 +123,7 @@ def render(tables: list[Table], fmt: str, meta: dict, suppress: int | None, conf
         tables = suppression.complete(tables, meta, config)
     s = Suppressor(suppress, tables, meta, config)
     if fmt == "json":
-        return json.dumps({**meta, "suppress_below": suppress,
+        return json.dumps({**{k: v for k, v in meta.items() if k != "officers_on_record"}, "suppress_below": suppress,
                            "tables": [{"key": t.key, "title": t.title,
                                        "columns": [{"key": c.key, "label": c.label} for c in t.columns],
                                        "rows": [{c.key: s.data(t, i, c.key) for c in t.columns}

@@ -567,4 +567,9 @@ def make_report(ws, month: str | None = None, start: str | None = None, end: str
     meta = {"period": {"from": period.start.isoformat(), "to": period.end.isoformat(), "label": period.label},
             "scheme": scheme, "by": by, "generated_at": now.isoformat(timespec="minutes"),
             "config_fingerprint": ws.config.fingerprint}
+    if by == "officer":  # for suppression: the closed list of groups (a missing officer's row would say 0)
+        meta[ON_RECORD] = store.officers_on_record()
     return tables, meta
+
+
+ON_RECORD = "officers_on_record"  # (meta only suppression reads: never printed)

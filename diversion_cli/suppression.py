@@ -117,6 +117,9 @@ def complete(tables: list[Table], meta: dict, config) -> list[Table]:
     closed_lists["location"] = [*config.areas, OTHER_AREA, "Not recorded"]
     # every scheme in scope, and no scheme: a missing scheme's row would say its counts are 0
     closed_lists["scheme"] = [meta["scheme"]] if meta.get("scheme") else [*config.schemes, "none"]
+    # every officer on record, whatever the period: an empty table would say every count is 0
+    if meta.get("officers_on_record") is not None:
+        closed_lists["officer"] = meta["officers_on_record"]
     out = []
     for t in tables:
         if t.key == "breakdown" and meta.get("by") == "location":

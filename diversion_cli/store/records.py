@@ -282,6 +282,11 @@ class Records:
         self._attach_incident_details(rows)
         return rows
 
+    def officers_on_record(self) -> list[str]:
+        """Every collar number that has recorded an incident, any time."""
+        return [row["recorded_by"] for row in self._all("SELECT DISTINCT recorded_by FROM incidents "
+                                                         "ORDER BY recorded_by")]
+
     def decisions_of_incident(self, incident_id: int) -> list[dict]:
         return self._all("SELECT * FROM decisions WHERE incident_id = ? ORDER BY id", (incident_id,))
 
