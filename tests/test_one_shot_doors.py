@@ -52,8 +52,8 @@ def what_is_there(db: Path | str) -> list[str]:
 def no_database_at(db: Path | str) -> str:
     """The refusal of a command given no diversion database (on a server: a database without its schema)."""
     if ON_SERVER:
-        return (f"error: no diversion database at {db}: create one with `diversion db init` (in an empty "
-                f"database), or check --db / DIVERSION_DB\n")
+        return (f"error: no database at {db} (no diversion schema): create one with `diversion db init` (in an "
+                f"empty database), or check --db / DIVERSION_DB\n")
     return f"error: no database at {db}: create one with `diversion db init`, or check --db / DIVERSION_DB\n"
 
 
