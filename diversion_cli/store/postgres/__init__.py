@@ -212,8 +212,13 @@ def connect(target: PostgresTarget, timeout: float | None = None) -> Connection:
     except ImportError:
         raise StoreUnusable("this is a postgresql:// database, and PostgreSQL support is not installed: "
                             "pip install 'diversion[postgres]'") from None
+    import logging
+
     from diversion_cli.store import busy_timeout
 
+    # psycopg logs what it ignores while unwinding (a pipeline cut short by Ctrl-C): not the officer's business
+    logging.getLogger("psycopg").propagate = False
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     seconds = busy_timeout() if timeout is None else timeout
     try:
         # (libpq's own settings win: a connect_timeout in the URL, or PGCONNECT_TIMEOUT)
@@ -228,6 +233,16 @@ def connect(target: PostgresTarget, timeout: float | None = None) -> Connection:
     # (0 is "no timeout" to PostgreSQL; a desk told 0 means "do not wait")
     conn.execute(f"SET lock_timeout = '{max(1, int(seconds * 1000))}ms'")
     return conn
+
+
+def _interrupted(exc: BaseException | None) -> bool:
+    """Whether a driver error is psycopg's answer to Ctrl-C (the statement cancelled for the user,
+    or the connection's state lost while a KeyboardInterrupt was being handled)."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt) or "due to user request" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _identifier(name: str) -> str:
@@ -345,7 +360,9 @@ def _store_class():
         def _errors(self) -> tuple[tuple[type, ...], tuple[type, ...]]:
             return driver_errors()
 
-        def _unusable(self, exc: Exception) -> StoreUnusable:
+        def _unusable(self, exc: Exception) -> BaseException:
+            if _interrupted(exc):  # Ctrl-C reached psycopg mid-statement: the officer's, exit 130
+                return KeyboardInterrupt()
             return unusable(exc, self.path)
 
         def integrity_check(self) -> list[str]:
