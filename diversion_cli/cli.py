@@ -59,6 +59,9 @@ class _Group(TyperGroup):
             typer.echo(f"error: {exc.message}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except _database_errors() as exc:
+            if _during_interrupt(exc):  # the driver lost its footing to a Ctrl-C: the officer's, not a failure
+                typer.echo("\ninterrupted: nothing was written", err=True)
+                raise typer.Exit(130) from None
             typer.echo(f"error: the database failed ({exc.__class__.__name__}); nothing was written", err=True)
             raise typer.Exit(4) from None
         except BrokenPipeError:  # `diversion export | head`: the reader has gone; not an error of ours
@@ -96,6 +99,14 @@ def _internal_error(exc: Exception):
     typer.echo(f"internal error ({exc.__class__.__name__}); nothing more was written. "
                f"Please report it (set DIVERSION_DEBUG=1 for details).", err=True)
     raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _during_interrupt(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _database_errors() -> tuple:
