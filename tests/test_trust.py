@@ -471,6 +471,7 @@ def test_audit_log_says_when_a_row_was_deleted_behind_the_triggers():
     assert shown and all(e["note"] and "outside diversion" in e["note"] for e in shown)
 
 
+@pytest.mark.plain_file
 def test_a_waiting_change_written_by_hand_is_never_accepted_into_the_trail():
     """A forged entry in audit_pending (a delete of someone still on record) is named by verify;
     `audit accept` refuses to seal it, so the trail never records a change that did not happen."""
