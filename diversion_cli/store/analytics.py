@@ -194,11 +194,13 @@ class Analytics:
 
         key = ":".join((self.CACHE_FORMAT, kind, *args))
         months = self._months_read(kind, list(args))
-        stamp = self.conn.execute(self.STAMP, months).fetchone()[0]
-        row = self.conn.execute("SELECT value FROM report_cache WHERE key = ? AND stamp = ?", (key, stamp)).fetchone()
-        if row is not None:
+        # the stamp and the entry it would match in one statement (on a server, one round trip, not two)
+        stamp, kept = self.conn.execute(
+            f"SELECT st.stamp, (SELECT c.value FROM report_cache c WHERE c.key = ? AND c.stamp = st.stamp) "
+            f"FROM ({self.STAMP} AS stamp) AS st", (key, *months)).fetchone()
+        if kept is not None:
             try:
-                cached = json.loads(row[0])
+                cached = json.loads(kept)
             except ValueError:
                 cached = None  # not what diversion writes: computed afresh (`audit verify` names it)
             if isinstance(cached, list if kind == "facts" else dict):
