@@ -471,15 +471,50 @@ def test_audit_log_says_when_a_row_was_deleted_behind_the_triggers():
     assert shown and all(e["note"] and "outside diversion" in e["note"] for e in shown)
 
 
+def _snapshot_of_person_1() -> str:
+    from diversion_cli.store.audit import _trail
+
+    conn = connect()
+    try:
+        _code, _ident, _person, snap = _trail(conn, "people")
+        return conn.execute(f"SELECT {snap} FROM people t WHERE t.id = 1").fetchone()[0]
+    finally:
+        conn.close()
+
+
+PENDING = "INSERT INTO audit_pending (action, entity, entity_id, person_id, before, old, new) VALUES "
+
+
 @pytest.mark.plain_file
-def test_a_waiting_change_written_by_hand_is_never_accepted_into_the_trail():
-    """A forged entry in audit_pending (a delete of someone still on record) is named by verify;
-    `audit accept` refuses to seal it, so the trail never records a change that did not happen."""
+@pytest.mark.parametrize("forgery", [
+    "('d', 'p', '1', 1, '{\"surname\":\"X\"}', '{\"surname\":\"X\"}', NULL)",  # a delete of someone on record
+    "('u', 'p', '1', 1, '{\"surname\":\"Smith\"}', '{\"surname\":\"Smith\",\"pnc\":\"99/123456X\"}', {now})",
+    "('i', 'p', '1', 1, NULL, NULL, {now})",  # an insert of a row the trail says exists
+    "('d', 'z', '1', 1, '{{}}', '{{\"secret\":\"x\"}}', NULL)",  # an entity no table has
+    "('b', 'p', '1', 1, NULL, '{{\"surname\":\"Evil\"}}', {now})",  # a baseline: a migration's alone
+], ids=["delete", "lying-old-values", "insert-over-existing", "unknown-entity", "baseline"])
+def test_a_waiting_change_written_by_hand_is_never_accepted_into_the_trail(forgery):
+    """A forged entry in audit_pending is named by verify; `audit accept` refuses to seal it (the
+    adversary's forms, each once sealed), so the trail never records a change that did not happen."""
     record(surname="Still", forename="Here", dob="1980-01-01")
-    tamper("INSERT INTO audit_pending (action, entity, entity_id, person_id, before, old, new) "
-           "VALUES ('d', 'p', '1', 1, '{\"surname\":\"X\"}', '{\"surname\":\"X\"}', NULL)")
+    now = "'" + _snapshot_of_person_1().replace("'", "''") + "'"
+    tamper(PENDING + forgery.replace("{now}", now).replace("{{", "{").replace("}}", "}"))
     assert run("audit", "verify").exit_code == 1
     before = counts(None, ("people", "audit_entries", "audit_transactions", "audit_pending"))
     accepted = run("audit", "accept", "--reason", "DBA fix")
-    assert accepted.exit_code == 4 and "written into the trail's waiting changes by hand" in accepted.stderr
+    assert accepted.exit_code == 4 and "waiting changes by hand" in accepted.stderr, accepted.stderr
     assert counts(None, ("people", "audit_entries", "audit_transactions", "audit_pending")) == before
+
+
+@pytest.mark.plain_file
+def test_an_entry_added_to_the_trail_by_hand_is_never_sealed_into_an_officers_transaction():
+    """An entry inserted straight into audit_entries at the next number waited for the next
+    honest write to chain it under that officer's name; now every write refuses while it waits."""
+    record(surname="Still", forename="Here", dob="1980-01-01")
+    tamper("INSERT INTO audit_entries (seq, action, entity, entity_id, person_id, digest, old, old_digest) "
+           "SELECT max(seq) + 1, 'u', 'p', '1', 1, NULL, '{\"surname\":\"Forged\"}', NULL FROM audit_entries")
+    before = counts(None, ("incidents", "audit_entries", "audit_transactions"))
+    result = run("record", "--surname", "Next", "--forename", "Nia", "--dob", "1985-05-05", "--substance", "weed")
+    assert result.exit_code == 4 and "added to the audit trail outside diversion" in result.stderr
+    assert counts(None, ("incidents", "audit_entries", "audit_transactions")) == before
+    assert run("audit", "verify").exit_code == 1

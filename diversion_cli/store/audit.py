@@ -95,7 +95,7 @@ def seal(conn, at: str, officer: str, operation: str, reason: str | None, accept
             raise Problem(f"{ENTITY_NAMES.get(reused[0], reused[0])} {reused[1]} is new here, but the trail says it "
                           f"still exists: it was deleted outside diversion")
     else:
-        forged = not_as_stated(conn)
+        forged = not_as_stated(conn, migrating=operation.startswith("migration"))
         if forged:
             raise Problem(forged)
     # numbered on from the last entry, with no gap (a PostgreSQL sequence would leave one
@@ -137,10 +137,38 @@ WHERE p.action = 'i' AND coalesce(
 LIMIT 1"""
 
 
-def not_as_stated(conn) -> str | None:
-    """The first row whose last waiting change does not say what the row now is: an entry written
-    into audit_pending by hand, not by a trigger. Accepting outside changes must never seal a change
-    that did not happen (a forged delete of someone still on record, say)."""
+def not_as_stated(conn, migrating: bool = False) -> str | None:
+    """The first waiting change that is not what a trigger writes: an entry put into audit_pending
+    by hand. Accepting outside changes must never seal a change that did not happen (a forged
+    delete of someone still on record, an update whose old values lie, an entity no table has).
+    Each change must start from what the trail (or the change before it) says the row was, insert
+    only what the trail says is gone, keep as old values exactly what changed, and the last must
+    say what the row now is. (Baselines are a migration's alone.)"""
+    actions = "('i', 'u', 'd', 'b')" if migrating else "('i', 'u', 'd')"
+    codes = ", ".join(f"'{code}'" for code, *_ in TRAIL.values())
+    odd = conn.execute(f"SELECT action, entity, entity_id FROM audit_pending WHERE action NOT IN {actions} "
+                       f"OR entity NOT IN ({codes}) LIMIT 1").fetchone()
+    if odd:
+        return (f"a waiting change ({odd[0]} of {odd[1]} {odd[2]}) is of a kind no trigger writes: it was put into "
+                f"the trail's waiting changes by hand; nothing was accepted")
+    for check in (UNAUDITED_BEFORE, STILL_STANDING):
+        found = conn.execute(check).fetchone()
+        if found:
+            return (f"a waiting change of {ENTITY_NAMES.get(found[0], found[0])} {found[1]} does not follow from "
+                    f"what the trail says it was: it was put into the trail's waiting changes by hand, or the row "
+                    f"was changed with the triggers off; nothing was accepted")
+    for action, entity, entity_id, before, old, new in conn.execute(
+            "SELECT action, entity, entity_id, before, old, new FROM audit_pending WHERE action IN ('u', 'd')"):
+        try:
+            was, kept = json.loads(before), json.loads(old)
+            lied = kept != was if action == "d" else any(
+                was.get(k, object()) != v or json.loads(new).get(k, object()) == v for k, v in kept.items())
+        except (TypeError, ValueError, AttributeError):
+            lied = True
+        if lied:
+            return (f"the old values of a waiting {ACTION_NAMES.get(action, action)} of "
+                    f"{ENTITY_NAMES.get(entity, entity)} {entity_id} are not what changed: it was put into the trail's "
+                    f"waiting changes by hand; nothing was accepted")
     for table in TRAIL:
         code, ident, _person, snap = _trail(conn, table)
         found = conn.execute(
@@ -151,8 +179,8 @@ def not_as_stated(conn) -> str | None:
             f"LIMIT 1").fetchone()
         if found:
             return (f"a waiting {ACTION_NAMES.get(found[0], found[0])} of {ENTITY_NAMES[code]} {found[1]} does not "
-                    f"match the row as it is: it was written into the trail's waiting changes by hand, not by a "
-                    f"change; nothing was accepted")
+                    f"match the row as it is: it was put into the trail's waiting changes by hand; nothing was "
+                    f"accepted")
     return None
 
 

@@ -128,6 +128,12 @@ class StoreCore:
             raise StoreUnusable("changes made outside diversion are pending: run `diversion audit verify`; "
                                 "nothing was written")
         version = self.schema_version() if version is None else version
+        if self._audited and self.conn.execute(
+                "SELECT (SELECT coalesce(max(seq), 0) FROM audit_entries) "
+                "> (SELECT coalesce(max(last_seq), 0) FROM audit_transactions)").fetchone()[0]:
+            # sealing now would chain them into this officer's transaction
+            raise StoreUnusable("entries were added to the audit trail outside diversion and wait unsealed: run "
+                                "`diversion audit verify`; nothing was written")
         for flag, since in (("bulk_load", BULK_LOAD_FROM), ("correction", CORRECTION_FROM)):
             if version >= since and self.conn.execute(f"SELECT EXISTS (SELECT 1 FROM {flag})").fetchone()[0]:
                 raise StoreUnusable(f"the {flag.replace('_', '-')} flag was set outside diversion: run "
