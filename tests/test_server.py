@@ -181,3 +181,9 @@ def test_a_mistyped_server_url_is_refused_not_taken_for_a_new_file(mistyped, tmp
 def test_a_password_in_the_url_query_is_refused_too():
     result = run("--db", "postgresql://desk@db.force.local/force?sslmode=require&password=hunter2", "check", "P-1")
     assert result.exit_code == 2 and "PGPASSWORD" in result.stderr and "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize("query", ["pass%77ord=hunter2", "password%20=hunter2", "PASSWORD=hunter2", "passwd=hunter2"])
+def test_a_password_libpq_would_find_in_the_query_however_spelt_is_refused(query):
+    result = run("--db", f"postgresql://desk@db.force.local/force?{query}", "check", "P-1")
+    assert result.exit_code == 2 and "PGPASSWORD" in result.stderr and "hunter2" not in result.stderr

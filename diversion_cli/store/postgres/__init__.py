@@ -20,7 +20,7 @@ import functools
 import itertools
 import os
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from diversion_cli.errors import BadInput, Refused, StoreUnusable
 
@@ -40,13 +40,16 @@ class PostgresTarget:
             password = parts.password
         except ValueError as exc:
             raise BadInput("db", f"not a valid postgresql:// URL ({exc})") from None
-        if password is not None or re.search(r"(^|[?&])password=", parts.query):
+        # (libpq decodes %-escapes in a key and forgives case and spaces: pass%77ord, PASSWORD, password =)
+        keys = [unquote(pair.split("=", 1)[0]).strip().lower() for pair in re.split(r"[&;]", parts.query) if pair]
+        if password is not None or any(key.startswith("pass") for key in keys):
             raise BadInput("db", "a password in the database URL would show in the process list and shell "
                                  "history: give it with PGPASSWORD, ~/.pgpass or a service file (README)")
         self.url = url
 
     def __str__(self) -> str:
-        return self.url
+        """The URL without its query (the connection settings stay out of messages)."""
+        return self.url.split("?", 1)[0]
 
     def __eq__(self, other) -> bool:
         return isinstance(other, PostgresTarget) and other.url == self.url
@@ -227,7 +230,10 @@ def connect(target: PostgresTarget, timeout: float | None = None) -> Connection:
         raw = psycopg.connect(target.url, autocommit=True, cursor_factory=psycopg.ClientCursor,
                               row_factory=_row_factory, application_name="diversion", **wait)
     except psycopg.Error as exc:
-        raise StoreUnusable(f"cannot connect to the database server {target}: {_first_line(exc)}") from None
+        said = _first_line(exc)
+        if "?" in target.url and target.url.split("?", 1)[1] in said or "URI query" in said:
+            said = "its settings after ? are not ones libpq knows"  # (its words would repeat the query)
+        raise StoreUnusable(f"cannot connect to the database server {target}: {said}") from None
     conn = Connection(raw)
     # waits for another desk's lock end after the busy timeout (exit 4, nothing written)
     # (0 is "no timeout" to PostgreSQL; a desk told 0 means "do not wait")
