@@ -73,17 +73,6 @@ def connect(db: Path | str | None = None):
     return store_connect(target, timeout=10)
 
 
-def has_database(db: Path | str | None = None) -> bool:
-    """Whether a diversion database is there: a file, or (on a server) its schema."""
-    if not ON_SERVER:
-        return Path(db or db_file()).exists()
-    conn = connect(db)
-    try:
-        return conn.execute("SELECT to_regclass('migrations')").fetchone()[0] is not None
-    finally:
-        conn.close()
-
-
 def hold_write_lock(conn) -> None:
     """Take the write lock every desk queues for, as another desk mid-write holds it."""
     if getattr(conn, "engine", "sqlite") == "postgres":

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import connect, db_file, has_database, record, refer, run
+from helpers import connect, database_there, db_file, record, refer, run
 
 EXAMPLES = int(os.environ.get("DIVERSION_HOSTILE_EXAMPLES", "120"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -139,7 +139,7 @@ def _one_counting_connection():
 
 def _counts() -> dict | None:
     path = db_file()
-    if not has_database(path):
+    if not database_there(path):
         return None
     if path not in _WATCHING:
         _WATCHING[path] = connect(path)
@@ -355,7 +355,7 @@ def test_check_never_creates_the_database(ident):
     for args in (["check", "--", ident], ["check", f"--surname={ident}", "--forename=Jo", "--dob=1990-01-01"]):
         result = invoke("check (no database)", args, writes=False, allowed=(2, 4))
         assert result.exit_code == 2 or "no database at" in result.stderr
-    assert not has_database()
+    assert not database_there()
 
 
 # ---- refer and outcome ----------------------------------------------------------------
