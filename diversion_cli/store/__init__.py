@@ -10,13 +10,10 @@ history, postgres/schema.py the server's schema.
 """
 
 from diversion_cli.store.base import Store
-from diversion_cli.store.common import (DEFAULT_BUSY_TIMEOUT, DIGEST_BYTES, MAX_BUSY_TIMEOUT, _iso, _json,
-                                        busy_timeout, database_errors, default_db_path, digest, integrity_errors,
+from diversion_cli.store.common import (DIGEST_BYTES, busy_timeout, database_errors, digest, integrity_errors,
                                         is_server, refusal_for, resolve_target)
-from diversion_cli.store.sqlite import (AUDIT_FROM, KEY_ENV, MIGRATIONS_TABLE, TRAIL_FROM, SqliteStore,
-                                        _create_owner_only, _statements, _unusable, connect, driver)
+# (a file's own: backups open a file with the key; verify rebuilds the file's expected schema)
+from diversion_cli.store.sqlite import KEY_ENV, MIGRATIONS_TABLE, _statements, connect
 
-__all__ = ["Store", "SqliteStore", "resolve_target", "is_server", "busy_timeout", "default_db_path", "digest",
-           "DIGEST_BYTES", "database_errors", "integrity_errors", "refusal_for", "connect", "driver", "KEY_ENV",
-           "MIGRATIONS_TABLE", "AUDIT_FROM", "TRAIL_FROM", "DEFAULT_BUSY_TIMEOUT", "MAX_BUSY_TIMEOUT", "_iso",
-           "_json", "_statements", "_create_owner_only", "_unusable"]
+__all__ = ["Store", "resolve_target", "is_server", "busy_timeout", "digest", "DIGEST_BYTES", "database_errors",
+           "integrity_errors", "refusal_for", "connect", "KEY_ENV", "MIGRATIONS_TABLE", "_statements"]

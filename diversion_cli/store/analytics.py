@@ -237,6 +237,25 @@ class Analytics:
             checked += 1
         return checked
 
+    def _keep_fresh(self) -> None:
+        """Keep what this report computed (best effort: a busy or read-only database just means
+        no cache), and only what is still current: a change (an erasure above all) that landed
+        after the report read its figures must not leave them behind."""
+        fresh, self._fresh = self._fresh, {}
+        if not fresh:
+            return
+        try:
+            with self._briefly_locked():
+                self.conn.execute("DELETE FROM report_cache WHERE key NOT LIKE ?", (self.CACHE_FORMAT + ":%",))
+                current = [(key, stamp, value) for key, (months, stamp, value) in fresh.items()
+                           if self.conn.execute(self.STAMP, months).fetchone()[0] == stamp]
+                self.conn.executemany("INSERT INTO report_cache (key, stamp, value) VALUES (?, ?, ?) ON CONFLICT "
+                                      "(key) DO UPDATE SET stamp = excluded.stamp, value = excluded.value", current)
+                self.conn.execute("COMMIT")
+        except self._errors()[0]:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+
     EXPORT_VIEWS = {"incidents": ("incidents_view", "occurred_at"), "referrals": ("referrals_view", "offered_at")}
 
     def export_rows(self, what: str, start: str | None, end: str | None):

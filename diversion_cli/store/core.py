@@ -4,6 +4,7 @@ issuing ids never issued before, reading the trail, and the database's status.""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ BULK_LOAD_FROM = 5  # the migration that added the bulk-load flag
 CORRECTION_FROM = 7  # the migration that added the correction flag
 
 
-class StoreCore:
+class StoreCore(ABC):
     """One open database (an engine's subclass says how it is opened and locked)."""
 
     def __init__(self, path: Path, conn):
@@ -71,23 +72,28 @@ class StoreCore:
         finally:
             self._audit_context = None
 
-    # ---- what differs between engines (store/sqlite.py, store/postgres) ----------
+    # ---- what each engine says for itself (store/sqlite.py, store/postgres) --------
 
+    @abstractmethod
     def _begin_write(self) -> None:
         """Open a write transaction holding the write lock from its first statement."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _begin_read(self) -> None:
         """Open a transaction that reads one consistent state."""
-        raise NotImplementedError
 
+    @abstractmethod
+    def _briefly_locked(self):
+        """A context: a write transaction begun if the write lock comes within a moment
+        (a report's cache is not worth a desk's wait); the caller commits."""
+
+    @abstractmethod
     def _errors(self) -> tuple[tuple[type, ...], tuple[type, ...]]:
         """(the driver's errors, its integrity errors)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _unusable(self, exc: Exception) -> StoreUnusable:
         """The one-line StoreUnusable for a driver error."""
-        raise NotImplementedError
 
     def accept_outside_changes(self) -> int:
         """Inside a transaction opened with accept_outside_changes: clear flags set outside
@@ -200,10 +206,10 @@ class StoreCore:
         return {"schema_version": self.schema_version(), "counts": counts, "open_referrals": open_referrals,
                 "last_write": {"at": last[0], "officer": last[1], "operation": last[2]} if last else None}
 
+    @abstractmethod
     def after_erasure(self) -> str | None:
         """After an erasure commits: what of the erased person still lies outside what SQL can
         read (a journal, old row versions), for the officer to be told; None if nothing does."""
-        raise NotImplementedError
 
     # ---- ids never issued twice (migration 8) ----------------------------------
 

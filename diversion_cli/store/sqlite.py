@@ -9,6 +9,7 @@ journal are created owner-only.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -278,24 +279,12 @@ class SqliteStore(Store):
 
         return backup.take(self.conn, target)
 
-    def _keep_fresh(self) -> None:
-        fresh, self._fresh = self._fresh, {}
-        if not fresh:
-            return
+    @contextmanager
+    def _briefly_locked(self):
+        self.conn.execute("PRAGMA busy_timeout = 200")  # never hold a report up behind a writer
         try:
-            self.conn.execute("PRAGMA busy_timeout = 200")  # never hold a report up behind a writer
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.execute("DELETE FROM report_cache WHERE key NOT LIKE ?", (self.CACHE_FORMAT + ":%",))
-            # only what is still current: a change (an erasure above all) that landed after
-            # the report read its figures must not leave them behind
-            current = [(key, stamp, value) for key, (months, stamp, value) in fresh.items()
-                       if self.conn.execute(self.STAMP, months).fetchone()[0] == stamp]
-            self.conn.executemany("INSERT OR REPLACE INTO report_cache (key, stamp, value) VALUES (?, ?, ?)",
-                                  current)
-            self.conn.execute("COMMIT")
-        except database_errors():
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
+            yield
         finally:
             self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")
 

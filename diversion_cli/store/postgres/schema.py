@@ -378,22 +378,20 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE TRIGGER issued_people AFTER INSERT ON people FOR EACH ROW EXECUTE FUNCTION issued_people();
-CREATE FUNCTION issued_incidents() RETURNS trigger LANGUAGE plpgsql AS $$
+-- an incident's id counts as 'incident'; a referral's R-YYYY-NNNNNN as 'R-YYYY'
+CREATE FUNCTION issued_ids_of() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM bulk_load) THEN
-        PERFORM diversion_issued('incident', NEW.id);
+        IF TG_TABLE_NAME = 'referrals' THEN
+            PERFORM diversion_issued(substr(NEW.id, 1, 6), CAST(substr(NEW.id, 8) AS integer));
+        ELSE
+            PERFORM diversion_issued('incident', NEW.id);
+        END IF;
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER issued_incidents AFTER INSERT ON incidents FOR EACH ROW EXECUTE FUNCTION issued_incidents();
-CREATE FUNCTION issued_referrals() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM bulk_load) THEN
-        PERFORM diversion_issued(substr(NEW.id, 1, 6), CAST(substr(NEW.id, 8) AS integer));
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER issued_referrals AFTER INSERT ON referrals FOR EACH ROW EXECUTE FUNCTION issued_referrals();
+CREATE TRIGGER issued_incidents AFTER INSERT ON incidents FOR EACH ROW EXECUTE FUNCTION issued_ids_of();
+CREATE TRIGGER issued_referrals AFTER INSERT ON referrals FOR EACH ROW EXECUTE FUNCTION issued_ids_of();
 CREATE TRIGGER issued_ids_only_up BEFORE UPDATE ON issued_ids FOR EACH ROW
 WHEN (NEW.last < OLD.last OR NEW.kind IS DISTINCT FROM OLD.kind)
 EXECUTE FUNCTION diversion_refuse('issued_ids_only_go_up');

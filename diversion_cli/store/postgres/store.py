@@ -1,0 +1,153 @@
+"""The store on a PostgreSQL server: what differs from SQLite's (store/sqlite.py)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from diversion_cli.errors import Refused, StoreUnusable
+from diversion_cli.store.base import Store
+from diversion_cli.store.postgres import (ENGINE, WRITE_LOCK, PostgresTarget, _identifier, _interrupted, connect,
+                                          driver_errors, unusable)
+
+
+class PostgresStore(Store):
+    """One open database on a PostgreSQL server."""
+
+    engine = ENGINE
+    ADD_MONTHS = "diversion_add_months(since, {})"  # schema.py: SQLite's definition
+
+    @classmethod
+    def create(cls, target: PostgresTarget) -> Store:
+        """`db init` on a server: build the schema in the database the force's DBA made
+        (an empty one: never over tables that are there)."""
+        from datetime import datetime
+
+        from diversion_cli.store.common import _iso
+        from diversion_cli.store.postgres import schema
+
+        conn = connect(target)
+        try:
+            conn.execute("BEGIN")
+            conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            there = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()").fetchone()[0]
+            if there:
+                raise Refused(f"something already exists at {target} (it holds tables): `diversion db init` "
+                              f"never creates a database over it (give it an empty database)")
+            here = conn.execute("SELECT current_schema()").fetchone()[0]
+            if here is None:
+                raise Refused(f"{target} has no schema to create diversion's tables in (check the login's "
+                              f"search_path)")
+            # the functions keep this search path (schema.ddl): the schema's tables, never a temporary one
+            conn.execute(f"SET LOCAL search_path = {_identifier(here)}, pg_temp")
+            conn.raw.execute(schema.ddl())
+            conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
+                         (schema.VERSION, "PostgreSQL schema", _iso(datetime.now())))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+            if isinstance(exc, driver_errors()[0]):
+                raise unusable(exc, target) from None
+            raise
+        return cls._ready(target, conn, write=True)
+
+    @classmethod
+    def open(cls, target: PostgresTarget, write: bool = False) -> Store:
+        return cls._ready(target, connect(target), write)
+
+    @classmethod
+    def _ready(cls, target, conn, write: bool, new: bool = False) -> Store:
+        store = cls(target, conn)
+        try:
+            store._diversion_schema()
+            store._audited = True
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, driver_errors()[0]):
+                raise unusable(exc, target) from None
+            raise
+        return store
+
+    def _diversion_schema(self) -> int:
+        if self.conn.execute("SELECT to_regclass('migrations')").fetchone()[0] is None:
+            raise StoreUnusable(f"no database at {self.path} (no diversion schema): create one with `diversion db init` "
+                                f"(in an empty database), or check --db / DIVERSION_DB")
+        from diversion_cli.store.postgres import schema
+
+        version = self.schema_version()
+        if version > schema.VERSION:  # as on a file: the desk's diversion is the one out of date
+            raise StoreUnusable(f"the database {self.path} has schema version {version}, newer than this "
+                                f"diversion understands ({schema.VERSION}); upgrade diversion before using it")
+        if version != schema.VERSION:
+            raise StoreUnusable(f"the database {self.path} has schema version {version}; this diversion "
+                                f"needs {schema.VERSION} on PostgreSQL")
+        return version
+
+    def _begin_write(self) -> None:
+        self.conn.execute("BEGIN")
+        self.conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+
+    def _begin_read(self) -> None:
+        self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def _errors(self) -> tuple[tuple[type, ...], tuple[type, ...]]:
+        return driver_errors()
+
+    def _unusable(self, exc: Exception) -> BaseException:
+        if _interrupted(exc):  # Ctrl-C reached psycopg mid-statement: the officer's, exit 130
+            return KeyboardInterrupt()
+        return unusable(exc, self.path)
+
+    def integrity_check(self) -> list[str]:
+        """The server keeps its own pages (checksums, WAL): what diversion can check is that
+        its schema is whole and no index is left invalid by a failed build."""
+        invalid = [f"index {row[0]} is invalid: REINDEX it" for row in self.conn.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+            "AND NOT (i.indisvalid AND i.indisready)")]
+        return invalid or ["ok"]
+
+    def status(self) -> dict:
+        info = super().status()
+        info["size_bytes"] = self.conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        info["server"] = self.conn.execute("SHOW server_version").fetchone()[0]
+        info["warnings"] = self.logging_warnings()
+        return info
+
+    # what the server's log would hold of a failing or slow statement (its values: names,
+    # dates of birth), and the setting that keeps them out (README, "A shared server")
+    SAFE_LOGGING = {"log_min_error_statement": ("log", "fatal", "panic"), "log_statement": ("none",),
+                    "log_min_duration_statement": ("-1",),
+                    # an error's DETAIL line holds the values (Key (pnc)=(...) already exists)
+                    "log_error_verbosity": ("terse",)}
+
+    def logging_warnings(self) -> list[str]:
+        found = {name: self.conn.execute(f"SHOW {name}").fetchone()[0] for name in self.SAFE_LOGGING}
+        return [f"the server logs statements with their values ({name} = {value}): personal data would reach "
+                f"its log; set it to {self.SAFE_LOGGING[name][-1]} for this database (README)"
+                for name, value in found.items() if value not in self.SAFE_LOGGING[name]]
+
+    def after_erasure(self) -> str | None:
+        # the server keeps dead row versions until their space is reused, and its WAL until
+        # recycled (and archived WAL and backups for as long as they are kept)
+        return ("the erased rows are gone from every table, but the server keeps their old versions in its data "
+                "files until the space is reused, and in its WAL, WAL archive and backups until they expire: "
+                "a DBA runs VACUUM FULL on people, incidents, incident_substances, incident_co_offences, "
+                "decisions, referrals, referral_conditions, audit_entries and audit_pending at a quiet time "
+                "(README, 'A shared server')")
+
+    @contextmanager
+    def _briefly_locked(self):
+        self.conn.execute("BEGIN")
+        self.conn.execute("SET LOCAL lock_timeout = '200ms'")  # never hold a report up behind a writer
+        self.conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        yield
+
+    def verify_audit(self) -> dict:
+        from diversion_cli.store import audit
+
+        result = audit.verify(self.conn, reopen=lambda: connect(self.path))
+        result["report_cache_checked"] = self.check_report_cache()
+        return result
+
