@@ -372,3 +372,69 @@ def erase_person(ws: Workspace, person: str, reason: str | None, confirm: str | 
         removed = store.erase_person(person_id, now, officer, why)
     return {"person_id": values.format_person_id(person_id), "removed": removed, "reason": why,
             "left_behind": store.after_erasure()}
+
+
+# ---- who is signed in, and the roles (a shared server) ------------------------------------
+
+def whoami(ws: Workspace) -> dict:
+    """This login, its collar number and roles, and the commands it may run; on a file, that it
+    is one user's file (its OS account is the identity) and every command is theirs."""
+    import getpass
+
+    from diversion_cli import roles
+    from diversion_cli.store import is_server
+
+    if not is_server(ws.db_path):
+        return {"engine": "sqlite", "login": getpass.getuser(), "officer": ws.officer_given, "owner": True,
+                "roles": list(roles.ROLES), "may_run": sorted(roles.COMMANDS)}
+    who = ws.reader().identity()
+    may = sorted(c for c in roles.COMMANDS if who["owner"] or set(roles.COMMANDS[c]) & set(who["roles"]))
+    return {"engine": "postgres", **who, "may_run": may}
+
+
+def _server_roles(ws: Workspace):
+    from diversion_cli.store import is_server
+
+    if not is_server(ws.db_path):
+        raise Refused("roles are a shared server's (PostgreSQL): a SQLite file has one user, its OS account, "
+                      "and its file permissions are its access control")
+    return ws.reader()
+
+
+def init_roles(ws: Workspace) -> list[dict]:
+    """The group roles and their rights, and the config's one-shot scopes pinned (a desk's login
+    refers only under a pinned scheme's scope)."""
+    _server_roles(ws).init_roles()
+    return pin_schemes(ws)
+
+
+def grant_role(ws: Workspace, login: str, role: str, officer: str | None) -> dict:
+    from diversion_cli import roles
+
+    if role not in roles.ROLES:
+        raise BadInput("role", f"{role!r} is not one of {', '.join(roles.ROLES)}")
+    officer = values.parse_officer(officer) if officer else None
+    if officer is None and role != "analyst":
+        raise BadInput("officer", f"a {role} writes records stamped with a collar number: give --officer N "
+                                  f"(the officer's own)")
+    store = _server_roles(ws)
+    store.grant_role(login, role, officer, values.now().isoformat(timespec="seconds"))
+    return next(e for e in store.logins() if e["login"] == login)
+
+
+def revoke_role(ws: Workspace, login: str, role: str | None) -> list[str]:
+    from diversion_cli import roles
+
+    if role is not None and role not in roles.ROLES:
+        raise BadInput("role", f"{role!r} is not one of {', '.join(roles.ROLES)}")
+    return _server_roles(ws).revoke_role(login, role)
+
+
+def pin_schemes(ws: Workspace) -> list[dict]:
+    """Pin the config's schemes' one-shot scopes on the server (what a referral is checked in)."""
+    scopes = [(s.key, s.one_shot_group, s.lookback_years) for s in ws.config.schemes.values()]
+    return _server_roles(ws).pin_schemes(scopes, values.now().isoformat(timespec="seconds"))
+
+
+def logins(ws: Workspace) -> list[dict]:
+    return _server_roles(ws).logins()

@@ -642,7 +642,7 @@ def export(ws: Workspace, what: str, out, fmt: str = "csv", start: str | None = 
     key = pseudonym_key() if pseudonymise else None
     since = values.parse_date(start, "from").isoformat() if start else None
     until = (values.parse_date(end, "to") + timedelta(days=1)).isoformat() if end else None
-    columns, rows = ws.reader().export_rows(what, since, until)
+    columns, rows = ws.reader().export_rows(what, since, until, pseudonymised=key is not None)
     allowed = set(KEEP) | set(KEYED) | set(TIMES) | {LOCATION}
     kept = list(columns) if key is None else [AREA if c == LOCATION else c for c in columns
                                               if c in allowed or c.endswith("_at")]
@@ -663,6 +663,11 @@ def export(ws: Workspace, what: str, out, fmt: str = "csv", start: str | None = 
             record[c] = v
         return record
 
+    if key is not None and what == "incidents" and LOCATION not in columns:
+        from diversion_cli import output
+
+        output.warn("the area column is left out: this login may not read locations (free text), which the area "
+                    "is worked out from; a supervisor's extract has it")
     count = 0
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=kept, lineterminator="\n")

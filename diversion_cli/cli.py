@@ -31,6 +31,15 @@ class _Command(TyperCommand):
     def format_help(self, ctx, formatter) -> None:
         _help(self, ctx, formatter)
 
+    def invoke(self, ctx):
+        # on a shared server, this login's role must allow the command (exit 5 before anything is done)
+        names, at = [], ctx
+        while at.parent is not None:
+            names.append(at.info_name)
+            at = at.parent
+        ctx.obj.permit(" ".join(reversed(names)), ctx.params)
+        return super().invoke(ctx)
+
 
 class _Group(TyperGroup):
     """The one error boundary: domain exceptions become a one-line message on
@@ -62,6 +71,10 @@ class _Group(TyperGroup):
             if _during_interrupt(exc):  # the driver lost its footing to a Ctrl-C: the officer's, not a failure
                 typer.echo("\ninterrupted: nothing was written", err=True)
                 raise typer.Exit(130) from None
+            if type(exc).__name__ == "InsufficientPrivilege":  # the server's grants held where the CLI did not ask
+                typer.echo("error: the server refused this login: its role may not read or change this; nothing "
+                           "was written", err=True)
+                raise typer.Exit(5) from None
             typer.echo(f"error: the database failed ({exc.__class__.__name__}); nothing was written", err=True)
             raise typer.Exit(4) from None
         except BrokenPipeError:  # `diversion export | head`: the reader has gone; not an error of ours
@@ -131,6 +144,10 @@ amend_app = typer.Typer(**_PLAIN, help="Correct a record, with a reason; the ori
                                        "Example: diversion amend person P-000123 --surname Smyth "
                                        "--reason \"spelling confirmed from passport\"")
 app.add_typer(amend_app, name="amend")
+roles_app = typer.Typer(**_PLAIN, help="Who may do what on a shared server: the group roles, and the logins "
+                                       "granted them (admin).\n\n"
+                                       "Example: diversion db roles grant jsmith desk --officer 4471")
+db_app.add_typer(roles_app, name="roles")
 
 def _completes(*choices: str):
     """Tab completion for a value that is one of a few words."""
@@ -982,6 +999,124 @@ def db_erase_person(
         output.warn(result["left_behind"])
 
 
+@db_app.command("pin-schemes", cls=_Command)
+def db_pin_schemes(ctx: typer.Context):
+    """Pin the force config's one-shot scopes on the server: every referral must carry its scheme's.
+
+    Run by an admin with the force's config, and again whenever a scheme's one-shot scope or
+    look-back changes. Example: diversion --config force.toml db pin-schemes
+    """
+    from diversion_cli import admin
+
+    _pinned(admin.pin_schemes(ctx.obj))
+
+
+def _pinned(changed: list[dict]) -> None:
+    for c in changed:
+        span = "for life" if not c["lookback_years"] else f"within {c['lookback_years']} years"
+        output.emit(f"pinned {c['scheme']}: one shot in scope {c['one_shot_group']!r}, {span}"
+                    + (" (new)" if c["was"] is None else " (changed)"))
+    if not changed:
+        output.emit("the server's one-shot scopes are already the config's")
+
+
+@roles_app.command("init", cls=_Command)
+def roles_init(ctx: typer.Context):
+    """Make the five group roles (once per server), grant each its rights on this database, and pin
+    the config's one-shot scopes (as `db pin-schemes`).
+
+    Run by the schema's owner with CREATEROLE (the force's DBA), with the force's config.
+    Example: diversion --db postgresql://dba@db.force.local/diversion db roles init
+    """
+    from diversion_cli import admin
+    from diversion_cli.store.postgres.roles import GROUPS
+
+    pinned = admin.init_roles(ctx.obj)
+    output.emit("group roles ready: " + ", ".join(GROUPS.values()))
+    _pinned(pinned)
+    output.emit("grant one to each officer's login: diversion db roles grant LOGIN ROLE --officer N")
+
+
+@roles_app.command("grant", cls=_Command)
+def roles_grant(
+    ctx: typer.Context,
+    login: Annotated[str, typer.Argument(metavar="LOGIN", help="The officer's own server login.")],
+    role: Annotated[str, typer.Argument(metavar="ROLE", help="desk, coordinator, supervisor, analyst or admin.",
+                                        autocompletion=_completes("desk", "coordinator", "supervisor", "analyst",
+                                                                  "admin"))],
+    officer: Annotated[Optional[str], typer.Option("--officer", metavar="COLLAR",
+                                                   help="The login's collar number: its writes are stamped "
+                                                        "with it, and no other (not needed for an analyst).")
+                       ] = None,
+):
+    """Grant a login a role, and say whose collar number it is.
+
+    Example: diversion db roles grant jsmith coordinator --officer 4471
+    """
+    from diversion_cli import admin
+
+    entry = admin.grant_role(ctx.obj, login, role, officer)
+    output.emit(f"{entry['login']}: {', '.join(entry['roles'])}"
+                + (f" (officer {entry['officer']})" if entry["officer"] else ""))
+
+
+@roles_app.command("revoke", cls=_Command)
+def roles_revoke(
+    ctx: typer.Context,
+    login: Annotated[str, typer.Argument(metavar="LOGIN", help="The server login.")],
+    role: Annotated[Optional[str], typer.Argument(metavar="[ROLE]", help="One role (default: every diversion "
+                                                  "role).")] = None,
+):
+    """Take a role (or all of them) from a login; its collar number goes with its last role.
+
+    Example: diversion db roles revoke jsmith
+    """
+    from diversion_cli import admin
+
+    left = admin.revoke_role(ctx.obj, login, role)
+    output.emit(f"{login}: " + (", ".join(left) if left else "no diversion role"))
+
+
+@roles_app.command("list", cls=_Command)
+def roles_list(ctx: typer.Context, json_out: JsonOpt = False):
+    """Every login holding a diversion role, with its roles and collar number.
+
+    Example: diversion db roles list
+    """
+    from diversion_cli import admin
+
+    entries = admin.logins(ctx.obj)
+    if json_out:
+        output.emit_json(entries)
+        return
+    for e in entries:
+        output.emit(f"{e['login']:<24} {', '.join(e['roles']):<36} {e['officer'] or '-'}")
+    if not entries:
+        output.emit("no login holds a diversion role yet: diversion db roles grant LOGIN ROLE --officer N")
+
+
+@app.command(cls=_Command)
+def whoami(ctx: typer.Context, json_out: JsonOpt = False):
+    """Who you are signed in as, and what you may do.
+
+    Example: diversion --db postgresql://jsmith@db.force.local/diversion whoami
+    """
+    from diversion_cli import admin
+
+    who = admin.whoami(ctx.obj)
+    if json_out:
+        output.emit_json(who)
+        return
+    if who["engine"] == "sqlite":
+        output.emit(f"{who['login']} (this computer's account): a SQLite file has one user, who may run every "
+                    f"command; its file permissions are its access control")
+        return
+    output.emit(f"login:   {who['login']}" + (" (owns the schema: every right)" if who["owner"] else ""))
+    output.emit(f"officer: {who['officer'] or 'none (this login writes no record)'}")
+    output.emit(f"roles:   {', '.join(who['roles']) or 'none'}")
+    output.emit("may run: " + (", ".join(who["may_run"]) or "nothing that needs a role"))
+
+
 @audit_app.command("verify", cls=_Command)
 def audit_verify(
     ctx: typer.Context,
@@ -1059,7 +1194,8 @@ def audit_log(
         return
     for e in entries:
         why = f" — {e['reason']}" if e["reason"] else ""
-        output.emit(f"#{e['seq']}  {e['at'][:16].replace('T', ' ')}  {e['officer']:<8} {e['operation']:<22} "
+        who = f"{e['officer']} ({e['login']})" if e["login"] else e["officer"]
+        output.emit(f"#{e['seq']}  {e['at'][:16].replace('T', ' ')}  {who:<8} {e['operation']:<22} "
                     f"{e['action']:<8} {e['entity']} {e['entity_id']}{why}")
         if e["note"]:
             output.emit(f"      ({e['note']})")

@@ -34,3 +34,9 @@ class StoreUnusable(DiversionError):
     """Locked past the timeout, corrupt, or written by a newer version."""
 
     exit_code = 4
+
+
+class NotPermitted(DiversionError):
+    """The signed-in login's role may not do this (a shared server). Nothing written."""
+
+    exit_code = 5

@@ -13,7 +13,7 @@ from pathlib import Path
 from diversion_cli import identity, rules, values
 from diversion_cli.config import Config, Scheme, config_path_from_env, load_config
 from diversion_cli.errors import BadInput, NotFound, Refused
-from diversion_cli.store import Store, resolve_target
+from diversion_cli.store import Store, is_server, resolve_target
 
 STATUSES = ("offered", "accepted", "declined", "completed", "failed", "voided")
 TRANSITIONS = {"offered": ("accepted", "declined", "voided"), "accepted": ("completed", "failed", "voided")}
@@ -48,6 +48,31 @@ class Workspace:
             raise BadInput("officer", "a collar number is required to write (--officer or DIVERSION_OFFICER)")
         return values.parse_officer(self.officer_given)
 
+    def permit(self, command: str, options: dict) -> dict | None:
+        """On a server: refuse (exit 5) a command this login's role may not run, or a collar
+        number that is not the login's, before anything is read or written; returns who is
+        signed in. On a file, None: no roles (its OS account is its one user)."""
+        from diversion_cli import roles
+        from diversion_cli.errors import NotPermitted
+
+        if command in roles.UNCHECKED or not is_server(self.db_path):
+            return None
+        who = self.reader().identity()
+        needs = roles.needed(command, options)
+        if needs and not who["owner"] and not set(needs) & set(who["roles"]):
+            held = ", ".join(who["roles"]) or "no diversion role"
+            raise NotPermitted(f"`diversion {command}` needs the {roles.describe(needs)} role; login {who['login']} "
+                               f"has {held}. Nothing was done")
+        if who["officer"] is not None:
+            if self.officer_given and values.parse_officer(self.officer_given) != who["officer"]:
+                raise NotPermitted(f"login {who['login']} is officer {who['officer']}; --officer "
+                                   f"{self.officer_given} is someone else's collar number. Nothing was done")
+            self.officer_given = who["officer"]  # the login says who is acting
+        elif command in roles.WRITES and not who["owner"]:
+            raise NotPermitted(f"login {who['login']} has no collar number on this server: an admin maps it with "
+                               f"`diversion db roles grant {who['login']} ROLE --officer N`. Nothing was done")
+        return who
+
     def reader(self) -> Store:
         """The store for reading (StoreUnusable, exit 4, if there is no database)."""
         if self._store is None:
@@ -56,8 +81,8 @@ class Workspace:
 
     def writer(self) -> Store:
         """The store for writing: brought up to this diversion's schema first."""
-        if self._store is not None and not self._writable:
-            self.close()
+        if self._store is not None and not self._writable and not is_server(self.db_path):
+            self.close()  # (a file is opened again to be brought up to date; a server's connection serves both)
         if self._store is None:
             self._store = Store.open(self.db_path, write=True)
             self._writable = True

@@ -46,7 +46,8 @@ def schema_version() -> int:
 
 def comparable(entries: list[dict]) -> list[dict]:
     assert all(e.get("note") is None for e in entries)  # every row is what the trail says
-    return [{**{k: v for k, v in e.items() if k != "note"}, "old": json.loads(e["old"]) if e["old"] else None,
+    # (a file's entries name no login: the key came with the server's roles)
+    return [{**{k: v for k, v in e.items() if k not in ("note", "login")}, "old": json.loads(e["old"]) if e["old"] else None,
              "new": json.loads(e["new"]) if e["new"] else None} for e in entries]
 
 

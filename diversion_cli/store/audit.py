@@ -43,7 +43,7 @@ TRANSACTION_TEXT = "json_array(t.last_seq, t.at, t.officer, t.operation, t.reaso
 PG_ENTRIES_TEXT = ("(SELECT string_agg(diversion_entry_text(e.seq, e.action, e.entity, e.entity_id, e.person_id, "
                    "e.digest, e.old_digest), ';' ORDER BY e.seq) FROM audit_entries e "
                    "WHERE e.seq > {after} AND e.seq <= {upto})")
-PG_TRANSACTION_TEXT = "diversion_transaction_text(t.last_seq, t.at, t.officer, t.operation, t.reason)"
+PG_TRANSACTION_TEXT = "diversion_transaction_text(t.last_seq, t.at, t.officer, t.operation, t.reason, t.login)"
 
 
 def _on_server(conn) -> bool:
@@ -79,37 +79,50 @@ def head(conn) -> tuple[int, bytes]:
 
 # ---- sealing ----------------------------------------------------------------------------
 
+# numbered on from the last entry, with no gap (a PostgreSQL sequence would leave one
+# where a transaction rolled back, and verify counts that every number is there)
+MOVE_PENDING = (
+    f"INSERT INTO audit_entries (seq, action, entity, entity_id, person_id, digest, old, old_digest) "
+    f"SELECT {NEXT_SEQ} + row_number() OVER (ORDER BY p.id), p.action, p.entity, p.entity_id, p.person_id, "
+    f"diversion_digest(s.salt, CAST(p.new AS BLOB)), p.old, diversion_digest(s.salt, CAST(p.old AS BLOB)) "
+    f"FROM audit_pending p LEFT JOIN audit_salts s ON s.person_id = p.person_id ORDER BY p.id")
+
+
 def seal(conn, at: str, officer: str, operation: str, reason: str | None, accepting: bool = False) -> int:
     """Enter pending changes in the trail, in order, and close them in the chain;
     returns how many entries were sealed. Raises Problem if a row this transaction
     updated or deleted was not, before it, what the trail says (it had been changed
     outside diversion, which the change would otherwise launder) unless `accepting`
-    outside changes openly."""
+    outside changes openly. On a server the same steps run in the database
+    (diversion_seal, schema.py), as the schema's owner: no officer's login may write the
+    trail itself."""
+    if _on_server(conn) and not accepting:
+        problem = conn.execute("SELECT diversion_seal(?, ?, ?, ?)", (at, officer, operation, reason)).fetchone()[0]
+        if problem:
+            raise Problem(_unsealable(*problem.split(":", 2)))
+        return 0
     if not accepting:
-        tampered = conn.execute(UNAUDITED_BEFORE).fetchone()
-        if tampered:
-            raise Problem(f"{ENTITY_NAMES.get(tampered[0], tampered[0])} {tampered[1]} differs from its last "
-                          f"audited state: it was changed outside diversion")
-        reused = conn.execute(STILL_STANDING).fetchone()
-        if reused:
-            raise Problem(f"{ENTITY_NAMES.get(reused[0], reused[0])} {reused[1]} is new here, but the trail says it "
-                          f"still exists: it was deleted outside diversion")
+        for check in (UNAUDITED_BEFORE, STILL_STANDING):
+            found = conn.execute(check).fetchone()
+            if found:
+                raise Problem(_unsealable("changed" if check is UNAUDITED_BEFORE else "deleted", *found))
     else:
         forged = not_as_stated(conn, migrating=operation.startswith("migration"))
         if forged:
             raise Problem(forged)
-    # numbered on from the last entry, with no gap (a PostgreSQL sequence would leave one
-    # where a transaction rolled back, and verify counts that every number is there)
-    moved = conn.execute(
-        f"INSERT INTO audit_entries (seq, action, entity, entity_id, person_id, digest, old, old_digest) "
-        f"SELECT {NEXT_SEQ} + row_number() OVER (ORDER BY p.id), p.action, p.entity, p.entity_id, p.person_id, "
-        f"diversion_digest(s.salt, CAST(p.new AS BLOB)), p.old, diversion_digest(s.salt, CAST(p.old AS BLOB)) "
-        f"FROM audit_pending p LEFT JOIN audit_salts s ON s.person_id = p.person_id ORDER BY p.id").rowcount
+    moved = conn.execute(MOVE_PENDING).rowcount
     if moved:
         if not officer or not operation:
             raise RuntimeError("a change was written without an audit context")
         conn.execute("DELETE FROM audit_pending")
     return close(conn, at, officer, operation, reason)
+
+
+def _unsealable(how: str, entity: str, entity_id: str) -> str:
+    name = f"{ENTITY_NAMES.get(entity, entity)} {entity_id}"
+    if how == "changed":
+        return f"{name} differs from its last audited state: it was changed outside diversion"
+    return f"{name} is new here, but the trail says it still exists: it was deleted outside diversion"
 
 
 # A pending update or delete whose row, before it, differs from what the trail (or an
@@ -208,15 +221,17 @@ def enter_inserted(conn, table: str, where: str, params: tuple) -> int:
 
 
 def close(conn, at: str, officer: str, operation: str, reason: str | None) -> int:
-    """Chain the entries entered since the last transaction row, SEAL_CHUNK at a time."""
+    """Chain the entries entered since the last transaction row, SEAL_CHUNK at a time (on a
+    server, diversion_close does, naming the login)."""
+    if _on_server(conn):
+        return conn.execute("SELECT diversion_close(?, ?, ?, ?)", (at, officer, operation, reason)).fetchone()[0]
     last_seq, prev = head(conn)
     newest = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_entries").fetchone()[0]
     sealed = newest - last_seq
-    transaction_text, entries_text = _texts(conn)
     while last_seq < newest:
         upto = min(newest, last_seq + SEAL_CHUNK)
         text, entries = conn.execute(
-            f"SELECT {transaction_text}, {entries_text.format(after=int(last_seq), upto=int(upto))} "
+            f"SELECT {TRANSACTION_TEXT}, {ENTRIES_TEXT.format(after=int(last_seq), upto=int(upto))} "
             f"FROM (SELECT CAST(? AS INTEGER) AS last_seq, CAST(? AS TEXT) AS at, CAST(? AS TEXT) AS officer, "
             f"CAST(? AS TEXT) AS operation, CAST(? AS TEXT) AS reason) t",
             (upto, at, officer, operation, reason)).fetchone()
@@ -265,6 +280,14 @@ def check_schema(conn) -> None:
         expected, found = expected_schema(), _schema(conn)
     for key in sorted(expected.keys() | found.keys()):
         kind, name = key
+        if kind == "rights":
+            if found.get(key) != expected.get(key):
+                raise Problem(f"the rights granted on {name} are not what diversion's roles define: they were "
+                              f"changed outside diversion")
+            continue
+        if kind == "owner":  # (only ever found: everything is to be the schema owner's)
+            raise Problem(f"{name} belongs to another role than the schema's owner: it was changed outside "
+                          f"diversion")
         if key not in found:
             raise Problem(f"the {kind} {name} is missing: it was dropped outside diversion")
         if key not in expected:
@@ -565,7 +588,8 @@ def history(conn, entries: list[dict]) -> list[dict]:
         entity = ENTITY_NAMES.get(e["entity"], e["entity"])
         referral = e["entity_id"] if entity == "referral" else \
             e["entity_id"].split("/")[0] if entity == "condition" else None
-        out.append({"seq": e["seq"], "at": e["at"], "officer": e["officer"], "operation": e["operation"],
+        out.append({"seq": e["seq"], "at": e["at"], "officer": e["officer"], "login": e["login"],
+                    "operation": e["operation"],
                     "reason": e["reason"], "action": ACTION_NAMES.get(e["action"], e["action"]), "entity": entity,
                     "entity_id": e["entity_id"], "person_id": e["person_id"], "referral_id": referral,
                     "old": _text(before), "new": _text(after),

@@ -115,6 +115,13 @@ def refusal_for(exc: Exception) -> Refused:
         return Refused("refused by the database: that status change is not allowed")
     if "referrals.incident_id" in text or "referrals_one_per_incident" in text:
         return Refused("refused by the database: this incident already has a live referral")
+    if "scheme_not_pinned" in text:
+        return Refused("refused by the database: this scheme's one-shot scope is not pinned on the server: an admin "
+                       "runs `diversion db pin-schemes` with the force's config")
+    if "one_shot_scope_not_pinned" in text:
+        return Refused("refused by the database: the one-shot scope or look-back of this referral is not its "
+                       "scheme's as pinned on the server (is this desk's config the force's? an admin pins a "
+                       "changed one with `diversion db pin-schemes`)")
     if "people.pnc" in text or "people_pnc_key" in text:
         return Refused("refused by the database: another person already has that PNC ID")
     return Refused(f"refused by the database: {text}")

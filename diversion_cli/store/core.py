@@ -20,6 +20,7 @@ CORRECTION_FROM = 7  # the migration that added the correction flag
 class StoreCore(ABC):
     """One open database (an engine's subclass says how it is opened and locked)."""
 
+    LOGIN = "NULL"  # who made a transaction, beyond the collar number it claims: a server's login
     def __init__(self, path: Path, conn):
         self.path = path
         self.conn = conn
@@ -186,7 +187,8 @@ class StoreCore(ABC):
             where.append("((e.entity = 'r' AND e.entity_id = ?) OR (e.entity = 'c' AND e.entity_id > ? "
                          "AND e.entity_id < ?))")
             params += [referral_id, referral_id + "/", referral_id + "0"]
-        sql = ("SELECT e.seq, t.at, t.officer, t.operation, t.reason, e.action, e.entity, e.entity_id, e.person_id, "
+        sql = (f"SELECT e.seq, t.at, t.officer, {self.LOGIN} AS login, t.operation, t.reason, e.action, e.entity, "
+               "e.entity_id, e.person_id, "
                "e.old, e.old_digest FROM audit_entries e JOIN audit_transactions t ON t.last_seq = "
                "(SELECT min(last_seq) FROM audit_transactions WHERE last_seq >= e.seq)"
                + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.seq DESC LIMIT ?")
@@ -205,6 +207,15 @@ class StoreCore(ABC):
             "SELECT count(*) FROM referrals WHERE status IN ('offered', 'accepted')").fetchone()[0]
         return {"schema_version": self.schema_version(), "counts": counts, "open_referrals": open_referrals,
                 "last_write": {"at": last[0], "officer": last[1], "operation": last[2]} if last else None}
+
+    def may_read(self, table: str) -> bool:
+        """Whether this login may read a table or view (on a file, its one user may read all)."""
+        return True
+
+    def identity(self) -> dict | None:
+        """Who is signed in, on a server (store/postgres/store.py); None on a file, which has one
+        user: its OS account."""
+        return None
 
     @abstractmethod
     def after_erasure(self) -> str | None:

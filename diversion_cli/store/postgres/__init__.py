@@ -23,7 +23,7 @@ import os
 import re
 from urllib.parse import unquote, urlsplit
 
-from diversion_cli.errors import BadInput, StoreUnusable
+from diversion_cli.errors import BadInput, NotPermitted, StoreUnusable
 
 ENGINE = "postgres"
 SCHEMES = ("postgresql://", "postgres://")
@@ -256,7 +256,19 @@ def _first_line(exc: Exception) -> str:
     return text[0] if text else exc.__class__.__name__
 
 
-def unusable(exc: Exception, target) -> StoreUnusable:
+# the server's own refusals of a login (schema.py: audit_transactions_signed)
+_REFUSED_LOGIN = {
+    "officer_not_yours": "this login's writes are stamped with its own collar number, and the one given is "
+                         "another's; nothing was written",
+    "login_has_no_officer": "this login has no collar number on this server: an admin maps it with `diversion db "
+                            "roles grant LOGIN ROLE --officer N`; nothing was written",
+    "changes_unsealed": "a change must be sealed into the audit trail in the transaction that makes it (diversion "
+                        "does; a login's own SQL cannot leave one waiting); nothing was written",
+    "login_not_yours": "a transaction must name the login that makes it; nothing was written",
+}
+
+
+def unusable(exc: Exception, target) -> StoreUnusable | NotPermitted:
     """The one line a failing server gets (never the query, which could hold personal data)."""
     import psycopg.errors as e
 
@@ -264,7 +276,9 @@ def unusable(exc: Exception, target) -> StoreUnusable:
         return StoreUnusable(f"the database {target} is busy (another desk is writing); nothing was written, "
                              f"try again")
     if isinstance(exc, e.InsufficientPrivilege):
-        return StoreUnusable(f"the database {target} refused this login: {_first_line(exc)}; nothing was written")
+        said = _first_line(exc)
+        return NotPermitted(_REFUSED_LOGIN.get(said, f"the database {target} refused this login ({said}): its "
+                                                     f"role may not do this; nothing was written"))
     if isinstance(exc, e.UndefinedTable):
         return StoreUnusable(f"the database {target} is not a diversion database or its schema was changed "
                              f"({_first_line(exc)}); nothing was written")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 
+# (the first SELECT's column types are the union's: names as text, as `name` would cut them at 63 bytes)
 CATALOG = """
-SELECT 'table', c.relname, string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+SELECT 'table', c.relname::text, string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
        || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
        || coalesce(' collate ' || co.collname, '')
        || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
@@ -50,6 +51,38 @@ UNION ALL
 SELECT 'policy', p.polname || ' on ' || c.relname, coalesce(pg_get_expr(p.polqual, p.polrelid), '')
 FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
 WHERE c.relnamespace = current_schema()::regnamespace
+UNION ALL
+-- who may do what (roles.py): every right on a table, a column or a function, but its owner's
+SELECT 'rights', c.relname, string_agg(x.right, ' ' ORDER BY x.right)
+FROM pg_class c, LATERAL (SELECT coalesce(r.rolname, 'PUBLIC') || ':' || a.privilege_type
+                                 || CASE WHEN a.is_grantable THEN '+' ELSE '' END AS right
+                          FROM aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+                          WHERE a.grantee != c.relowner) x
+WHERE c.relnamespace = current_schema()::regnamespace
+GROUP BY c.relname
+UNION ALL
+SELECT 'rights', c.relname || '.' || t.attname, string_agg(x.right, ' ' ORDER BY x.right)
+FROM pg_class c JOIN pg_attribute t ON t.attrelid = c.oid,
+     LATERAL (SELECT coalesce(r.rolname, 'PUBLIC') || ':' || a.privilege_type AS right
+              FROM aclexplode(t.attacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee WHERE a.grantee != c.relowner) x
+WHERE c.relnamespace = current_schema()::regnamespace
+GROUP BY c.relname, t.attname
+UNION ALL
+SELECT 'rights', p.proname || '(' || pg_get_function_arguments(p.oid) || ')', string_agg(x.right, ' ' ORDER BY x.right)
+FROM pg_proc p, LATERAL (SELECT coalesce(r.rolname, 'PUBLIC') || ':' || a.privilege_type AS right
+                         FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                         LEFT JOIN pg_roles r ON r.oid = a.grantee WHERE a.grantee != p.proowner) x
+WHERE p.pronamespace = current_schema()::regnamespace
+GROUP BY p.proname, p.oid
+UNION ALL
+-- everything belongs to the schema's owner (an object another role owns, it may change at will)
+SELECT 'owner', c.relname, 'another role'
+FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace
+AND c.relowner != (SELECT m.relowner FROM pg_class m WHERE m.oid = 'migrations'::regclass)
+UNION ALL
+SELECT 'owner', p.proname || '(' || pg_get_function_arguments(p.oid) || ')', 'another role'
+FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace
+AND p.proowner != (SELECT m.relowner FROM pg_class m WHERE m.oid = 'migrations'::regclass)
 """
 
 
@@ -61,8 +94,9 @@ def _described(cursor, schema_name: str) -> dict[tuple[str, str], str]:
 
 
 @functools.cache
-def expected(dsn: str) -> dict[tuple[str, str], str]:
-    """schema.py's catalog as this server describes it (built and rolled back)."""
+def expected(dsn: str, granted: bool) -> dict[tuple[str, str], str]:
+    """schema.py's catalog as this server describes it (built and rolled back), with the
+    roles' rights (roles.py) if this database has been given them."""
     import os
 
     import psycopg
@@ -84,6 +118,10 @@ def expected(dsn: str) -> dict[tuple[str, str], str]:
                                     "nothing was written") from None
             conn.execute(f"SET LOCAL search_path TO {scratch}, pg_temp")
             conn.execute(ddl())
+            if granted:
+                from diversion_cli.store.postgres.roles import grants
+
+                conn.execute(grants().replace("{schema}", scratch))
             return _described(conn.cursor(), scratch)
         finally:
             conn.execute("ROLLBACK")
@@ -91,5 +129,10 @@ def expected(dsn: str) -> dict[tuple[str, str], str]:
 
 def expected_and_found(conn) -> tuple[dict, dict]:
     """(what schema.py defines, what the database holds), as audit.check_schema compares them."""
-    live_schema = conn.execute("SELECT current_schema()").fetchone()[0]
-    return expected(conn.raw.info.dsn), _described(conn.raw.cursor(), live_schema)
+    from diversion_cli.store.postgres.roles import GROUPS
+
+    live_schema, granted = conn.execute(
+        "SELECT current_schema(), has_table_privilege(?, 'migrations', 'SELECT') "
+        "FROM pg_roles WHERE rolname = ? UNION ALL SELECT current_schema(), false LIMIT 1",
+        (GROUPS["desk"], GROUPS["desk"])).fetchone()
+    return expected(conn.raw.info.dsn, granted), _described(conn.raw.cursor(), live_schema)

@@ -14,7 +14,11 @@ import re
 
 from diversion_cli.store.migrations import ACTION_CODES, ENTITY_CODES, LATEST, STAMPED, TRAIL
 
-VERSION = LATEST  # the SQLite schema version this one matches
+# The server's schema history: it starts at the SQLite schema of its time (11) and then goes
+# its own way (each step in UPGRADES), as only a server has logins to tell apart.
+FIRST = 11  # SQLite's migrations 1-11, in one piece
+VERSION = 12  # 12: identities and roles (a login per officer; the trail names it)
+assert FIRST == LATEST, "a SQLite migration needs its PostgreSQL step too"
 
 T = 'text COLLATE "C"'  # byte order, as SQLite compares: ids and ISO dates sort as text
 
@@ -38,10 +42,13 @@ AS $$ SELECT '[' || seq || ',' || diversion_json(action) || ',' || diversion_jso
           || diversion_json(entity_id) || ',' || diversion_json(person_id) || ',"'
           || coalesce(upper(encode(digest, 'hex')), '') || '","' || coalesce(upper(encode(old_digest, 'hex')), '')
           || '"]' $$;
-CREATE FUNCTION diversion_transaction_text(last_seq integer, at text, officer text, operation text, reason text)
-RETURNS text LANGUAGE sql STABLE PARALLEL SAFE
+-- (a transaction sealed on the server also names the login that made it; one moved from a SQLite
+-- file has none, and its text is the file's)
+CREATE FUNCTION diversion_transaction_text(last_seq integer, at text, officer text, operation text, reason text,
+                                           login text) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT '[' || last_seq || ',' || diversion_json(at) || ',' || diversion_json(officer) || ','
-          || diversion_json(operation) || ',' || diversion_json(reason) || ']' $$;
+          || diversion_json(operation) || ',' || diversion_json(reason)
+          || coalesce(',' || diversion_json(login), '') || ']' $$;
 
 -- SQLite's strftime('%Y-%m-%dT%H:%M:%S', moment, '+N months'), the re-offending window's end: the
 -- month moves on and the day carries over, so 31 August + 6 months is 3 March (PostgreSQL's own
@@ -271,6 +278,24 @@ CREATE TABLE issued_ids (kind {T} PRIMARY KEY, last integer NOT NULL);
 CREATE TABLE month_changes (month {T} PRIMARY KEY, changes integer NOT NULL);
 CREATE TABLE diversion_changes (month {T} PRIMARY KEY, changes integer NOT NULL);
 CREATE TABLE report_cache (key {T} PRIMARY KEY, stamp integer NOT NULL, value {T} NOT NULL);
+-- who each login is: the collar number the trail stamps its writes with (`diversion db roles
+-- grant`; an analyst, who writes no record, may have none)
+-- each scheme's one-shot scope as the force's config sets it, pinned on the server by an admin
+-- (`diversion db pin-schemes`): a referral must carry its scheme's, so a login writing SQL by hand
+-- cannot give one a scope or window of its own
+CREATE TABLE one_shot_scopes (
+    scheme {T} PRIMARY KEY,
+    one_shot_group {T} NOT NULL,
+    lookback_years integer NOT NULL CHECK (lookback_years >= 0),
+    pinned_at {T} NOT NULL,
+    pinned_by {T} NOT NULL
+);
+CREATE TABLE officer_logins (
+    login {T} PRIMARY KEY,
+    officer {T} UNIQUE,
+    granted_at {T} NOT NULL,
+    granted_by {T} NOT NULL
+);
 
 CREATE TABLE audit_transactions (
     last_seq integer PRIMARY KEY,
@@ -278,7 +303,8 @@ CREATE TABLE audit_transactions (
     officer {T} NOT NULL,
     operation {T} NOT NULL,
     reason {T},
-    hash bytea NOT NULL
+    hash bytea NOT NULL,
+    login {T}     -- the server login that made it (none: moved from a SQLite file)
 );
 CREATE TABLE audit_entries (
     seq integer PRIMARY KEY CHECK (seq > 0),     -- numbered by audit.py, with no gap
@@ -313,10 +339,30 @@ CREATE INDEX audit_pending_row ON audit_pending (entity, entity_id);
 """
 
 GUARDS = """
+-- whether a login owns the schema (the force's DBA, who may do anything here, and whose every act
+-- verify checks): the owner of its tables, or a member of that role
+CREATE FUNCTION diversion_owns(login name) RETURNS boolean LANGUAGE sql STABLE
+AS $$ SELECT pg_has_role(login, (SELECT c.relowner FROM pg_class c WHERE c.oid = 'migrations'::regclass), 'USAGE') $$;
+
 -- the one-shot rule: no new referral for a person already diverted in the same scope
 -- within the look-back window (migration 1)
 CREATE FUNCTION referrals_one_shot() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    scope record;
 BEGIN
+    -- the scope and window the referral is checked in are its scheme's, as pinned (the schema's
+    -- owner, the DBA, may refer under a scheme not pinned: a server not yet given its roles)
+    SELECT s.one_shot_group, s.lookback_years INTO scope FROM one_shot_scopes s WHERE s.scheme = NEW.scheme;
+    IF FOUND THEN
+        IF NEW.one_shot_group IS DISTINCT FROM scope.one_shot_group
+           OR (scope.lookback_years = 0) IS DISTINCT FROM (NEW.lookback_since IS NULL)
+           OR NEW.lookback_since > to_char(NEW.offered_at::timestamp - make_interval(years => scope.lookback_years),
+                                           'YYYY-MM-DD"T"HH24:MI:SS') THEN
+            RAISE EXCEPTION 'one_shot_scope_not_pinned' USING ERRCODE = 'integrity_constraint_violation';
+        END IF;
+    ELSIF NOT diversion_owns(session_user) THEN
+        RAISE EXCEPTION 'scheme_not_pinned' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
     IF EXISTS (
         SELECT 1 FROM referrals AS earlier
         WHERE earlier.person_id = NEW.person_id
@@ -458,6 +504,39 @@ CREATE TRIGGER audit_salts_no_change BEFORE UPDATE ON audit_salts FOR EACH ROW
 EXECUTE FUNCTION diversion_refuse('audit_salts_are_kept');
 CREATE TRIGGER audit_salts_kept BEFORE DELETE ON audit_salts FOR EACH ROW
 EXECUTE FUNCTION diversion_kept_unless_erased('audit_salts_are_kept');
+-- every transaction names the login that made it, and the collar number it claims must be that
+-- login's (a login with none is refused, unless it owns the schema: the force's DBA)
+CREATE FUNCTION audit_transactions_signed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    theirs text;
+BEGIN
+    IF NEW.login IS DISTINCT FROM session_user THEN
+        RAISE EXCEPTION 'login_not_yours' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT o.officer INTO theirs FROM officer_logins o WHERE o.login = session_user;
+    IF FOUND AND theirs IS DISTINCT FROM NEW.officer THEN
+        RAISE EXCEPTION 'officer_not_yours' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT FOUND AND NOT diversion_owns(session_user) THEN
+        RAISE EXCEPTION 'login_has_no_officer' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER audit_transactions_signed BEFORE INSERT ON audit_transactions FOR EACH ROW
+EXECUTE FUNCTION audit_transactions_signed();
+
+-- a login that does not own the schema cannot commit a change unsealed (it would stop every desk
+-- until an admin accepted it): diversion_seal must take it into the trail in the same transaction
+CREATE FUNCTION audit_pending_sealed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM audit_pending p WHERE p.id = NEW.id) AND NOT diversion_owns(session_user) THEN
+        RAISE EXCEPTION 'changes_unsealed' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER audit_pending_sealed AFTER INSERT ON audit_pending DEFERRABLE INITIALLY DEFERRED
+FOR EACH ROW EXECUTE FUNCTION audit_pending_sealed();
+
 -- the schema's version: only ever added to (a deleted row would lock every desk out)
 CREATE TRIGGER migrations_kept BEFORE UPDATE OR DELETE ON migrations FOR EACH ROW
 EXECUTE FUNCTION diversion_refuse('migrations_are_kept');
@@ -513,27 +592,130 @@ SELECT e.seq, t.at, t.officer, t.operation, t.reason,
            AS action,
        CASE e.entity """ + " ".join(f"WHEN '{code}' THEN '{name}'" for name, code in ENTITY_CODES.items()) + """
            END AS entity,
-       e.entity_id, e.person_id, e.old AS old_values
+       e.entity_id, e.person_id, e.old AS old_values, t.login
 FROM audit_entries e
 JOIN audit_transactions t ON t.last_seq = (SELECT min(last_seq) FROM audit_transactions WHERE last_seq >= e.seq);
+"""
+
+# An analyst's rows (roles.py): no name, date of birth, PNC, free text or audit snapshot. A view
+# reads with its owner's rights, so an analyst needs rights on these alone.
+ANALYST_VIEWS = """
+CREATE VIEW analyst_incidents AS
+SELECT incident_ref, person_ref, gender, ethnicity, occurred_at, age, age_group, substances, drug_classes,
+       co_offence_count, supply_suspected, recorded_by, recorded_at, voided_at, eligible_at_record, referral_id,
+       scheme, referral_status, offered_at, diverted_at, closed_at, deadline, outcome_code
+FROM incidents_view;
+
+CREATE VIEW analyst_referrals AS
+SELECT referral_id, scheme, pathway, status, provider, offered_at, offered_by, appointment, deadline, diverted_at,
+       closed_at, outcome_code, person_ref, incident_ref, occurred_at, age, conditions, conditions_met
+FROM referrals_view;
+"""
+
+# No login runs a function of diversion's unless a role grants it (roles.py): PostgreSQL lets
+# everyone run every function by default, and diversion_close would seal for anyone.
+PRIVATE_FUNCTIONS = """
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END $$;
 """
 
 # Everything diversion keeps refuses TRUNCATE, which fires no row trigger (an empty table
 # would otherwise read as "every row vanished" only at the next verify).
 KEPT = ("migrations", "people", "incidents", "incident_substances", "incident_co_offences", "decisions", "referrals",
         "referral_conditions", "erasures", "issued_ids", "month_changes", "diversion_changes", "audit_transactions",
-        "audit_entries", "audit_salts", "audit_conversions", "audit_pending")
+        "audit_entries", "audit_salts", "audit_conversions", "audit_pending", "officer_logins",
+        "one_shot_scopes")
+
+
+def _sealing() -> str:
+    """audit.seal and audit.close as functions the schema's owner runs (SECURITY DEFINER): an
+    officer's login writes its rows, its changes are captured by triggers, and the trail is
+    sealed for it, so no login but the admins' needs rights on the trail itself. The SQL is
+    audit.py's, in this dialect, so the two engines seal alike."""
+    from diversion_cli.store import audit
+    from diversion_cli.store.postgres import translate
+
+    def sql(text: str) -> str:
+        return translate(text)[0].replace("%%", "%")
+
+    entries = audit.PG_ENTRIES_TEXT.format(after="done", upto="upto")
+    return f"""
+-- chain the entries entered since the last transaction row, SEAL_CHUNK at a time, as this login
+CREATE FUNCTION diversion_close(sealed_at text, claimed text, op text, why text) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    done integer := 0;
+    prev bytea := '\\x{audit.GENESIS.hex()}'::bytea;
+    newest integer;
+    upto integer;
+    first integer;
+BEGIN
+    SELECT t.last_seq, t.hash INTO done, prev FROM audit_transactions t ORDER BY t.last_seq DESC LIMIT 1;
+    IF NOT FOUND THEN
+        done := 0;
+        prev := '\\x{audit.GENESIS.hex()}'::bytea;
+    END IF;
+    first := done;
+    SELECT coalesce(max(e.seq), 0) INTO newest FROM audit_entries e;
+    WHILE done < newest LOOP
+        upto := least(newest, done + {audit.SEAL_CHUNK});
+        prev := sha256(prev || convert_to(diversion_transaction_text(upto, sealed_at, claimed, op, why,
+                                                                     session_user::text), 'UTF8')
+                       || convert_to(coalesce({entries}, ''), 'UTF8'));
+        INSERT INTO audit_transactions (last_seq, at, officer, operation, reason, hash, login)
+        VALUES (upto, sealed_at, claimed, op, why, prev, session_user);
+        done := upto;
+    END LOOP;
+    RETURN newest - first;
+END $$;
+
+-- seal this transaction's waiting changes: NULL, or what stops them (how:entity:id), and
+-- nothing sealed; audit.seal words it
+CREATE FUNCTION diversion_seal(sealed_at text, claimed text, op text, why text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    found_entity text;
+    found_id text;
+    moved integer;
+BEGIN
+    SELECT q.entity, q.entity_id INTO found_entity, found_id FROM ({sql(audit.UNAUDITED_BEFORE)}) q;
+    IF FOUND THEN
+        RETURN 'changed:' || found_entity || ':' || found_id;
+    END IF;
+    SELECT q.entity, q.entity_id INTO found_entity, found_id FROM ({sql(audit.STILL_STANDING)}) q;
+    IF FOUND THEN
+        RETURN 'deleted:' || found_entity || ':' || found_id;
+    END IF;
+    {sql(audit.MOVE_PENDING)};
+    GET DIAGNOSTICS moved = ROW_COUNT;
+    IF moved > 0 THEN
+        IF claimed IS NULL OR op IS NULL THEN
+            RAISE EXCEPTION 'a change was written without an audit context';
+        END IF;
+        DELETE FROM audit_pending;
+    END IF;
+    PERFORM diversion_close(sealed_at, claimed, op, why);
+    RETURN NULL;
+END $$;
+"""
 
 
 def ddl() -> str:
     """The whole schema, in the order it is created. Every PL/pgSQL function (the guards and the
     trail's capture) keeps the search path it was created with (the schema's, then pg_temp), so
     a session's own temporary tables can never stand in for the tables it guards."""
-    parts = [FUNCTIONS, TABLES, GUARDS]
+    parts = [FUNCTIONS, TABLES, GUARDS, _sealing()]
     parts += [_audit_function(table) for table in TRAIL]
     parts += [_stamp_function(table) for table in sorted({t for t, _ in STAMPED})]
     parts += [_only_up("month_changes"), _only_up("diversion_changes")]
     parts += [f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT "
               f"EXECUTE FUNCTION diversion_refuse('{table}_cannot_be_truncated');\n" for table in KEPT]
-    parts.append(VIEWS)
-    return "\n".join(parts).replace("LANGUAGE plpgsql AS $$", "LANGUAGE plpgsql SET search_path FROM CURRENT AS $$")
+    parts += [VIEWS, ANALYST_VIEWS, PRIVATE_FUNCTIONS]
+    return "\n".join(parts).replace("LANGUAGE plpgsql AS $$",
+                                     "LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from diversion_cli.errors import Refused, StoreUnusable
+from diversion_cli.errors import NotFound, NotPermitted, Refused, StoreUnusable
 from diversion_cli.store.base import Store
 from diversion_cli.store.postgres import (ENGINE, WRITE_LOCK, PostgresTarget, _identifier, _interrupted, connect,
                                           driver_errors, unusable)
@@ -14,7 +14,7 @@ class PostgresStore(Store):
     """One open database on a PostgreSQL server."""
 
     engine = ENGINE
-    ADD_MONTHS = "diversion_add_months(since, {})"  # schema.py: SQLite's definition
+    LOGIN = "t.login"  # the trail names the login that made each transaction    ADD_MONTHS = "diversion_add_months(since, {})"  # schema.py: SQLite's definition
 
     @classmethod
     def create(cls, target: PostgresTarget) -> Store:
@@ -151,3 +151,148 @@ class PostgresStore(Store):
         result["report_cache_checked"] = self.check_report_cache()
         return result
 
+
+    # ---- who is signed in, and the roles (store/postgres/roles.py) ----------------------
+
+    def identity(self) -> dict:
+        """This login: its name, the collar number mapped to it, whether it owns the schema
+        (the force's DBA: every right), and the diversion roles it holds, directly or through
+        another."""
+        from diversion_cli.store.postgres.roles import GROUPS
+
+        login, officer, owner, held = self._fetch(
+            "SELECT session_user::text, (SELECT o.officer FROM officer_logins o WHERE o.login = session_user), "
+            "pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = 'migrations'::regclass), 'USAGE'), "
+            "ARRAY(SELECT r.rolname::text FROM pg_roles r WHERE r.rolname = ANY(?) "
+            "AND pg_has_role(session_user, r.oid, 'USAGE'))", (list(GROUPS.values()),))
+        roles = [role for role, group in GROUPS.items() if group in held]
+        return {"login": login, "officer": officer, "owner": owner, "roles": roles}
+
+    def may_read(self, table: str) -> bool:
+        return self._fetch("SELECT has_table_privilege(?, 'SELECT')", (table,))[0]
+
+    def _fetch(self, sql: str, params=()):
+        try:
+            return self.conn.execute(sql, params).fetchone()
+        except self._errors()[0] as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise self._unusable(exc) from None
+
+    def init_roles(self) -> None:
+        """Make the group roles (if this server has none yet: that needs CREATEROLE) and grant
+        each its rights on this database."""
+        from diversion_cli.store.postgres import roles
+
+        here = _identifier(self._fetch("SELECT current_schema()")[0])
+        try:
+            self.conn.execute("BEGIN")
+            self.conn.raw.execute(roles.create_groups())
+            self.conn.raw.execute(roles.grants().replace("{schema}", here))
+            self.conn.execute("COMMIT")
+        except self._errors()[0] as exc:
+            self.conn.execute("ROLLBACK")
+            import psycopg.errors as e
+
+            if isinstance(exc, e.InsufficientPrivilege):
+                raise NotPermitted("making the group roles and granting their rights needs the schema's owner, with "
+                                   "CREATEROLE (the force's DBA); nothing was changed") from None
+            raise self._unusable(exc) from None
+
+    def pin_schemes(self, scopes: list[tuple[str, str, int]], at: str) -> list[dict]:
+        """Pin each scheme's one-shot scope (scheme, group, look-back years) as the server's, which
+        every referral must then carry; returns the pinned scopes that changed or are new."""
+        changed = []
+        try:
+            self.conn.execute("BEGIN")
+            for scheme, group, years in scopes:
+                was = self._fetch("SELECT one_shot_group, lookback_years FROM one_shot_scopes WHERE scheme = ?",
+                                  (scheme,))
+                if was is None or tuple(was) != (group, years):
+                    changed.append({"scheme": scheme, "one_shot_group": group, "lookback_years": years,
+                                    "was": None if was is None else {"one_shot_group": was[0],
+                                                                     "lookback_years": was[1]}})
+                    self.conn.execute(
+                        "INSERT INTO one_shot_scopes (scheme, one_shot_group, lookback_years, pinned_at, pinned_by) "
+                        "VALUES (?, ?, ?, ?, session_user) ON CONFLICT (scheme) DO UPDATE SET "
+                        "one_shot_group = excluded.one_shot_group, lookback_years = excluded.lookback_years, "
+                        "pinned_at = excluded.pinned_at, pinned_by = excluded.pinned_by", (scheme, group, years, at))
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, self._errors()[0]):
+                raise self._unusable(exc) from None
+            raise
+        return changed
+
+    def logins(self) -> list[dict]:
+        """Every login holding a diversion role, with the roles granted to it and its collar number."""
+        from diversion_cli.store.postgres.roles import GROUPS
+
+        rows = self._all(
+            "SELECT m.rolname::text AS login, g.rolname::text AS grp, o.officer FROM pg_auth_members a "
+            "JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member "
+            "LEFT JOIN officer_logins o ON o.login = m.rolname WHERE g.rolname = ANY(?) AND m.rolcanlogin "
+            "ORDER BY 1, 2", (list(GROUPS.values()),))
+        named = {group: role for role, group in GROUPS.items()}
+        out: dict[str, dict] = {}
+        for row in rows:
+            entry = out.setdefault(row["login"], {"login": row["login"], "officer": row["officer"], "roles": []})
+            entry["roles"].append(named[row["grp"]])
+        return list(out.values())
+
+    def grant_role(self, login: str, role: str, officer: str | None, at: str) -> None:
+        """Grant `login` a role and map it to its collar number, in one transaction."""
+        from diversion_cli.store.postgres.roles import GROUPS
+
+        self._login_there(login)
+        try:
+            self.conn.execute("BEGIN")
+            if self._fetch("SELECT 1 FROM pg_roles WHERE rolname = ?", (GROUPS[role],)) is None:
+                raise Refused(f"this server has no {role} role yet: run `diversion db roles init` first (the DBA)")
+            if officer is not None:
+                taken = self._fetch("SELECT login FROM officer_logins WHERE officer = ? AND login != ?",
+                                    (officer, login))
+                if taken:
+                    raise Refused(f"collar number {officer} is already login {taken[0]}'s: one login per officer")
+                self.conn.execute(
+                    "INSERT INTO officer_logins (login, officer, granted_at, granted_by) "
+                    "VALUES (?, ?, ?, session_user) ON CONFLICT (login) DO UPDATE SET officer = excluded.officer, "
+                    "granted_at = excluded.granted_at, granted_by = excluded.granted_by", (login, officer, at))
+            self.conn.execute(f"GRANT {GROUPS[role]} TO {_identifier(login)}")
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, self._errors()[0]):
+                raise self._unusable(exc) from None
+            raise
+
+    def revoke_role(self, login: str, role: str | None) -> list[str]:
+        """Take a role (or every diversion role) from `login`; its collar number goes with its
+        last role. Returns the roles it still holds."""
+        from diversion_cli.store.postgres.roles import GROUPS
+
+        self._login_there(login)
+        try:
+            self.conn.execute("BEGIN")
+            for name, group in GROUPS.items():
+                if role in (None, name):
+                    self.conn.execute(f"REVOKE {group} FROM {_identifier(login)}")
+            left = [r for r in next((e["roles"] for e in self.logins() if e["login"] == login), [])]
+            if not left:
+                self.conn.execute("DELETE FROM officer_logins WHERE login = ?", (login,))
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, self._errors()[0]):
+                raise self._unusable(exc) from None
+            raise
+        return left
+
+    def _login_there(self, login: str) -> None:
+        if self._fetch("SELECT 1 FROM pg_roles WHERE rolname = ? AND rolcanlogin", (login,)) is None:
+            raise NotFound(f"no login {login!r} on this server: the DBA creates it (CREATE ROLE ... LOGIN, with the "
+                           f"force's sign-in: README, 'Roles and logins')")
