@@ -28,7 +28,7 @@ COMMANDS = {
     "db pin-schemes": ("admin",),
 }
 # commands that need no database there, or say for themselves what they may do
-UNCHECKED = {"db init", "db path", "db backup", "db restore", "db compact", "db migrate-to", "whoami", "schemes"}
+UNCHECKED = {"db init", "db upgrade", "db path", "db backup", "db restore", "db compact", "db migrate-to", "whoami", "schemes"}
 # commands that write a record (they need a collar number: the login's)
 WRITES = {"record", "refer", "outcome", "condition", "void", "amend incident", "amend person", "db erase-person",
           "import", "audit accept", "db upgrade"}

@@ -115,6 +115,9 @@ def refusal_for(exc: Exception) -> Refused:
         return Refused("refused by the database: that status change is not allowed")
     if "referrals.incident_id" in text or "referrals_one_per_incident" in text:
         return Refused("refused by the database: this incident already has a live referral")
+    if "referral_starts_offered" in text or "condition_starts_pending" in text:
+        return Refused("refused by the database: a referral is offered first, and a condition starts pending "
+                       "(only an import brings them in closed)")
     if "scheme_not_pinned" in text:
         return Refused("refused by the database: this scheme's one-shot scope is not pinned on the server: an admin "
                        "runs `diversion db pin-schemes` with the force's config")

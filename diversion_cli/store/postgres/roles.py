@@ -85,12 +85,14 @@ def grants() -> str:
            *(f"GRANT SELECT ({_columns(cols)}) ON {table} TO {g['analyst']};"
              for table, cols in ANALYST_COLUMNS.items()),
            f"GRANT SELECT ON analyst_incidents, analyst_referrals TO {g['analyst']};",
+           # (and for `db status`, how long the trail is and when it was last written: no snapshot, no reason)
+           f"GRANT SELECT (seq) ON audit_entries TO {g['analyst']};",
+           f"GRANT SELECT (last_seq, at, officer, operation) ON audit_transactions TO {g['analyst']};",
            # the admin: amend, erase, import, accept outside changes, roles (never the schema's version)
            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(PERSON_RECORD)}, erasures, issued_ids, bulk_load, "
            f"correction, month_changes, diversion_changes, audit_transactions, audit_entries, audit_salts, "
            f"audit_pending, officer_logins, one_shot_scopes TO {g['admin']};",
-           f"GRANT EXECUTE ON FUNCTION diversion_close(text, text, text, text) TO {g['admin']};",
-           f"REVOKE ALL ON ALL TABLES IN SCHEMA {{schema}} FROM PUBLIC;"]
+           f"GRANT EXECUTE ON FUNCTION diversion_close(text, text, text, text) TO {g['admin']};"]
     return "\n".join(sql)
 
 

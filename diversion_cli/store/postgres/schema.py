@@ -352,6 +352,10 @@ DECLARE
 BEGIN
     -- the scope and window the referral is checked in are its scheme's, as pinned (the schema's
     -- owner, the DBA, may refer under a scheme not pinned: a server not yet given its roles)
+    -- a referral is offered first: only an import (the admin's bulk load) brings one in closed
+    IF NEW.status != 'offered' AND NOT EXISTS (SELECT 1 FROM bulk_load) THEN
+        RAISE EXCEPTION 'referral_starts_offered' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
     SELECT s.one_shot_group, s.lookback_years INTO scope FROM one_shot_scopes s WHERE s.scheme = NEW.scheme;
     IF FOUND THEN
         IF NEW.one_shot_group IS DISTINCT FROM scope.one_shot_group
@@ -378,6 +382,17 @@ BEGIN
     RETURN NEW;
 END $$;
 CREATE TRIGGER referrals_one_shot BEFORE INSERT ON referrals FOR EACH ROW EXECUTE FUNCTION referrals_one_shot();
+
+-- a contract's condition starts pending (its result is recorded later, by a coordinator), but in an import
+CREATE FUNCTION referral_conditions_start_pending() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM bulk_load) THEN
+        RAISE EXCEPTION 'condition_starts_pending' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER referral_conditions_start_pending BEFORE INSERT ON referral_conditions FOR EACH ROW
+WHEN (NEW.status != 'pending') EXECUTE FUNCTION referral_conditions_start_pending();
 
 -- only the legal status transitions; a supervisor's correction (migration 7) a few more
 CREATE FUNCTION referrals_transitions() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -719,3 +734,31 @@ def ddl() -> str:
     parts += [VIEWS, ANALYST_VIEWS, PRIVATE_FUNCTIONS]
     return "\n".join(parts).replace("LANGUAGE plpgsql AS $$",
                                      "LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$")
+
+
+def upgrade_from(version: int) -> str:
+    """What brings a server's schema from `version` to VERSION, built from ddl() so the result is
+    the schema a new database gets (verify compares the two)."""
+    if version != FIRST:
+        raise ValueError(f"no upgrade from schema version {version}")
+    whole = ddl()
+    functions = [f.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+                 for f in re.findall(r"^CREATE FUNCTION .*?\$\$;$", whole, re.MULTILINE | re.DOTALL)]
+    tables = re.findall(r"^CREATE TABLE (?:one_shot_scopes|officer_logins) \(.*?^\);$", whole,
+                        re.MULTILINE | re.DOTALL)
+    triggers = re.findall(r"^CREATE (?:CONSTRAINT )?TRIGGER (?:audit_transactions_signed|audit_pending_sealed|"
+                          r"referral_conditions_start_pending|"
+                          r"one_shot_scopes_no_truncate|officer_logins_no_truncate) .*?;$", whole,
+                          re.MULTILINE | re.DOTALL)
+    audit_log = re.search(r"^CREATE VIEW audit_log AS.*?;$", whole, re.MULTILINE | re.DOTALL).group(0)
+    assert len(tables) == 2 and len(triggers) == 5, (tables, triggers)
+    return "\n".join([
+        f"ALTER TABLE audit_transactions ADD COLUMN login {T};",
+        *tables,
+        "DROP FUNCTION diversion_transaction_text(integer, text, text, text, text);",
+        *functions,  # (every one: the guards are SECURITY DEFINER now, and read the pinned scopes)
+        *triggers,
+        audit_log.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1),
+        ANALYST_VIEWS,
+        PRIVATE_FUNCTIONS,
+    ])

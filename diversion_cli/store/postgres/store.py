@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import datetime
 
 from diversion_cli.errors import NotFound, NotPermitted, Refused, StoreUnusable
 from diversion_cli.store.base import Store
@@ -20,8 +21,6 @@ class PostgresStore(Store):
     def create(cls, target: PostgresTarget) -> Store:
         """`db init` on a server: build the schema in the database the force's DBA made
         (an empty one: never over tables that are there)."""
-        from datetime import datetime
-
         from diversion_cli.store.common import _iso
         from diversion_cli.store.postgres import schema
 
@@ -60,16 +59,22 @@ class PostgresStore(Store):
     def _ready(cls, target, conn, write: bool, new: bool = False) -> Store:
         store = cls(target, conn)
         try:
-            store._diversion_schema()
+            store._diversion_schema(write)
             store._audited = True
         except BaseException as exc:
+            login = conn.raw.info.user
             conn.close()
+            import psycopg.errors as e
+
+            if isinstance(exc, e.InsufficientPrivilege):  # it may not even read the schema's version
+                raise NotPermitted(f"login {login} has no diversion role on {target}: an admin grants one with "
+                                   f"`diversion db roles grant {login} ROLE --officer N`") from None
             if isinstance(exc, driver_errors()[0]):
                 raise unusable(exc, target) from None
             raise
         return store
 
-    def _diversion_schema(self) -> int:
+    def _diversion_schema(self, write: bool = False) -> int:
         if self.conn.execute("SELECT to_regclass('migrations')").fetchone()[0] is None:
             raise StoreUnusable(f"no database at {self.path} (no diversion schema): create one with `diversion db init` "
                                 f"(in an empty database), or check --db / DIVERSION_DB")
@@ -79,10 +84,42 @@ class PostgresStore(Store):
         if version > schema.VERSION:  # as on a file: the desk's diversion is the one out of date
             raise StoreUnusable(f"the database {self.path} has schema version {version}, newer than this "
                                 f"diversion understands ({schema.VERSION}); upgrade diversion before using it")
+        if version < schema.VERSION and write and version >= schema.FIRST:
+            return self._upgrade(version)
         if version != schema.VERSION:
             raise StoreUnusable(f"the database {self.path} has schema version {version}; this diversion "
-                                f"needs {schema.VERSION} on PostgreSQL")
+                                f"needs {schema.VERSION}: the schema's owner runs `diversion db upgrade` (then "
+                                f"`diversion db roles init`)")
         return version
+
+    def _upgrade(self, version: int) -> int:
+        """Bring the schema up to this diversion's, in one transaction (the schema's owner's: a
+        desk's login may not change it, and is told who may)."""
+        import psycopg.errors as e
+
+        from diversion_cli.store.common import _iso
+        from diversion_cli.store.postgres import schema
+
+        try:
+            self._begin_write()
+            version = self.schema_version()  # (another desk may have just done it)
+            if version < schema.VERSION:
+                here = self.conn.execute("SELECT current_schema()").fetchone()[0]
+                self.conn.execute(f"SET LOCAL search_path = {_identifier(here)}, pg_temp")  # (schema.ddl)
+                self.conn.raw.execute(schema.upgrade_from(version))
+                self.conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
+                                  (schema.VERSION, "roles: a login per officer", _iso(datetime.now())))
+            self.conn.execute("COMMIT")
+        except e.InsufficientPrivilege:
+            self.conn.execute("ROLLBACK")
+            raise StoreUnusable(f"the database {self.path} has schema version {version}; this diversion needs "
+                                f"{schema.VERSION}: the schema's owner runs `diversion db upgrade` (then `diversion "
+                                f"db roles init`); nothing was written") from None
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        return schema.VERSION
 
     def _begin_write(self) -> None:
         self.conn.execute("BEGIN")
@@ -277,10 +314,11 @@ class PostgresStore(Store):
         self._login_there(login)
         try:
             self.conn.execute("BEGIN")
-            for name, group in GROUPS.items():
+            held = next((e["roles"] for e in self.logins() if e["login"] == login), [])
+            for name in held:  # (only those granted: an admin may not revoke the admin role it lacks)
                 if role in (None, name):
-                    self.conn.execute(f"REVOKE {group} FROM {_identifier(login)}")
-            left = [r for r in next((e["roles"] for e in self.logins() if e["login"] == login), [])]
+                    self.conn.execute(f"REVOKE {GROUPS[name]} FROM {_identifier(login)}")
+            left = [r for r in held if role not in (None, r)]
             if not left:
                 self.conn.execute("DELETE FROM officer_logins WHERE login = ?", (login,))
             self.conn.execute("COMMIT")

@@ -1,0 +1,430 @@
+"""Who may do what on a shared server (issue 12): each role's commands work and the rest exit 5
+with nothing written; the same forbidden reads and writes, tried as raw SQL through psycopg with
+the officer's own login, are refused by the server; the trail names the login whatever
+--officer said. On a SQLite file there are no roles."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+import pytest
+
+from helpers import all_rows, as_json, run, tamper
+
+on_server = pytest.mark.postgres_only("a server's logins and roles (a SQLite file has one user)")
+
+ROLES = ("desk", "coordinator", "supervisor", "analyst", "admin")
+COLLAR = {"desk": "4471", "coordinator": "4472", "supervisor": "4473", "admin": "4474"}
+# each role's officer, a desk login the DBA granted by hand with no collar number, and a login with no role
+LOGIN = {role: f"diversion_test_{role}" for role in (*ROLES, "unmapped", "stranger")}
+PASSWORD = "not-a-real-secret"
+KEY = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def _server_url(name: str, login: str | None = None) -> str:
+    parts = urlsplit(os.environ["DIVERSION_TEST_POSTGRES"])
+    if login is None:
+        return f"{parts.scheme}://{parts.netloc}/{name}"
+    # an officer signs in with a password over TCP (the test server's socket trusts only its OS user)
+    return f"postgresql://{login}@localhost:{parts.port or os.environ.get('PGPORT', 5432)}/{name}"
+
+
+@pytest.fixture(scope="module")
+def staffed(server, empty_database, tmp_path_factory):
+    """A database given its roles, five officers' logins granted one each, and a little record:
+    P-000001 diverted (R-2026-000001 accepted), P-000002 with incident I-000002 not yet referred."""
+    if server is None:
+        yield None
+        return
+    home = tmp_path_factory.mktemp("staff")
+    passfile = home / "pgpass"
+    passfile.write_text("".join(f"localhost:*:*:{LOGIN[r]}:{PASSWORD}\n"
+                                for r in LOGIN))
+    passfile.chmod(0o600)
+    server.execute("SELECT pg_advisory_lock(1212)")  # (logins and group roles are the cluster's: one worker at a time)
+    for login in LOGIN.values():
+        if not server.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone():
+            server.execute(f"CREATE ROLE {login} LOGIN PASSWORD '{PASSWORD}'")
+    name = f"{empty_database}_staffed"
+    server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    server.execute(f"CREATE DATABASE {name} TEMPLATE {empty_database}")
+    env = {"DIVERSION_DB": _server_url(name), "DIVERSION_OFFICER": "1234", "XDG_CONFIG_HOME": str(home),
+           "DIVERSION_CONFIG": None}
+
+    def owner(*args):
+        result = run(*args, env=env)
+        assert result.exit_code == 0, (args, result.stderr)
+        return result
+
+    try:
+        owner("db", "roles", "init")
+        for role in ROLES:
+            owner("db", "roles", "grant", LOGIN[role], role, *(["--officer", COLLAR[role]] if role in COLLAR else []))
+        # a desk login the DBA granted by hand, with no collar number mapped
+        server.execute("GRANT diversion_desk TO diversion_test_unmapped")
+    finally:
+        server.execute("SELECT pg_advisory_unlock(1212)")
+    owner("record", "--surname", "Smith", "--forename", "John", "--dob", "14/02/1990", "--substance", "cannabis",
+          "--when", "2026-11-10 10:00", "--refer")
+    owner("outcome", "R-2026-000001", "accepted")
+    owner("record", "--surname", "Jones", "--forename", "Ann", "--dob", "01/03/1985", "--substance", "cannabis",
+          "--when", "2026-11-12 10:00", "--location", "12 Acacia Avenue")
+    yield {"template": name, "passfile": passfile}
+    server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def staff(staffed, server, monkeypatch):
+    """The test's own copy of the staffed database; `as_(role, *args)` runs a command signed in as
+    that role's officer."""
+    name = f"{staffed['template']}_{os.getpid()}_{next(_copies)}"
+    server.execute(f"CREATE DATABASE {name} TEMPLATE {staffed['template']}")
+    monkeypatch.setenv("DIVERSION_DB", _server_url(name))
+    monkeypatch.setenv("DIVERSION_PSEUDONYM_KEY", KEY)
+
+    class Staff:
+        database = name
+
+        @staticmethod
+        def url(role: str) -> str:
+            return _server_url(name, LOGIN[role])
+
+        @staticmethod
+        def as_(role: str, *args: str, officer: str | None = None):
+            env = {"DIVERSION_DB": Staff.url(role), "PGPASSWORD": None, "PGPASSFILE": str(staffed["passfile"]),
+                   "DIVERSION_OFFICER": officer}
+            return run(*args, env=env)
+
+        @staticmethod
+        def sql(role: str, *statements, params=()):
+            """Run statements in one transaction as the role's login, straight through psycopg (no
+            diversion); the last one's rows."""
+            import psycopg
+
+            with psycopg.connect(Staff.url(role), password=PASSWORD, autocommit=True) as conn:
+                with conn.transaction():
+                    for statement in statements:
+                        cursor = conn.execute(statement, params if statement is statements[-1] else ())
+                return cursor.fetchall() if cursor.description else cursor.rowcount
+
+    yield Staff
+    _drop_when_left(server, name)
+
+
+_copies = iter(range(1, 10**6))
+
+
+def _drop_when_left(server, name: str) -> None:
+    """Drop a test's database once the officers' sessions have ended (a backend outlives its
+    client's close by a moment, and the tests' login may not end another login's)."""
+    import time
+
+    for _ in range(100):
+        if not server.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone():
+            break
+        time.sleep(0.05)
+    server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+STAFF = {"desk", "coordinator", "supervisor", "admin"}
+# command -> (arguments, the roles that may run it, its exit code when they do)
+MATRIX = {
+    "record": (["record", "--surname", "New", "--forename", "Person", "--dob", "01/01/1991", "--substance",
+                "cannabis"], STAFF, 0),
+    "check": (["check", "P-000002"], STAFF, 0),
+    "refer": (["refer", "I-000002"], STAFF, 0),
+    "incidents": (["incidents", "--since", "2026-11-01"], STAFF, 0),
+    "outcome": (["outcome", "R-2026-000001", "completed"], {"coordinator", "supervisor", "admin"}, 0),
+    "referrals": (["referrals"], {"coordinator", "supervisor", "admin"}, 0),
+    "letter": (["letter", "R-2026-000001", "--kind", "offer"], {"coordinator", "supervisor", "admin"}, 0),
+    "void": (["void", "I-000002", "--reason", "entered twice"], {"supervisor", "admin"}, 0),
+    "audit log": (["audit", "log", "--limit", "5"], {"supervisor", "admin"}, 0),
+    "report": (["report", "--month", "2026-11", "--format", "json"], {"analyst", "supervisor", "admin"}, 0),
+    "report by location": (["report", "--month", "2026-11", "--by", "location", "--format", "json"],
+                           {"supervisor", "admin"}, 0),
+    "pseudonymised export": (["export", "--pseudonymise"], {"analyst", "supervisor", "admin"}, 0),
+    "export": (["export"], {"supervisor", "admin"}, 0),
+    "amend person": (["amend", "person", "P-000002", "--surname", "Jonas", "--reason", "passport"], {"admin"}, 0),
+    "roles list": (["db", "roles", "list"], {"admin"}, 0),
+    "pin schemes": (["db", "pin-schemes"], {"admin"}, 0),
+    "whoami": (["whoami"], set(ROLES), 0),
+    "schemes": (["schemes"], set(ROLES), 0),
+    "status": (["db", "status"], set(ROLES), 0),
+}
+
+
+@on_server
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("command", MATRIX)
+def test_each_role_runs_its_commands_and_no_others(staff, role, command):
+    args, allowed, code = MATRIX[command]
+    before = all_rows()
+    result = staff.as_(role, *args)
+    if role in allowed:
+        assert result.exit_code == code, result.stderr
+        return
+    assert result.exit_code == 5, (result.exit_code, result.stderr)
+    [line] = result.stderr.strip().splitlines()
+    assert "role" in line and LOGIN[role] in line
+    assert result.stdout == ""
+    assert all_rows() == before  # nothing written
+
+
+# ---- the same, as raw SQL with the officer's own login ------------------------------------
+
+PERSON = ("INSERT INTO people (id, surname, forenames, dob, surname_norm, forenames_norm, created_at, created_by) "
+          "VALUES (90, 'Hand', 'Made', '1990-01-01', 'hand', 'made', '2026-11-20T10:00:00', '4471')")
+REFUSED = {
+    "desk": [
+        "INSERT INTO audit_pending (action, entity, entity_id) VALUES ('d', 'p', '1')",
+        "DELETE FROM audit_pending",
+        "INSERT INTO audit_entries (seq, action, entity, entity_id) VALUES (999, 'i', 'p', '9')",
+        "INSERT INTO audit_transactions (last_seq, at, officer, operation, hash, login) "
+        "VALUES (999, 'x', '4471', 'x', '\\x00', 'diversion_test_desk')",
+        "INSERT INTO migrations VALUES (999, 'lockout', 'x')",
+        "INSERT INTO bulk_load VALUES (1)",
+        "INSERT INTO correction VALUES (1)",
+        "INSERT INTO issued_ids VALUES ('person', 1)",
+        "INSERT INTO one_shot_scopes VALUES ('dep-adult', 'mine', 0, 'x', 'x')",
+        "INSERT INTO officer_logins VALUES ('diversion_test_desk2', '9999', 'x', 'x')",
+        "UPDATE officer_logins SET officer = '9999'",
+        "UPDATE referrals SET person_id = 2 WHERE id = 'R-2026-000001'",
+        "UPDATE referrals SET status = 'completed'",
+        "UPDATE people SET surname = 'X'",
+        "DELETE FROM referrals",
+        "SELECT old FROM audit_entries",
+        "SELECT diversion_close('2026-11-20T10:00:00', '4471', 'x', NULL)",
+        PERSON,  # a change of its own, left unsealed: refused at commit
+    ],
+    "coordinator": [
+        "UPDATE referrals SET person_id = 2 WHERE id = 'R-2026-000001'",
+        "UPDATE referrals SET one_shot_group = 'mine', lookback_since = '2026-11-01T00:00:00'",
+        "UPDATE incidents SET voided_at = '2026-11-20T10:00:00'",
+        "INSERT INTO correction VALUES (1)",
+        "UPDATE people SET dob = '1990-01-02'",
+    ],
+    "supervisor": [
+        "UPDATE people SET surname = 'X'",
+        "DELETE FROM people WHERE id = 2",
+        "UPDATE incidents SET location = 'elsewhere'",
+        "INSERT INTO bulk_load VALUES (1)",
+        "INSERT INTO migrations VALUES (999, 'lockout', 'x')",
+    ],
+    "analyst": [
+        "SELECT surname FROM people",
+        "SELECT dob FROM people",
+        "SELECT pnc FROM people",
+        "SELECT * FROM people",
+        "SELECT location FROM incidents",
+        "SELECT quantity FROM incidents",
+        "SELECT entered_as FROM incident_substances",
+        "SELECT description FROM incident_co_offences",
+        "SELECT reasons FROM decisions",
+        "SELECT reason FROM referrals",
+        "SELECT note FROM referral_conditions",
+        "SELECT * FROM incidents_view",
+        "SELECT * FROM people_view",
+        "SELECT * FROM referrals_view",
+        "SELECT * FROM audit_log",
+        "SELECT old FROM audit_entries",
+        "SELECT digest FROM audit_entries",
+        "SELECT reason FROM audit_transactions",
+        "SELECT count(*) FROM audit_pending",
+        "SELECT count(*) FROM audit_salts",
+        "INSERT INTO people (id, surname, forenames, dob, surname_norm, forenames_norm, created_at, created_by) "
+        "VALUES (91, 'A', 'B', '1990-01-01', 'a', 'b', 'x', 'x')",
+    ],
+}
+
+
+@on_server
+@pytest.mark.parametrize("role, statement", [(r, s) for r, ss in REFUSED.items() for s in ss])
+def test_the_server_refuses_a_roles_forbidden_sql(staff, role, statement):
+    import psycopg
+
+    before = all_rows()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        staff.sql(role, statement)
+    assert all_rows() == before
+
+
+@on_server
+def test_an_analyst_reads_figures_without_personal_data(staff):
+    [row] = staff.sql("analyst", "SELECT * FROM analyst_incidents WHERE incident_ref = 'I-000002'")
+    assert "Jones" not in map(str, row) and "1985-03-01" not in map(str, row)
+    assert "Acacia" not in repr(staff.sql("analyst", "SELECT * FROM analyst_incidents"))
+    assert staff.sql("analyst", "SELECT gender, ethnicity, age FROM people JOIN incidents "
+                                "ON incidents.person_id = people.id") is not None
+    exported = staff.as_("analyst", "export", "--pseudonymise")
+    assert exported.exit_code == 0, exported.stderr
+    assert "area column is left out" in exported.stderr
+    assert "Jones" not in exported.stdout and "Acacia" not in exported.stdout
+
+
+@on_server
+def test_a_desk_forging_a_referrals_one_shot_scope_is_refused(staff):
+    """The one-shot guard checks a referral in its scheme's scope as pinned: a desk writing a
+    second diversion for P-000001 under a scope or window of its own is refused."""
+    import psycopg
+
+    forged = ("INSERT INTO referrals (id, person_id, incident_id, scheme, pathway, one_shot_group, lookback_since, "
+              "status, provider, deadline, offered_at, offered_by, updated_at, updated_by) VALUES "
+              "('R-2026-000099', 1, 1, %s, 'workshop', %s, %s, 'offered', 'x', '2027-01-01T00:00:00', "
+              "'2026-11-20T10:00:00', '4471', '2026-11-20T10:00:00', '4471')")
+    before = all_rows()
+    for scope in (("dep-adult", "mine", None), ("dep-adult", "adult", "2026-11-15T00:00:00"),
+                  ("made-up", "made-up", None)):
+        with pytest.raises(psycopg.errors.IntegrityError):
+            staff.sql("desk", forged, params=scope)
+    # nor may it write a diversion already completed (a letter's worth), or a contract's condition already met
+    completed = ("INSERT INTO referrals (id, person_id, incident_id, scheme, pathway, one_shot_group, status, "
+                 "provider, deadline, offered_at, offered_by, diverted_at, closed_at, outcome_code, updated_at, "
+                 "updated_by) VALUES ('R-2026-000099', 2, 2, 'dep-adult', 'workshop', 'adult', 'completed', 'x', "
+                 "'2027-01-01T00:00:00', '2026-11-20T10:00:00', '4471', '2026-11-20T10:00:00', "
+                 "'2026-11-20T10:00:00', 22, '2026-11-20T10:00:00', '4471')")
+    with pytest.raises(psycopg.errors.IntegrityError, match="referral_starts_offered"):
+        staff.sql("desk", completed)
+    with pytest.raises(psycopg.errors.IntegrityError, match="condition_starts_pending"):
+        staff.sql("desk", "INSERT INTO referral_conditions (referral_id, position, key, description, due, status) "
+                          "VALUES ('R-2026-000001', 9, 'k', 'd', '2027-01-01T00:00:00', 'met')")
+    assert all_rows() == before
+
+
+@on_server
+def test_the_trail_names_the_login_whatever_officer_was_given(staff):
+    refused = staff.as_("desk", "record", "--surname", "New", "--forename", "Person", "--dob", "01/01/1991",
+                        "--substance", "cannabis", officer="9999")
+    assert refused.exit_code == 5 and "4471" in refused.stderr and "9999" in refused.stderr
+    done = staff.as_("desk", "record", "--surname", "New", "--forename", "Person", "--dob", "01/01/1991",
+                     "--substance", "cannabis", "--json")  # no --officer: the login's
+    assert done.exit_code == 0, done.stderr
+    entries = as_json(run("audit", "log", "--json", "--limit", "3"))
+    assert {(e["officer"], e["login"]) for e in entries} == {("4471", LOGIN["desk"])}
+    assert run("audit", "verify").exit_code == 0
+
+
+@on_server
+def test_a_desk_claiming_another_collar_number_in_raw_sql_is_refused(staff):
+    import psycopg
+
+    before = all_rows()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="officer_not_yours"):
+        staff.sql("desk", PERSON, "SELECT diversion_seal('2026-11-20T10:00:00', '4472', 'record', NULL)")
+    assert all_rows() == before
+    # sealed as itself, a desk's own SQL is in the trail under its login
+    staff.sql("desk", PERSON, "SELECT diversion_seal('2026-11-20T10:00:00', '4471', 'psql', NULL)")
+    last = as_json(run("audit", "log", "--json", "--limit", "1"))[-1]
+    assert (last["officer"], last["login"], last["operation"]) == ("4471", LOGIN["desk"], "psql")
+    assert run("audit", "verify").exit_code == 0
+
+
+@on_server
+def test_a_login_with_no_collar_number_cannot_write(staff):
+    before = all_rows()
+    result = staff.as_("unmapped", "record", "--surname", "New", "--forename", "Person", "--dob", "01/01/1991",
+                       "--substance", "cannabis", officer="4471")
+    assert result.exit_code == 5 and "no collar number" in result.stderr
+    assert all_rows() == before
+    assert staff.as_("unmapped", "check", "P-000002").exit_code == 0  # reading is its desk role's
+    stranger = staff.as_("stranger", "check", "P-000002")
+    assert stranger.exit_code == 5 and "no diversion role" in stranger.stderr
+
+
+@on_server
+def test_editing_a_transactions_login_breaks_the_chain(staff):
+    staff.as_("desk", "record", "--surname", "New", "--forename", "Person", "--dob", "01/01/1991", "--substance",
+              "cannabis")
+    tamper("ALTER TABLE audit_transactions DISABLE TRIGGER USER; "
+           "UPDATE audit_transactions SET login = 'diversion_test_coordinator' WHERE login IS NOT NULL; "
+           "ALTER TABLE audit_transactions ENABLE TRIGGER USER;")
+    result = run("audit", "verify")
+    assert result.exit_code == 1 and "does not match its hash" in result.stderr
+
+
+@on_server
+def test_whoami_says_who_and_what(staff):
+    who = as_json(staff.as_("coordinator", "whoami", "--json"))
+    assert (who["login"], who["officer"], who["owner"]) == (LOGIN["coordinator"], "4472", False)
+    assert set(who["roles"]) == {"coordinator", "desk"}
+    assert "outcome" in who["may_run"] and "void" not in who["may_run"] and "report" not in who["may_run"]
+    analyst = as_json(staff.as_("analyst", "whoami", "--json"))
+    assert analyst["roles"] == ["analyst"] and "check" not in analyst["may_run"]
+    assert as_json(staff.as_("admin", "whoami", "--json"))["roles"] == list(ROLES)
+
+
+@on_server
+def test_granting_and_revoking_roles(staff, server):
+    server.execute("DROP ROLE IF EXISTS diversion_test_newcomer")
+    server.execute("CREATE ROLE diversion_test_newcomer LOGIN")
+    try:
+        assert staff.as_("coordinator", "db", "roles", "grant", "diversion_test_newcomer", "desk", "--officer",
+                         "5000").exit_code == 5
+        bad = [staff.as_("admin", "db", "roles", "grant", "diversion_test_newcomer", "clerk", "--officer", "5000"),
+               staff.as_("admin", "db", "roles", "grant", "diversion_test_newcomer", "desk"),
+               staff.as_("admin", "db", "roles", "grant", "nobody_here", "desk", "--officer", "5000"),
+               staff.as_("admin", "db", "roles", "grant", "diversion_test_newcomer", "desk", "--officer", "4472")]
+        assert [r.exit_code for r in bad] == [2, 2, 3, 1], [r.stderr for r in bad]
+        granted = staff.as_("admin", "db", "roles", "grant", "diversion_test_newcomer", "desk", "--officer", "5000")
+        assert granted.exit_code == 0, granted.stderr
+        listed = as_json(staff.as_("admin", "db", "roles", "list", "--json"))
+        assert {"login": "diversion_test_newcomer", "officer": "5000", "roles": ["desk"]} in listed
+        revoked = staff.as_("admin", "db", "roles", "revoke", "diversion_test_newcomer")
+        assert revoked.exit_code == 0 and "no diversion role" in revoked.stdout
+        assert "diversion_test_newcomer" not in {e["login"] for e in
+                                                 as_json(staff.as_("admin", "db", "roles", "list", "--json"))}
+    finally:
+        server.execute("DROP ROLE IF EXISTS diversion_test_newcomer")
+
+
+@on_server
+def test_verify_names_a_right_granted_outside_diversion(staff):
+    assert run("audit", "verify").exit_code == 0
+    tamper("GRANT INSERT ON audit_entries TO diversion_desk")
+    result = run("audit", "verify")
+    assert result.exit_code == 1 and "rights granted on audit_entries" in result.stderr
+
+
+# ---- a file has no roles -------------------------------------------------------------------
+
+@pytest.mark.sqlite_only("a file's one user")
+def test_a_file_has_one_user_who_may_do_everything():
+    who = as_json(run("whoami", "--json"))
+    assert who["engine"] == "sqlite" and who["owner"] and "amend person" in who["may_run"]
+    for args in (("db", "roles", "list"), ("db", "roles", "grant", "someone", "desk", "--officer", "1"),
+                 ("db", "pin-schemes")):
+        result = run(*args)
+        assert result.exit_code == 1 and "SQLite file has one user" in result.stderr
+
+
+# ---- a server database made by the last release -------------------------------------------
+
+@on_server
+@pytest.mark.no_database
+def test_the_last_releases_server_database_is_upgraded_and_its_trail_still_verifies():
+    """pg_dump of a database the last release (schema 11) made and wrote: two people, a diversion,
+    an amendment. `db upgrade` (its owner) brings it to the roles' schema, the same a new
+    database gets (verify compares them), and every transaction sealed before still checks."""
+    from pathlib import Path
+
+    from helpers import db_file, shell
+
+    restored = shell((Path(__file__).parent / "fixtures" / "postgres-release-11.sql").read_text())
+    assert restored.returncode == 0, restored.stderr
+    before = run("audit", "log", "--json")
+    assert before.exit_code == 4 and "db upgrade" in before.stderr  # reading waits for the owner's upgrade
+    upgraded = run("db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.stderr
+    verified = run("audit", "verify", "--json")
+    assert verified.exit_code == 0, verified.stderr
+    assert as_json(verified)["entries"] == 11
+    assert [e["login"] for e in as_json(run("audit", "log", "--json"))] == [None] * 11
+    assert run("db", "roles", "init").exit_code == 0
+    recorded = run("record", "--surname", "New", "--forename", "Person", "--dob", "01/01/1991", "--substance",
+                   "cannabis", "--refer")
+    assert recorded.exit_code == 0, recorded.stderr
+    assert run("audit", "verify").exit_code == 0
+    import psycopg
+
+    with psycopg.connect(str(db_file())) as conn:
+        owner = conn.execute("SELECT session_user").fetchone()[0]
+    assert as_json(run("audit", "log", "--json"))[-1]["login"] == owner
