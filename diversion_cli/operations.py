@@ -71,6 +71,10 @@ class Workspace:
         elif command in roles.WRITES and not who["owner"]:
             raise NotPermitted(f"login {who['login']} has no collar number on this server: an admin maps it with "
                                f"`diversion db roles grant {who['login']} ROLE --officer N`. Nothing was done")
+        approver = options.get("supervisor")
+        if approver and self.reader().supervises(values.parse_officer(approver)) is False:
+            raise NotPermitted(f"--supervisor {approver} is not a supervisor's collar number on this server (no "
+                               f"login holding the supervisor role has it). Nothing was done")
         return who
 
     def reader(self) -> Store:

@@ -4,9 +4,9 @@ there are no roles: it is one user's file, and its OS account is the identity.
 
     desk         record, check, refer; read people and incidents
     coordinator  the desk's, plus outcomes, conditions, letters and the work queue
-    supervisor   the coordinator's, plus corrections, voids, early completions, the trail
+    supervisor   the coordinator's, plus corrections, voids, early completions, the trail's history
     analyst      reports and pseudonymised exports only (no personal data)
-    admin        everything: amend, erase, import, accept, roles
+    admin        everything: amend, erase, import, verify and accept, roles
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ COMMANDS = {
     "referral": ("desk",),
     "outcome": ("coordinator",), "condition": ("coordinator",), "referrals": ("coordinator",),
     "letter": ("coordinator",),
-    "void": ("supervisor",), "audit log": ("supervisor",), "audit verify": ("supervisor",),
-    "audit anchor": ("supervisor",), "db check": ("supervisor",),
+    "void": ("supervisor",), "audit log": ("supervisor",),
+    # (verify builds the schema in a scratch schema it rolls back: the admin may create one, `db roles init`)
+    "audit verify": ("admin",), "audit anchor": ("admin",), "db check": ("admin",),
     "report": ("analyst", "supervisor"), "export": ("analyst", "supervisor"),
     "amend incident": ("admin",), "amend person": ("admin",), "db erase-person": ("admin",), "import": ("admin",),
     "audit accept": ("admin",), "db upgrade": ("admin",), "db roles list": ("admin",),
@@ -38,6 +39,8 @@ def needed(command: str, options: dict) -> tuple[str, ...]:
     """The roles, any one of which may run `command` with these options; () if anyone may."""
     if command in ("outcome", "condition") and options.get("supervisor"):
         return ("supervisor",)  # a correction, or an early completion
+    if command == "outcome" and options.get("status") == "voided":
+        return ("supervisor",)  # a voided referral gives the one shot back
     if command == "report" and options.get("by") and "location" in options["by"]:
         return ("supervisor",)  # locations are free text
     if command == "export" and not options.get("pseudonymise"):

@@ -212,3 +212,14 @@ def database_there(db: Path | str | None = None) -> bool:
                             "WHERE pronamespace = current_schema()::regnamespace)").fetchone()[0]
     finally:
         conn.close()
+
+
+def schema_version() -> int:
+    """The schema version this diversion writes on the test's engine (a server's has its own history)."""
+    if ON_SERVER:
+        from diversion_cli.store.postgres.schema import VERSION
+
+        return VERSION
+    from diversion_cli.store.migrations import LATEST
+
+    return LATEST

@@ -750,8 +750,9 @@ def test_the_trail_of_an_erased_person_cannot_confirm_a_guessed_identity():
 # ---- db status / check / newer schema ----------------------------------------------
 
 def test_db_status_shows_schema_version_and_counts(busy_history):
-    from diversion_cli.store.migrations import LATEST
+    from helpers import schema_version
 
+    LATEST = schema_version()
     data = as_json(run("db", "status", "--json"))
     assert data["schema_version"] == LATEST
     direct = all_counts()
@@ -799,8 +800,9 @@ def test_a_database_from_a_newer_diversion_is_refused_and_left_untouched(tmp_pat
 
 @plain_file
 def test_a_newer_database_is_refused_by_a_real_process_too():
-    from diversion_cli.store.migrations import LATEST
+    from helpers import schema_version
 
+    LATEST = schema_version()
     record()
     tamper(f"INSERT INTO migrations VALUES ({LATEST + 1}, 'next', '2030-01-01T00:00:00')")
     before = _file_state(db_file())

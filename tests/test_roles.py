@@ -33,7 +33,8 @@ def _server_url(name: str, login: str | None = None) -> str:
 @pytest.fixture(scope="module")
 def staffed(server, empty_database, tmp_path_factory):
     """A database given its roles, five officers' logins granted one each, and a little record:
-    P-000001 diverted (R-2026-000001 accepted), P-000002 with incident I-000002 not yet referred."""
+    P-000001 diverted (R-2026-000001 accepted), P-000002 with incident I-000002 not yet referred,
+    P-000003 on a Checkpoint contract (R-2026-000002 accepted)."""
     if server is None:
         yield None
         return
@@ -70,6 +71,10 @@ def staffed(server, empty_database, tmp_path_factory):
     owner("outcome", "R-2026-000001", "accepted")
     owner("record", "--surname", "Jones", "--forename", "Ann", "--dob", "01/03/1985", "--substance", "cannabis",
           "--when", "2026-11-12 10:00", "--location", "12 Acacia Avenue")
+    owner("record", "--surname", "Brown", "--forename", "Cara", "--dob", "05/06/1980", "--substance", "cannabis",
+          "--when", "2026-11-14 10:00")
+    owner("refer", "I-000003", "--scheme", "checkpoint")
+    owner("outcome", "R-2026-000002", "accepted")
     yield {"template": name, "passfile": passfile}
     server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -80,6 +85,9 @@ def staff(staffed, server, monkeypatch):
     that role's officer."""
     name = f"{staffed['template']}_{os.getpid()}_{next(_copies)}"
     server.execute(f"CREATE DATABASE {name} TEMPLATE {staffed['template']}")
+    from diversion_cli.store.postgres.roles import database_grants
+
+    server.execute(database_grants(name))  # (a database's own rights are not copied from its template)
     monkeypatch.setenv("DIVERSION_DB", _server_url(name))
     monkeypatch.setenv("DIVERSION_PSEUDONYM_KEY", KEY)
 
@@ -104,8 +112,8 @@ def staff(staffed, server, monkeypatch):
 
             with psycopg.connect(Staff.url(role), password=PASSWORD, autocommit=True) as conn:
                 with conn.transaction():
-                    for statement in statements:
-                        cursor = conn.execute(statement, params if statement is statements[-1] else ())
+                    for statement in statements:  # (the parameters are for those that take them)
+                        cursor = conn.execute(statement, params if "%" in statement else None)
                 return cursor.fetchall() if cursor.description else cursor.rowcount
 
     yield Staff
@@ -131,9 +139,19 @@ STAFF = {"desk", "coordinator", "supervisor", "admin"}
 MATRIX = {
     "record": (["record", "--surname", "New", "--forename", "Person", "--dob", "01/01/1991", "--substance",
                 "cannabis"], STAFF, 0),
+    "record again": (["record", "--person", "P-000002", "--substance", "cannabis", "--gender", "F"], STAFF, 0),
     "check": (["check", "P-000002"], STAFF, 0),
     "refer": (["refer", "I-000002"], STAFF, 0),
     "incidents": (["incidents", "--since", "2026-11-01"], STAFF, 0),
+    "incident": (["incident", "I-000001"], STAFF, 0),
+    "referral": (["referral", "R-2026-000001"], STAFF, 0),
+    "condition": (["condition", "R-2026-000002", "drug-awareness", "met"], {"coordinator", "supervisor", "admin"},
+                  0),
+    # (approved by another supervisor than the one signed in: the admin, or the supervisor)
+    "early completion": (["condition", "R-2026-000002", "no-reoffend", "met", "--supervisor", "{approver}",
+                          "--reason", "approved"], {"supervisor", "admin"}, 0),
+    "void referral": (["outcome", "R-2026-000001", "voided", "--reason", "offered in error"],
+                      {"supervisor", "admin"}, 0),
     "outcome": (["outcome", "R-2026-000001", "completed"], {"coordinator", "supervisor", "admin"}, 0),
     "referrals": (["referrals"], {"coordinator", "supervisor", "admin"}, 0),
     "letter": (["letter", "R-2026-000001", "--kind", "offer"], {"coordinator", "supervisor", "admin"}, 0),
@@ -146,6 +164,7 @@ MATRIX = {
     "export": (["export"], {"supervisor", "admin"}, 0),
     "amend person": (["amend", "person", "P-000002", "--surname", "Jonas", "--reason", "passport"], {"admin"}, 0),
     "roles list": (["db", "roles", "list"], {"admin"}, 0),
+    "audit verify": (["audit", "verify"], {"admin"}, 0),
     "pin schemes": (["db", "pin-schemes"], {"admin"}, 0),
     "whoami": (["whoami"], set(ROLES), 0),
     "schemes": (["schemes"], set(ROLES), 0),
@@ -158,6 +177,7 @@ MATRIX = {
 @pytest.mark.parametrize("command", MATRIX)
 def test_each_role_runs_its_commands_and_no_others(staff, role, command):
     args, allowed, code = MATRIX[command]
+    args = [a.replace("{approver}", COLLAR["admin"] if role != "admin" else COLLAR["supervisor"]) for a in args]
     before = all_rows()
     result = staff.as_(role, *args)
     if role in allowed:
@@ -172,8 +192,23 @@ def test_each_role_runs_its_commands_and_no_others(staff, role, command):
 
 # ---- the same, as raw SQL with the officer's own login ------------------------------------
 
-PERSON = ("INSERT INTO people (id, surname, forenames, dob, surname_norm, forenames_norm, created_at, created_by) "
-          "VALUES (90, 'Hand', 'Made', '1990-01-01', 'hand', 'made', '2026-11-20T10:00:00', '4471')")
+def now() -> str:
+    from datetime import datetime
+
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def person_sql(person_id: int = 4, officer: str = "4471", at: str | None = None) -> str:
+    """A person written by hand (the staffed record has three: the next is 4)."""
+    return ("INSERT INTO people (id, surname, forenames, dob, surname_norm, forenames_norm, created_at, created_by) "
+            f"VALUES ({person_id}, 'Hand', 'Made', '1990-01-01', 'hand', 'made', '{at or now()}', '{officer}')")
+
+
+def seal_sql(officer: str = "4471", operation: str = "psql", at: str | None = None) -> str:
+    return f"SELECT diversion_seal('{at or now()}', '{officer}', '{operation}', NULL)"
+
+
+PERSON = "<a person written by hand>"
 REFUSED = {
     "desk": [
         "INSERT INTO audit_pending (action, entity, entity_id) VALUES ('d', 'p', '1')",
@@ -242,6 +277,7 @@ REFUSED = {
 def test_the_server_refuses_a_roles_forbidden_sql(staff, role, statement):
     import psycopg
 
+    statement = person_sql() if statement == PERSON else statement
     before = all_rows()
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         staff.sql(role, statement)
@@ -261,33 +297,118 @@ def test_an_analyst_reads_figures_without_personal_data(staff):
     assert "Jones" not in exported.stdout and "Acacia" not in exported.stdout
 
 
+def next_referral() -> str:
+    from helpers import connect
+
+    conn = connect()
+    try:
+        year = now()[:4]
+        last = conn.execute("SELECT max(id) FROM referrals WHERE id LIKE ?", (f"R-{year}-%",)).fetchone()[0]
+    finally:
+        conn.close()
+    return f"R-{year}-{int(last.rsplit('-', 1)[1]) + 1 if last else 1:06d}"
+
+
+REFERRAL = ("INSERT INTO referrals (id, person_id, incident_id, scheme, pathway, one_shot_group, lookback_since, "
+            "status, provider, deadline, offered_at, offered_by, updated_at, updated_by, diverted_at, closed_at) "
+            "VALUES (%(id)s, 2, 2, %(scheme)s, 'workshop', %(group)s, %(since)s, %(status)s, 'x', "
+            "'2099-01-01T00:00:00', %(at)s, %(by)s, %(at)s, %(by)s, %(diverted)s, %(closed)s)")
+
+
 @on_server
-def test_a_desk_forging_a_referrals_one_shot_scope_is_refused(staff):
-    """The one-shot guard checks a referral in its scheme's scope as pinned: a desk writing a
-    second diversion for P-000001 under a scope or window of its own is refused."""
+@pytest.mark.parametrize("forged, refusal", [
+    ({"group": "mine"}, "one_shot_scope_not_pinned"),  # a scope of its own
+    ({"since": "<now>"}, "one_shot_scope_not_pinned"),  # a window that looks back no time at all
+    ({"scheme": "made-up", "group": "made-up"}, "scheme_not_pinned"),  # a scheme never pinned
+    ({"at": "2099-01-01T00:00:00", "id": "R-2099-000001"}, "stamped_at_another_time"),  # offered in 2099: a window anchored there
+    ({"by": "4472"}, "stamped_with_another_officer"),  # in another officer's name
+    ({"id": "R-2026-999999"}, "ids_are_issued_in_turn"),  # an id that stops the next desk
+    ({"status": "completed", "diverted": "<now>", "closed": "<now>"}, "referral_starts_offered"),  # a letter's worth
+])
+def test_a_desk_writing_a_referral_by_hand_is_held_to_the_rules(staff, forged, refusal):
+    """A desk login writing a referral straight into the table (P-000002, never diverted) must
+    write what diversion would: the scheme's pinned scope and window, now, in its own name, the
+    next id, an offer."""
     import psycopg
 
-    forged = ("INSERT INTO referrals (id, person_id, incident_id, scheme, pathway, one_shot_group, lookback_since, "
-              "status, provider, deadline, offered_at, offered_by, updated_at, updated_by) VALUES "
-              "('R-2026-000099', 1, 1, %s, 'workshop', %s, %s, 'offered', 'x', '2027-01-01T00:00:00', "
-              "'2026-11-20T10:00:00', '4471', '2026-11-20T10:00:00', '4471')")
+    stamp = now()
+    values = {"id": next_referral(), "scheme": "dep-adult", "group": "adult", "since": None, "status": "offered",
+              "at": stamp, "by": "4471", "diverted": None, "closed": None, **forged}
+    values = {k: stamp if v == "<now>" else v for k, v in values.items()}
     before = all_rows()
-    for scope in (("dep-adult", "mine", None), ("dep-adult", "adult", "2026-11-15T00:00:00"),
-                  ("made-up", "made-up", None)):
-        with pytest.raises(psycopg.errors.IntegrityError):
-            staff.sql("desk", forged, params=scope)
-    # nor may it write a diversion already completed (a letter's worth), or a contract's condition already met
-    completed = ("INSERT INTO referrals (id, person_id, incident_id, scheme, pathway, one_shot_group, status, "
-                 "provider, deadline, offered_at, offered_by, diverted_at, closed_at, outcome_code, updated_at, "
-                 "updated_by) VALUES ('R-2026-000099', 2, 2, 'dep-adult', 'workshop', 'adult', 'completed', 'x', "
-                 "'2027-01-01T00:00:00', '2026-11-20T10:00:00', '4471', '2026-11-20T10:00:00', "
-                 "'2026-11-20T10:00:00', 22, '2026-11-20T10:00:00', '4471')")
-    with pytest.raises(psycopg.errors.IntegrityError, match="referral_starts_offered"):
-        staff.sql("desk", completed)
-    with pytest.raises(psycopg.errors.IntegrityError, match="condition_starts_pending"):
-        staff.sql("desk", "INSERT INTO referral_conditions (referral_id, position, key, description, due, status) "
-                          "VALUES ('R-2026-000001', 9, 'k', 'd', '2027-01-01T00:00:00', 'met')")
+    with pytest.raises((psycopg.errors.IntegrityError, psycopg.errors.InsufficientPrivilege), match=refusal):
+        staff.sql("desk", REFERRAL, seal_sql(), params=values)
     assert all_rows() == before
+    # written as diversion would, it goes in, sealed under the desk's login
+    honest = {**values, **{"id": next_referral(), "scheme": "dep-adult", "group": "adult", "since": None,
+                           "status": "offered", "at": stamp, "by": "4471", "diverted": None, "closed": None}}
+    staff.sql("desk", REFERRAL, seal_sql(operation="refer"), params=honest)
+    assert run("audit", "verify").exit_code == 0
+
+
+@on_server
+def test_a_coordinator_cannot_rewrite_a_diversions_dates_or_void_it(staff):
+    """The adversary's way round the one shot: a completed diversion's dates moved into the past (out
+    of a look-back window), or the accepted one voided, by a coordinator's own SQL."""
+    import psycopg
+
+    before = all_rows()
+    for statement, refusal in (
+            ("UPDATE referrals SET diverted_at = '2000-01-01T00:00:00' WHERE id = 'R-2026-000001'",
+             "referral_outcome_is_kept"),
+            ("UPDATE referrals SET status = 'voided', closed_at = %(at)s, updated_at = %(at)s, updated_by = '4472' "
+             "WHERE id = 'R-2026-000001'", "voided_by_a_supervisor"),
+            ("UPDATE referrals SET status = 'completed', closed_at = %(at)s, outcome_code = 22, updated_at = %(at)s, "
+             "updated_by = '4472' WHERE id = 'R-2026-000002'", "conditions_not_met"),  # a contract, conditions due
+            ("UPDATE referrals SET status = 'completed', closed_at = %(at)s, updated_at = %(at)s, "
+             "updated_by = '4471' WHERE id = 'R-2026-000001'", "stamped_with_another_officer")):
+        with pytest.raises((psycopg.errors.IntegrityError, psycopg.errors.InsufficientPrivilege), match=refusal):
+            staff.sql("coordinator", statement, seal_sql("4472"), params={"at": now()})
+    staff.sql("coordinator", "UPDATE referrals SET status = 'completed', closed_at = %(at)s, outcome_code = 22, "
+                             "updated_at = %(at)s, updated_by = '4472' WHERE id = 'R-2026-000001'",
+              seal_sql("4472", "outcome completed"), params={"at": now()})
+    with pytest.raises(psycopg.errors.IntegrityError, match="referral_outcome_is_kept"):  # closed: it stays so
+        staff.sql("coordinator", "UPDATE referrals SET closed_at = '2000-01-01T00:00:00', updated_at = %(at)s, "
+                                 "updated_by = '4472' WHERE id = 'R-2026-000001'", seal_sql("4472"),
+                  params={"at": now()})
+    assert before != all_rows() and run("audit", "verify").exit_code == 0
+
+
+@on_server
+def test_a_desk_cannot_stop_every_desk_with_a_huge_id_or_overwrite_a_person(staff):
+    import psycopg
+
+    before = all_rows()
+    with pytest.raises(psycopg.errors.IntegrityError, match="ids_are_issued_in_turn"):
+        staff.sql("desk", person_sql(2147483647), seal_sql())
+    staff.sql("desk", "UPDATE people SET pnc = '2001/0000001Z' WHERE id = 2 AND pnc IS NULL", seal_sql())  # a gap
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="person_amended_by_an_admin"):
+        staff.sql("desk", "UPDATE people SET pnc = '2001/0000002Y' WHERE id = 2", seal_sql())
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        staff.sql("desk", "UPDATE people SET surname = 'Other' WHERE id = 2", seal_sql())
+    assert before != all_rows() and run("audit", "verify").exit_code == 0
+
+
+@on_server
+def test_the_trail_is_stamped_with_the_servers_day(staff):
+    import psycopg
+
+    with pytest.raises(psycopg.errors.IntegrityError, match="stamped_at_another_time"):
+        staff.sql("desk", person_sql(), seal_sql(at="2020-01-01T00:00:00"))
+
+
+@on_server
+def test_an_approving_supervisor_is_a_supervisor(staff):
+    before = all_rows()
+    made_up = staff.as_("desk", "record", "--surname", "New", "--forename", "Person", "--dob", "01/01/1991",
+                        "--substance", "cannabis", "--co-offence", "theft", "--supervisor", "999")
+    assert made_up.exit_code == 5 and "999" in made_up.stderr and "supervisor" in made_up.stderr
+    a_desk = staff.as_("coordinator", "outcome", "R-2026-000001", "completed")  # (the setting up)
+    assert a_desk.exit_code == 0
+    not_one = staff.as_("supervisor", "outcome", "R-2026-000001", "failed", "--supervisor", "4472",
+                        "--reason", "did not attend")  # 4472: a coordinator
+    assert not_one.exit_code == 5
+    assert len(all_rows()) == len(before)
 
 
 @on_server
@@ -309,10 +430,10 @@ def test_a_desk_claiming_another_collar_number_in_raw_sql_is_refused(staff):
 
     before = all_rows()
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="officer_not_yours"):
-        staff.sql("desk", PERSON, "SELECT diversion_seal('2026-11-20T10:00:00', '4472', 'record', NULL)")
+        staff.sql("desk", person_sql(), seal_sql("4472", "record"))
     assert all_rows() == before
     # sealed as itself, a desk's own SQL is in the trail under its login
-    staff.sql("desk", PERSON, "SELECT diversion_seal('2026-11-20T10:00:00', '4471', 'psql', NULL)")
+    staff.sql("desk", person_sql(), seal_sql())
     last = as_json(run("audit", "log", "--json", "--limit", "1"))[-1]
     assert (last["officer"], last["login"], last["operation"]) == ("4471", LOGIN["desk"], "psql")
     assert run("audit", "verify").exit_code == 0
@@ -326,7 +447,7 @@ def test_a_login_with_no_collar_number_cannot_write(staff):
     assert result.exit_code == 5 and "no collar number" in result.stderr
     assert all_rows() == before
     assert staff.as_("unmapped", "check", "P-000002").exit_code == 0  # reading is its desk role's
-    stranger = staff.as_("stranger", "check", "P-000002")
+    stranger = staff.as_("stranger", "check", "P-000002")  # (it may not even connect)
     assert stranger.exit_code == 5 and "no diversion role" in stranger.stderr
 
 

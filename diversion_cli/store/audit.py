@@ -118,6 +118,12 @@ def seal(conn, at: str, officer: str, operation: str, reason: str | None, accept
     return close(conn, at, officer, operation, reason)
 
 
+def _sweeping() -> tuple[str, ...]:
+    from diversion_cli.store.postgres.catalog import SWEEPING
+
+    return SWEEPING
+
+
 def _unsealable(how: str, entity: str, entity_id: str) -> str:
     name = f"{ENTITY_NAMES.get(entity, entity)} {entity_id}"
     if how == "changed":
@@ -284,6 +290,15 @@ def check_schema(conn) -> None:
             if found.get(key) != expected.get(key):
                 raise Problem(f"the rights granted on {name} are not what diversion's roles define: they were "
                               f"changed outside diversion")
+            continue
+        if kind == "membership":
+            if key not in expected:
+                raise Problem(f"{name} holds a diversion role and is a superuser, owns the schema or holds a role "
+                              f"that reads or writes every table ({', '.join(_sweeping())}): its rights are not "
+                              f"its role's")
+            if found.get(key) != expected[key]:
+                raise Problem(f"the role {name} is granted {found.get(key) or 'nothing'} where diversion's roles "
+                              f"define {expected[key] or 'nothing'}: it was changed outside diversion")
             continue
         if kind == "owner":  # (only ever found: everything is to be the schema owner's)
             raise Problem(f"{name} belongs to another role than the schema's owner: it was changed outside "

@@ -115,6 +115,16 @@ def refusal_for(exc: Exception) -> Refused:
         return Refused("refused by the database: that status change is not allowed")
     if "referrals.incident_id" in text or "referrals_one_per_incident" in text:
         return Refused("refused by the database: this incident already has a live referral")
+    if "ids_are_issued_in_turn" in text:
+        return Refused("refused by the database: an id is the next one issued, never one of a login's choosing")
+    if "stamped_at_another_time" in text:
+        return Refused("refused by the database: a write is stamped with the server's day (is this desk's clock "
+                       "right?)")
+    if "referral_outcome_is_kept" in text:
+        return Refused("refused by the database: a referral's offer, acceptance and closing dates and outcome are "
+                       "set once, when they happen; a closed referral changes only in a supervisor's correction")
+    if "conditions_not_met" in text:
+        return Refused("refused by the database: a contract completes only when every condition is met")
     if "referral_starts_offered" in text or "condition_starts_pending" in text:
         return Refused("refused by the database: a referral is offered first, and a condition starts pending "
                        "(only an import brings them in closed)")

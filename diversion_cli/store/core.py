@@ -208,6 +208,10 @@ class StoreCore(ABC):
         return {"schema_version": self.schema_version(), "counts": counts, "open_referrals": open_referrals,
                 "last_write": {"at": last[0], "officer": last[1], "operation": last[2]} if last else None}
 
+    def supervises(self, collar: str) -> bool | None:
+        """Whether a collar number is a supervisor's (a server knows its logins' roles; a file, None)."""
+        return None
+
     def may_read(self, table: str) -> bool:
         """Whether this login may read a table or view (on a file, its one user may read all)."""
         return True

@@ -227,6 +227,9 @@ def connect(target: PostgresTarget, timeout: float | None = None) -> Connection:
                               row_factory=_row_factory, application_name="diversion", **wait)
     except psycopg.Error as exc:
         said = _first_line(exc)
+        if "permission denied for database" in said:  # the DBA's `db roles init`: only the groups connect
+            raise NotPermitted(f"{target}: this login may not connect to the database (it holds no diversion "
+                               f"role): an admin grants one with `diversion db roles grant LOGIN ROLE`") from None
         if "?" in target.url and target.url.split("?", 1)[1] in said or "URI query" in said:
             said = "its settings after ? are not ones libpq knows"  # (its words would repeat the query)
         raise StoreUnusable(f"cannot connect to the database server {target}: {said}") from None
@@ -264,6 +267,11 @@ _REFUSED_LOGIN = {
                             "roles grant LOGIN ROLE --officer N`; nothing was written",
     "changes_unsealed": "a change must be sealed into the audit trail in the transaction that makes it (diversion "
                         "does; a login's own SQL cannot leave one waiting); nothing was written",
+    "stamped_with_another_officer": "a login writes in its own officer's name only; nothing was written",
+    "person_amended_by_an_admin": "a person's recorded details are changed only by an admin's amendment (a later "
+                                  "arrest may fill in what is missing); nothing was written",
+    "voided_by_a_supervisor": "voiding a referral (which gives the one shot back) is a supervisor's; nothing was "
+                              "written",
     "login_not_yours": "a transaction must name the login that makes it; nothing was written",
 }
 

@@ -135,4 +135,42 @@ def expected_and_found(conn) -> tuple[dict, dict]:
         "SELECT current_schema(), has_table_privilege(?, 'migrations', 'SELECT') "
         "FROM pg_roles WHERE rolname = ? UNION ALL SELECT current_schema(), false LIMIT 1",
         (GROUPS["desk"], GROUPS["desk"])).fetchone()
-    return expected(conn.raw.info.dsn, granted), _described(conn.raw.cursor(), live_schema)
+    defined, found = dict(expected(conn.raw.info.dsn, granted)), _described(conn.raw.cursor(), live_schema)
+    if granted:
+        defined.update(_memberships_defined())
+        found.update(_memberships(conn))
+    return defined, found
+
+
+# Roles PostgreSQL grants that see or change every table whatever its rights say: a diversion group,
+# or an officer's login, holding one has rights no grant on the schema shows.
+SWEEPING = ("pg_read_all_data", "pg_write_all_data", "pg_read_server_files", "pg_write_server_files",
+            "pg_execute_server_program")
+
+
+def _memberships_defined() -> dict[tuple[str, str], str]:
+    from diversion_cli.store.postgres.roles import GROUPS, MEMBER_OF
+
+    return {("membership", group): " ".join(sorted(GROUPS[below] for below in MEMBER_OF.get(role, ())))
+            for role, group in GROUPS.items()}
+
+
+def _memberships(conn) -> dict[tuple[str, str], str]:
+    """The roles each diversion group is granted, and any login holding a diversion role that is a
+    superuser, owns the schema's tables or holds a sweeping role."""
+    from diversion_cli.store.postgres.roles import GROUPS
+
+    found = {("membership", group): " ".join(sorted(row[0] for row in conn.execute(
+        "SELECT r.rolname::text FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid "
+        "JOIN pg_roles m ON m.oid = a.member WHERE m.rolname = ?", (group,))))
+        for group in GROUPS.values()}
+    for (login,) in conn.execute(
+            "WITH RECURSIVE holders(oid) AS (SELECT a.member FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid "
+            "WHERE g.rolname = ANY(?) UNION SELECT a.member FROM pg_auth_members a JOIN holders h ON a.roleid = h.oid) "
+            "SELECT DISTINCT m.rolname::text FROM holders h JOIN pg_roles m ON m.oid = h.oid "
+            "WHERE m.rolname != ALL(?) AND (m.rolsuper "
+            "OR pg_has_role(m.oid, (SELECT c.relowner FROM pg_class c WHERE c.oid = 'migrations'::regclass), 'USAGE') "
+            "OR EXISTS (SELECT 1 FROM pg_roles s WHERE s.rolname = ANY(?) AND pg_has_role(m.oid, s.oid, 'MEMBER')))",
+            (list(GROUPS.values()), list(GROUPS.values()), list(SWEEPING))):
+        found[("membership", login)] = "sweeping"
+    return found

@@ -66,12 +66,16 @@ def grants() -> str:
     sql = [f"GRANT USAGE ON SCHEMA {{schema}} TO {everyone};",
            f"GRANT SELECT ON {', '.join(EVERYONE_READS)} TO {everyone};",
            f"GRANT EXECUTE ON FUNCTION {', '.join(HELPERS)} TO {everyone};",
-           f"GRANT INSERT, UPDATE, DELETE ON report_cache TO {g['analyst']}, {g['supervisor']};",
+           # (the report cache is written by those who may read the records it sums: an analyst's figures
+           # are served to others, who could not check them)
+           f"GRANT INSERT, UPDATE, DELETE ON report_cache TO {g['supervisor']};",
            # the desk: the person's record, the trail's digests; records incidents and referrals
            f"GRANT SELECT ON {', '.join(PERSON_RECORD)}, erasures, issued_ids, audit_transactions, audit_salts, "
            f"audit_conversions, referrals_view, people_view, incidents_view TO {g['desk']};",
            *(f"GRANT SELECT ({_columns(cols)}) ON {table} TO {g['desk']};" for table, cols in TRAIL_DIGESTS.items()),
            f"GRANT INSERT ON {', '.join(PERSON_RECORD)} TO {g['desk']};",
+           # (a later arrest fills in what a person's record lacks: schema.py's people_gaps_only)
+           f"GRANT UPDATE (pnc, gender, ethnicity) ON people TO {g['desk']};",
            f"GRANT EXECUTE ON FUNCTION diversion_seal(text, text, text, text) TO {g['desk']};",
            # the coordinator: outcomes and conditions (never who or which incident a referral is for)
            f"GRANT UPDATE (status, reason, diverted_at, closed_at, outcome_code, updated_at, updated_by) "
@@ -94,6 +98,16 @@ def grants() -> str:
            f"audit_pending, officer_logins, one_shot_scopes TO {g['admin']};",
            f"GRANT EXECUTE ON FUNCTION diversion_close(text, text, text, text) TO {g['admin']};"]
     return "\n".join(sql)
+
+
+def database_grants(database: str) -> str:
+    """Only the groups' logins connect (a login with no role cannot so much as take the writers'
+    lock), and the admins may create the scratch schema `audit verify` builds and rolls back, and
+    the temporary table an import uses."""
+    g = GROUPS
+    return (f"REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC;\n"
+            f"GRANT CONNECT ON DATABASE {database} TO {', '.join(g.values())};\n"
+            f"GRANT CREATE, TEMPORARY ON DATABASE {database} TO {g['admin']};")
 
 
 def create_groups() -> str:

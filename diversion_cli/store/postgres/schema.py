@@ -48,7 +48,7 @@ CREATE FUNCTION diversion_transaction_text(last_seq integer, at text, officer te
                                            login text) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT '[' || last_seq || ',' || diversion_json(at) || ',' || diversion_json(officer) || ','
           || diversion_json(operation) || ',' || diversion_json(reason)
-          || coalesce(',' || diversion_json(login), '') || ']' $$;
+          || CASE WHEN login IS NULL THEN '' ELSE ',' || diversion_json(login) END || ']' $$;
 
 -- SQLite's strftime('%Y-%m-%dT%H:%M:%S', moment, '+N months'), the re-offending window's end: the
 -- month moves on and the day carries over, so 31 August + 6 months is 3 March (PostgreSQL's own
@@ -343,6 +343,124 @@ GUARDS = """
 -- verify checks): the owner of its tables, or a member of that role
 CREATE FUNCTION diversion_owns(login name) RETURNS boolean LANGUAGE sql STABLE
 AS $$ SELECT pg_has_role(login, (SELECT c.relowner FROM pg_class c WHERE c.oid = 'migrations'::regclass), 'USAGE') $$;
+-- whether this session's login may act as a diversion role (roles.py), or owns the schema
+CREATE FUNCTION diversion_may(role text) RETURNS boolean LANGUAGE sql STABLE
+AS $$ SELECT diversion_owns(session_user) OR coalesce((SELECT pg_has_role(session_user, r.oid, 'USAGE')
+                                                       FROM pg_roles r WHERE r.rolname = 'diversion_' || role), false) $$;
+
+-- What an officer's login writes is stamped with its own collar number and the server's day (give or
+-- take one, for desks' clocks and time zones): a login writing SQL by hand cannot write in another
+-- officer's name, or offer a referral in 2099 to move its one-shot window. (The schema's owner, and
+-- an import, write history as it was.)
+CREATE FUNCTION diversion_stamped() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    written jsonb := to_jsonb(NEW);
+    mine text;
+BEGIN
+    IF diversion_owns(session_user) OR EXISTS (SELECT 1 FROM bulk_load) THEN
+        RETURN NEW;
+    END IF;
+    SELECT o.officer INTO mine FROM officer_logins o WHERE o.login = session_user;
+    IF written ->> TG_ARGV[0] IS DISTINCT FROM mine THEN
+        RAISE EXCEPTION 'stamped_with_another_officer' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF abs(extract(epoch FROM (written ->> TG_ARGV[1])::timestamp - localtimestamp)) > 86400 THEN
+        RAISE EXCEPTION 'stamped_at_another_time' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER people_stamped BEFORE INSERT ON people FOR EACH ROW
+EXECUTE FUNCTION diversion_stamped('created_by', 'created_at');
+CREATE TRIGGER incidents_stamped BEFORE INSERT ON incidents FOR EACH ROW
+EXECUTE FUNCTION diversion_stamped('recorded_by', 'recorded_at');
+CREATE TRIGGER decisions_stamped BEFORE INSERT ON decisions FOR EACH ROW
+EXECUTE FUNCTION diversion_stamped('taken_by', 'taken_at');
+CREATE TRIGGER referrals_stamped BEFORE INSERT ON referrals FOR EACH ROW
+EXECUTE FUNCTION diversion_stamped('offered_by', 'offered_at');
+CREATE TRIGGER referrals_update_stamped BEFORE UPDATE ON referrals FOR EACH ROW
+EXECUTE FUNCTION diversion_stamped('updated_by', 'updated_at');
+CREATE TRIGGER referral_conditions_stamped BEFORE UPDATE ON referral_conditions FOR EACH ROW
+EXECUTE FUNCTION diversion_stamped('recorded_by', 'recorded_at');
+
+-- ids are issued in turn (the next after every one issued): a login choosing its own cannot push them
+-- past what the next desk can issue (2147483647 would stop every new person for good)
+CREATE FUNCTION diversion_next_id() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    wanted text;
+    given integer;
+    issued integer;
+    highest integer;
+BEGIN
+    IF diversion_owns(session_user) OR EXISTS (SELECT 1 FROM bulk_load) THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'referrals' THEN
+        wanted := 'R-' || substr(NEW.offered_at, 1, 4);
+        IF NEW.id !~ '^R-[0-9]{4}-[0-9]{6}$' OR substr(NEW.id, 1, 6) != wanted THEN
+            RAISE EXCEPTION 'ids_are_issued_in_turn' USING ERRCODE = 'integrity_constraint_violation';
+        END IF;
+        given := CAST(substr(NEW.id, 8) AS integer);
+        SELECT max(CAST(substr(r.id, 8) AS integer)) INTO highest FROM referrals r
+        WHERE r.id >= wanted || '-' AND r.id < wanted || '-:';
+    ELSE
+        wanted := CASE TG_TABLE_NAME WHEN 'people' THEN 'person' ELSE 'incident' END;
+        given := NEW.id;
+        EXECUTE format('SELECT max(id) FROM %I', TG_TABLE_NAME) INTO highest;
+    END IF;
+    SELECT i.last INTO issued FROM issued_ids i WHERE i.kind = wanted;
+    IF given != greatest(coalesce(issued, 0), coalesce(highest, 0)) + 1 THEN
+        RAISE EXCEPTION 'ids_are_issued_in_turn' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER people_next_id BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION diversion_next_id();
+CREATE TRIGGER incidents_next_id BEFORE INSERT ON incidents FOR EACH ROW EXECUTE FUNCTION diversion_next_id();
+CREATE TRIGGER referrals_next_id BEFORE INSERT ON referrals FOR EACH ROW EXECUTE FUNCTION diversion_next_id();
+
+-- A person's recorded details are changed only by an admin's amendment: a later arrest may fill in
+-- what is missing (PNC ID, gender, ethnicity), never overwrite it
+CREATE FUNCTION people_gaps_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT diversion_may('admin') AND ((OLD.pnc IS NOT NULL AND NEW.pnc IS DISTINCT FROM OLD.pnc)
+            OR (OLD.gender IS NOT NULL AND NEW.gender IS DISTINCT FROM OLD.gender)
+            OR (OLD.ethnicity IS NOT NULL AND NEW.ethnicity IS DISTINCT FROM OLD.ethnicity)) THEN
+        RAISE EXCEPTION 'person_amended_by_an_admin' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER people_gaps_only BEFORE UPDATE ON people FOR EACH ROW EXECUTE FUNCTION people_gaps_only();
+
+-- A referral's outcome, as a coordinator's login may write it: a diversion begins when an offer is
+-- accepted (never before the offer), a case closes once, and what is closed stays so but in a
+-- supervisor's correction; a contract completes when every condition is met; voiding one (which
+-- gives the one shot back) is a supervisor's (roles.py)
+CREATE FUNCTION referrals_outcome() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    correcting boolean := EXISTS (SELECT 1 FROM correction);
+BEGIN
+    IF diversion_owns(session_user) THEN
+        RETURN NEW;
+    END IF;
+    IF (OLD.status NOT IN ('offered', 'accepted') AND NOT correcting)
+       OR (NEW.diverted_at IS DISTINCT FROM OLD.diverted_at
+           AND NOT (OLD.status = 'offered' AND NEW.status = 'accepted' AND NEW.diverted_at >= NEW.offered_at))
+       OR (NEW.closed_at IS DISTINCT FROM OLD.closed_at AND NOT correcting
+           AND NOT (OLD.status IN ('offered', 'accepted') AND NEW.status NOT IN ('offered', 'accepted')
+                    AND NEW.closed_at >= NEW.offered_at))
+       OR (NEW.outcome_code IS DISTINCT FROM OLD.outcome_code AND NOT correcting
+           AND NOT (OLD.status IN ('offered', 'accepted') AND NEW.status NOT IN ('offered', 'accepted'))) THEN
+        RAISE EXCEPTION 'referral_outcome_is_kept' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF NEW.status = 'voided' AND OLD.status != 'voided' AND NOT diversion_may('supervisor') THEN
+        RAISE EXCEPTION 'voided_by_a_supervisor' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NEW.status = 'completed' AND OLD.status != 'completed' AND EXISTS (
+            SELECT 1 FROM referral_conditions c WHERE c.referral_id = NEW.id AND c.status != 'met') THEN
+        RAISE EXCEPTION 'conditions_not_met' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER referrals_outcome BEFORE UPDATE ON referrals FOR EACH ROW EXECUTE FUNCTION referrals_outcome();
 
 -- the one-shot rule: no new referral for a person already diverted in the same scope
 -- within the look-back window (migration 1)
@@ -612,19 +730,39 @@ FROM audit_entries e
 JOIN audit_transactions t ON t.last_seq = (SELECT min(last_seq) FROM audit_transactions WHERE last_seq >= e.seq);
 """
 
-# An analyst's rows (roles.py): no name, date of birth, PNC, free text or audit snapshot. A view
-# reads with its owner's rights, so an analyst needs rights on these alone.
+# An analyst's rows (roles.py): no name, date of birth, PNC, free text or audit snapshot; the
+# incidents_view and referrals_view columns but those (standing alone: a view of a view would hold
+# the named one in place). A view reads with its owner's rights, so an analyst needs rights on these
+# alone.
 ANALYST_VIEWS = """
 CREATE VIEW analyst_incidents AS
-SELECT incident_ref, person_ref, gender, ethnicity, occurred_at, age, age_group, substances, drug_classes,
-       co_offence_count, supply_suspected, recorded_by, recorded_at, voided_at, eligible_at_record, referral_id,
-       scheme, referral_status, offered_at, diverted_at, closed_at, deadline, outcome_code
-FROM incidents_view;
+SELECT 'I-' || lpad(i.id::text, 6, '0') AS incident_ref, 'P-' || lpad(p.id::text, 6, '0') AS person_ref,
+       p.gender, p.ethnicity, i.occurred_at, i.age, CASE WHEN i.age < 18 THEN 'youth' ELSE 'adult' END AS age_group,
+       (SELECT string_agg(s.substance, '; ' ORDER BY s.position) FROM incident_substances s
+        WHERE s.incident_id = i.id) AS substances,
+       (SELECT string_agg(DISTINCT s.drug_class, ',') FROM incident_substances s WHERE s.incident_id = i.id)
+           AS drug_classes,
+       (SELECT count(*) FROM incident_co_offences c WHERE c.incident_id = i.id)::integer AS co_offence_count,
+       i.supply_suspected, i.recorded_by, i.recorded_at, i.voided_at,
+       (SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
+        ORDER BY d.id DESC LIMIT 1) AS eligible_at_record,
+       r.id AS referral_id, r.scheme, r.status AS referral_status, r.offered_at, r.diverted_at, r.closed_at,
+       r.deadline, r.outcome_code
+FROM incidents i
+JOIN people p ON p.id = i.person_id
+LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id
+                                 AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1);
 
 CREATE VIEW analyst_referrals AS
-SELECT referral_id, scheme, pathway, status, provider, offered_at, offered_by, appointment, deadline, diverted_at,
-       closed_at, outcome_code, person_ref, incident_ref, occurred_at, age, conditions, conditions_met
-FROM referrals_view;
+SELECT r.id AS referral_id, r.scheme, r.pathway, r.status, r.provider, r.offered_at, r.offered_by, r.appointment,
+       r.deadline, r.diverted_at, r.closed_at, r.outcome_code,
+       'P-' || lpad(r.person_id::text, 6, '0') AS person_ref, 'I-' || lpad(i.id::text, 6, '0') AS incident_ref,
+       i.occurred_at, i.age,
+       (SELECT count(*) FROM referral_conditions c WHERE c.referral_id = r.id)::integer AS conditions,
+       (SELECT count(*) FROM referral_conditions c WHERE c.referral_id = r.id AND c.status = 'met')::integer
+           AS conditions_met
+FROM referrals r
+JOIN incidents i ON i.id = r.incident_id;
 """
 
 # No login runs a function of diversion's unless a role grants it (roles.py): PostgreSQL lets
@@ -699,6 +837,10 @@ DECLARE
     found_id text;
     moved integer;
 BEGIN
+    IF NOT diversion_owns(session_user)
+       AND abs(extract(epoch FROM sealed_at::timestamp - localtimestamp)) > 86400 THEN
+        RAISE EXCEPTION 'stamped_at_another_time' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
     SELECT q.entity, q.entity_id INTO found_entity, found_id FROM ({sql(audit.UNAUDITED_BEFORE)}) q;
     IF FOUND THEN
         RETURN 'changed:' || found_entity || ':' || found_id;
@@ -747,11 +889,12 @@ def upgrade_from(version: int) -> str:
     tables = re.findall(r"^CREATE TABLE (?:one_shot_scopes|officer_logins) \(.*?^\);$", whole,
                         re.MULTILINE | re.DOTALL)
     triggers = re.findall(r"^CREATE (?:CONSTRAINT )?TRIGGER (?:audit_transactions_signed|audit_pending_sealed|"
-                          r"referral_conditions_start_pending|"
+                          r"referral_conditions_start_pending|\w+_stamped|\w+_next_id|people_gaps_only|"
+                          r"referrals_outcome|"
                           r"one_shot_scopes_no_truncate|officer_logins_no_truncate) .*?;$", whole,
                           re.MULTILINE | re.DOTALL)
     audit_log = re.search(r"^CREATE VIEW audit_log AS.*?;$", whole, re.MULTILINE | re.DOTALL).group(0)
-    assert len(tables) == 2 and len(triggers) == 5, (tables, triggers)
+    assert len(tables) == 2 and len(triggers) == 16, (tables, triggers)
     return "\n".join([
         f"ALTER TABLE audit_transactions ADD COLUMN login {T};",
         *tables,

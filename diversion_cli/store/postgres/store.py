@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import datetime
 
-from diversion_cli.errors import NotFound, NotPermitted, Refused, StoreUnusable
+from diversion_cli.errors import BadInput, NotFound, NotPermitted, Refused, StoreUnusable
 from diversion_cli.store.base import Store
 from diversion_cli.store.postgres import (ENGINE, WRITE_LOCK, PostgresTarget, _identifier, _interrupted, connect,
                                           driver_errors, unusable)
@@ -15,7 +15,8 @@ class PostgresStore(Store):
     """One open database on a PostgreSQL server."""
 
     engine = ENGINE
-    LOGIN = "t.login"  # the trail names the login that made each transaction    ADD_MONTHS = "diversion_add_months(since, {})"  # schema.py: SQLite's definition
+    LOGIN = "t.login"  # the trail names the login that made each transaction
+    ADD_MONTHS = "diversion_add_months(since, {})"  # schema.py: SQLite's definition
 
     @classmethod
     def create(cls, target: PostgresTarget) -> Store:
@@ -205,6 +206,16 @@ class PostgresStore(Store):
         roles = [role for role, group in GROUPS.items() if group in held]
         return {"login": login, "officer": officer, "owner": owner, "roles": roles}
 
+    def supervises(self, collar: str) -> bool | None:
+        """Whether a collar number is a supervisor's on this server (its login holds the role); None
+        on a server whose roles are not set up (its owner alone uses it)."""
+        from diversion_cli.store.postgres.roles import GROUPS
+
+        return self._fetch(
+            "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM officer_logins) THEN NULL ELSE EXISTS ("
+            "SELECT 1 FROM officer_logins o JOIN pg_roles m ON m.rolname = o.login JOIN pg_roles g ON g.rolname = ? "
+            "WHERE o.officer = ? AND pg_has_role(m.oid, g.oid, 'USAGE')) END", (GROUPS["supervisor"], collar))[0]
+
     def may_read(self, table: str) -> bool:
         return self._fetch("SELECT has_table_privilege(?, 'SELECT')", (table,))[0]
 
@@ -217,23 +228,31 @@ class PostgresStore(Store):
             raise self._unusable(exc) from None
 
     def init_roles(self) -> None:
-        """Make the group roles (if this server has none yet: that needs CREATEROLE) and grant
-        each its rights on this database."""
+        """Make the group roles (if this server has none yet: that needs CREATEROLE), grant each its
+        rights on this database's schema, and on the database itself when this login owns it: only
+        the groups connect, and the admins may build verify's scratch schema."""
         from diversion_cli.store.postgres import roles
 
-        here = _identifier(self._fetch("SELECT current_schema()")[0])
+        if not self.identity()["owner"]:
+            raise NotPermitted("`db roles init` grants the rights on the schema's tables, which only the schema's "
+                               "owner (the force's DBA) may do; nothing was changed")
+        here, database, owns_database = self._fetch(
+            "SELECT current_schema(), current_database(), "
+            "has_database_privilege(current_database(), 'CREATE WITH GRANT OPTION')")
         try:
             self.conn.execute("BEGIN")
             self.conn.raw.execute(roles.create_groups())
-            self.conn.raw.execute(roles.grants().replace("{schema}", here))
+            self.conn.raw.execute(roles.grants().replace("{schema}", _identifier(here)))
+            if owns_database:
+                self.conn.raw.execute(roles.database_grants(_identifier(database)))
             self.conn.execute("COMMIT")
         except self._errors()[0] as exc:
             self.conn.execute("ROLLBACK")
             import psycopg.errors as e
 
             if isinstance(exc, e.InsufficientPrivilege):
-                raise NotPermitted("making the group roles and granting their rights needs the schema's owner, with "
-                                   "CREATEROLE (the force's DBA); nothing was changed") from None
+                raise NotPermitted("making the group roles needs the schema's owner to have CREATEROLE (the force's "
+                                   "DBA); nothing was changed") from None
             raise self._unusable(exc) from None
 
     def pin_schemes(self, scopes: list[tuple[str, str, int]], at: str) -> list[dict]:
@@ -288,6 +307,13 @@ class PostgresStore(Store):
             self.conn.execute("BEGIN")
             if self._fetch("SELECT 1 FROM pg_roles WHERE rolname = ?", (GROUPS[role],)) is None:
                 raise Refused(f"this server has no {role} role yet: run `diversion db roles init` first (the DBA)")
+            mapped = self._fetch("SELECT officer FROM officer_logins WHERE login = ?", (login,))
+            if officer is None and mapped is None and role != "analyst":
+                raise BadInput("officer", f"a {role} writes records stamped with a collar number: give --officer N "
+                                          f"(the officer's own)")
+            if officer is not None and mapped is not None and mapped[0] is not None and mapped[0] != officer:
+                raise Refused(f"login {login} is officer {mapped[0]}: a grant does not change its collar number "
+                              f"(revoke its roles first, then grant them with the new one)")
             if officer is not None:
                 taken = self._fetch("SELECT login FROM officer_logins WHERE officer = ? AND login != ?",
                                     (officer, login))
