@@ -309,8 +309,8 @@ class PostgresStore(Store):
                 raise Refused(f"this server has no {role} role yet: run `diversion db roles init` first (the DBA)")
             mapped = self._fetch("SELECT officer FROM officer_logins WHERE login = ?", (login,))
             if officer is None and mapped is None and role != "analyst":
-                raise BadInput("officer", f"a {role} writes records stamped with a collar number: give --officer N "
-                                          f"(the officer's own)")
+                raise BadInput("officer", f"{'an' if role == 'admin' else 'a'} {role} writes records stamped with a "
+                                          f"collar number: give --officer N (the officer's own)")
             if officer is not None and mapped is not None and mapped[0] is not None and mapped[0] != officer:
                 raise Refused(f"login {login} is officer {mapped[0]}: a grant does not change its collar number "
                               f"(revoke its roles first, then grant them with the new one)")
