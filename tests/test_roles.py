@@ -375,6 +375,23 @@ def test_a_coordinator_cannot_rewrite_a_diversions_dates_or_void_it(staff):
 
 
 @on_server
+def test_a_coordinator_cannot_complete_a_contract_early_by_hand(staff):
+    import psycopg
+
+    before = all_rows()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="early_completion_by_a_supervisor"):
+        staff.sql("coordinator", "UPDATE referral_conditions SET status = 'met', recorded_at = %(at)s, "
+                                 "recorded_by = '4472' WHERE referral_id = 'R-2026-000002' AND key = 'no-reoffend'",
+                  seal_sql("4472"), params={"at": now()})
+    assert all_rows() == before
+    # a condition due before the end may be met early: that is the coordinator's
+    staff.sql("coordinator", "UPDATE referral_conditions SET status = 'met', recorded_at = %(at)s, "
+                             "recorded_by = '4472' WHERE referral_id = 'R-2026-000002' AND key = 'drug-awareness'",
+              seal_sql("4472", "condition"), params={"at": now()})
+    assert run("audit", "verify").exit_code == 0
+
+
+@on_server
 def test_a_desk_cannot_stop_every_desk_with_a_huge_id_or_overwrite_a_person(staff):
     import psycopg
 

@@ -270,6 +270,8 @@ _REFUSED_LOGIN = {
     "stamped_with_another_officer": "a login writes in its own officer's name only; nothing was written",
     "person_amended_by_an_admin": "a person's recorded details are changed only by an admin's amendment (a later "
                                   "arrest may fill in what is missing); nothing was written",
+    "early_completion_by_a_supervisor": "a condition that runs to the end of the contract is met early only by a "
+                                        "supervisor; nothing was written",
     "voided_by_a_supervisor": "voiding a referral (which gives the one shot back) is a supervisor's; nothing was "
                               "written",
     "login_not_yours": "a transaction must name the login that makes it; nothing was written",

@@ -462,6 +462,20 @@ BEGIN
 END $$;
 CREATE TRIGGER referrals_outcome BEFORE UPDATE ON referrals FOR EACH ROW EXECUTE FUNCTION referrals_outcome();
 
+-- a condition that runs to the end of the contract (due with it) is met before its due date only by
+-- a supervisor's early completion (operations.record_condition)
+CREATE FUNCTION referral_conditions_early() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status = 'met' AND OLD.status IS DISTINCT FROM 'met' AND substr(NEW.recorded_at, 1, 10) < substr(NEW.due, 1, 10)
+       AND NEW.due = (SELECT r.deadline FROM referrals r WHERE r.id = NEW.referral_id)
+       AND NOT diversion_may('supervisor') THEN
+        RAISE EXCEPTION 'early_completion_by_a_supervisor' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER referral_conditions_early BEFORE UPDATE ON referral_conditions FOR EACH ROW
+EXECUTE FUNCTION referral_conditions_early();
+
 -- the one-shot rule: no new referral for a person already diverted in the same scope
 -- within the look-back window (migration 1)
 CREATE FUNCTION referrals_one_shot() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -891,11 +905,11 @@ def upgrade_from(version: int) -> str:
                         re.MULTILINE | re.DOTALL)
     triggers = re.findall(r"^CREATE (?:CONSTRAINT )?TRIGGER (?:audit_transactions_signed|audit_pending_sealed|"
                           r"referral_conditions_start_pending|\w+_stamped|\w+_next_id|people_gaps_only|"
-                          r"referrals_outcome|"
+                          r"referrals_outcome|referral_conditions_early|"
                           r"one_shot_scopes_no_truncate|officer_logins_no_truncate) .*?;$", whole,
                           re.MULTILINE | re.DOTALL)
     audit_log = re.search(r"^CREATE VIEW audit_log AS.*?;$", whole, re.MULTILINE | re.DOTALL).group(0)
-    assert len(tables) == 2 and len(triggers) == 16, (tables, triggers)
+    assert len(tables) == 2 and len(triggers) == 17, (tables, triggers)
     return "\n".join([
         f"ALTER TABLE audit_transactions ADD COLUMN login {T};",
         *tables,
