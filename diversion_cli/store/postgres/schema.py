@@ -691,18 +691,6 @@ EXECUTE FUNCTION diversion_refuse('migrations_are_kept');
 """
 
 VIEWS = """
-CREATE VIEW referrals_view AS
-SELECT r.id AS referral_id, r.scheme, r.pathway, r.status, r.provider, r.offered_at, r.offered_by,
-       r.appointment, r.deadline, r.diverted_at, r.closed_at, r.outcome_code, r.reason,
-       'P-' || lpad(p.id::text, 6, '0') AS person_ref, p.surname, p.forenames, p.dob, p.pnc,
-       'I-' || lpad(i.id::text, 6, '0') AS incident_ref, i.occurred_at, i.age,
-       (SELECT count(*) FROM referral_conditions c WHERE c.referral_id = r.id)::integer AS conditions,
-       (SELECT count(*) FROM referral_conditions c WHERE c.referral_id = r.id AND c.status = 'met')::integer
-           AS conditions_met
-FROM referrals r
-JOIN people p ON p.id = r.person_id
-JOIN incidents i ON i.id = r.incident_id;
-
 CREATE VIEW people_view AS
 SELECT 'P-' || lpad(p.id::text, 6, '0') AS person_ref, p.surname, p.forenames, p.dob, p.pnc, p.gender, p.ethnicity,
        (SELECT count(*) FROM incidents i WHERE i.person_id = p.id)::integer AS incidents,
@@ -711,28 +699,6 @@ SELECT 'P-' || lpad(p.id::text, 6, '0') AS person_ref, p.surname, p.forenames, p
        EXISTS (SELECT 1 FROM referrals r WHERE r.person_id = p.id AND r.status IN ('offered', 'accepted'))::integer
            AS has_open_referral
 FROM people p;
-
-CREATE VIEW incidents_view AS
-SELECT 'I-' || lpad(i.id::text, 6, '0') AS incident_ref,
-       'P-' || lpad(p.id::text, 6, '0') AS person_ref, p.surname, p.forenames, p.dob, p.pnc, p.gender, p.ethnicity,
-       i.occurred_at, i.age, CASE WHEN i.age < 18 THEN 'youth' ELSE 'adult' END AS age_group,
-       (SELECT string_agg(s.substance, '; ' ORDER BY s.position) FROM incident_substances s
-        WHERE s.incident_id = i.id) AS substances,
-       (SELECT string_agg(DISTINCT s.drug_class, ',') FROM incident_substances s WHERE s.incident_id = i.id)
-           AS drug_classes,
-       i.quantity, i.location,
-       (SELECT string_agg(c.description, '; ' ORDER BY c.position) FROM incident_co_offences c
-        WHERE c.incident_id = i.id) AS co_offences,
-       (SELECT count(*) FROM incident_co_offences c WHERE c.incident_id = i.id)::integer AS co_offence_count,
-       i.supply_suspected, i.recorded_by, i.recorded_at, i.voided_at, i.void_reason,
-       (SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
-        ORDER BY d.id DESC LIMIT 1) AS eligible_at_record,
-       r.id AS referral_id, r.scheme, r.status AS referral_status, r.offered_at, r.diverted_at, r.closed_at,
-       r.deadline, r.outcome_code
-FROM incidents i
-JOIN people p ON p.id = i.person_id
-LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id
-                                 AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1);
 
 CREATE VIEW audit_log AS
 SELECT e.seq, t.at, t.officer, t.operation, t.reason,
@@ -745,40 +711,52 @@ FROM audit_entries e
 JOIN audit_transactions t ON t.last_seq = (SELECT min(last_seq) FROM audit_transactions WHERE last_seq >= e.seq);
 """
 
-# An analyst's rows (roles.py): no name, date of birth, PNC, free text or audit snapshot; the
-# incidents_view and referrals_view columns but those (standing alone: a view of a view would hold
-# the named one in place). A view reads with its owner's rights, so an analyst needs rights on these
-# alone.
-ANALYST_VIEWS = """
-CREATE VIEW analyst_incidents AS
-SELECT 'I-' || lpad(i.id::text, 6, '0') AS incident_ref, 'P-' || lpad(p.id::text, 6, '0') AS person_ref,
-       p.gender, p.ethnicity, i.occurred_at, i.age, CASE WHEN i.age < 18 THEN 'youth' ELSE 'adult' END AS age_group,
-       (SELECT string_agg(s.substance, '; ' ORDER BY s.position) FROM incident_substances s
-        WHERE s.incident_id = i.id) AS substances,
-       (SELECT string_agg(DISTINCT s.drug_class, ',') FROM incident_substances s WHERE s.incident_id = i.id)
-           AS drug_classes,
-       (SELECT count(*) FROM incident_co_offences c WHERE c.incident_id = i.id)::integer AS co_offence_count,
-       i.supply_suspected, i.recorded_by, i.recorded_at, i.voided_at,
-       (SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record'
-        ORDER BY d.id DESC LIMIT 1) AS eligible_at_record,
-       r.id AS referral_id, r.scheme, r.status AS referral_status, r.offered_at, r.diverted_at, r.closed_at,
-       r.deadline, r.outcome_code
-FROM incidents i
+# The officers' views of incidents and referrals, and the analyst's (roles.py): the same rows and
+# columns without the personal ones: no name, date of birth, PNC or free text. A view reads with its
+# owner's rights, so an analyst needs rights on its own alone. ("*": a personal column)
+INCIDENT_COLUMNS = (
+    "'I-' || lpad(i.id::text, 6, '0') AS incident_ref", "'P-' || lpad(p.id::text, 6, '0') AS person_ref",
+    "*p.surname", "*p.forenames", "*p.dob", "*p.pnc", "p.gender", "p.ethnicity", "i.occurred_at", "i.age",
+    "CASE WHEN i.age < 18 THEN 'youth' ELSE 'adult' END AS age_group",
+    "(SELECT string_agg(s.substance, '; ' ORDER BY s.position) FROM incident_substances s "
+    "WHERE s.incident_id = i.id) AS substances",
+    "(SELECT string_agg(DISTINCT s.drug_class, ',') FROM incident_substances s WHERE s.incident_id = i.id) "
+    "AS drug_classes",
+    "*i.quantity", "*i.location",
+    "*(SELECT string_agg(c.description, '; ' ORDER BY c.position) FROM incident_co_offences c "
+    "WHERE c.incident_id = i.id) AS co_offences",
+    "(SELECT count(*) FROM incident_co_offences c WHERE c.incident_id = i.id)::integer AS co_offence_count",
+    "i.supply_suspected", "i.recorded_by", "i.recorded_at", "i.voided_at", "*i.void_reason",
+    "(SELECT d.eligible FROM decisions d WHERE d.incident_id = i.id AND d.stage = 'record' ORDER BY d.id DESC "
+    "LIMIT 1) AS eligible_at_record",
+    "r.id AS referral_id", "r.scheme", "r.status AS referral_status", "r.offered_at", "r.diverted_at",
+    "r.closed_at", "r.deadline", "r.outcome_code")
+INCIDENT_ROWS = """FROM incidents i
 JOIN people p ON p.id = i.person_id
 LEFT JOIN referrals r ON r.id = (SELECT r2.id FROM referrals r2 WHERE r2.incident_id = i.id
-                                 AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1);
+                                 AND r2.status != 'voided' ORDER BY r2.offered_at DESC LIMIT 1)"""
+REFERRAL_COLUMNS = (
+    "r.id AS referral_id", "r.scheme", "r.pathway", "r.status", "r.provider", "r.offered_at", "r.offered_by",
+    "r.appointment", "r.deadline", "r.diverted_at", "r.closed_at", "r.outcome_code", "*r.reason",
+    "'P-' || lpad(p.id::text, 6, '0') AS person_ref", "*p.surname", "*p.forenames", "*p.dob", "*p.pnc",
+    "'I-' || lpad(i.id::text, 6, '0') AS incident_ref", "i.occurred_at", "i.age",
+    "(SELECT count(*) FROM referral_conditions c WHERE c.referral_id = r.id)::integer AS conditions",
+    "(SELECT count(*) FROM referral_conditions c WHERE c.referral_id = r.id AND c.status = 'met')::integer "
+    "AS conditions_met")
+REFERRAL_ROWS = """FROM referrals r
+JOIN people p ON p.id = r.person_id
+JOIN incidents i ON i.id = r.incident_id"""
 
-CREATE VIEW analyst_referrals AS
-SELECT r.id AS referral_id, r.scheme, r.pathway, r.status, r.provider, r.offered_at, r.offered_by, r.appointment,
-       r.deadline, r.diverted_at, r.closed_at, r.outcome_code,
-       'P-' || lpad(r.person_id::text, 6, '0') AS person_ref, 'I-' || lpad(i.id::text, 6, '0') AS incident_ref,
-       i.occurred_at, i.age,
-       (SELECT count(*) FROM referral_conditions c WHERE c.referral_id = r.id)::integer AS conditions,
-       (SELECT count(*) FROM referral_conditions c WHERE c.referral_id = r.id AND c.status = 'met')::integer
-           AS conditions_met
-FROM referrals r
-JOIN incidents i ON i.id = r.incident_id;
-"""
+
+def _view(name: str, columns: tuple[str, ...], rows: str, personal: bool) -> str:
+    kept = [c.lstrip("*") for c in columns if personal or not c.startswith("*")]
+    return f"CREATE VIEW {name} AS\nSELECT " + ",\n       ".join(kept) + f"\n{rows};\n"
+
+
+NAMED_VIEWS = _view("referrals_view", REFERRAL_COLUMNS, REFERRAL_ROWS, True) + \
+    _view("incidents_view", INCIDENT_COLUMNS, INCIDENT_ROWS, True)
+ANALYST_VIEWS = _view("analyst_incidents", INCIDENT_COLUMNS, INCIDENT_ROWS, False) + \
+    _view("analyst_referrals", REFERRAL_COLUMNS, REFERRAL_ROWS, False)
 
 # No login runs a function of diversion's unless a role grants it (roles.py): PostgreSQL lets
 # everyone run every function by default, and diversion_close would seal for anyone.
@@ -888,7 +866,7 @@ def ddl() -> str:
     parts += [_only_up("month_changes"), _only_up("diversion_changes")]
     parts += [f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT "
               f"EXECUTE FUNCTION diversion_refuse('{table}_cannot_be_truncated');\n" for table in KEPT]
-    parts += [VIEWS, ANALYST_VIEWS, PRIVATE_FUNCTIONS]
+    parts += [NAMED_VIEWS, VIEWS, ANALYST_VIEWS, PRIVATE_FUNCTIONS]
     return "\n".join(parts).replace("LANGUAGE plpgsql AS $$",
                                      "LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$")
 

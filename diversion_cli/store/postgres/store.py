@@ -227,6 +227,24 @@ class PostgresStore(Store):
                 self.conn.execute("ROLLBACK")
             raise self._unusable(exc) from None
 
+    @contextmanager
+    def _bookkeeping(self, refused: str | None = None):
+        """A transaction of the roles' bookkeeping: the server's own record of who may do what, kept
+        beside the trail (its log, officer_logins, one_shot_scopes), not in it. `refused`: what
+        to say if this login may not."""
+        try:
+            self.conn.execute("BEGIN")
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, self._errors()[0]):
+                if refused and type(exc).__name__ == "InsufficientPrivilege":
+                    raise NotPermitted(refused) from None
+                raise self._unusable(exc) from None
+            raise
+
     def init_roles(self) -> None:
         """Make the group roles (if this server has none yet: that needs CREATEROLE), grant each its
         rights on this database's schema, and on the database itself when this login owns it: only
@@ -239,28 +257,18 @@ class PostgresStore(Store):
         here, database, owns_database = self._fetch(
             "SELECT current_schema(), current_database(), "
             "has_database_privilege(current_database(), 'CREATE WITH GRANT OPTION')")
-        try:
-            self.conn.execute("BEGIN")
+        with self._bookkeeping(refused="making the group roles needs the schema's owner to have CREATEROLE (the "
+                                       "force's DBA); nothing was changed"):
             self.conn.raw.execute(roles.create_groups())
             self.conn.raw.execute(roles.grants().replace("{schema}", _identifier(here)))
             if owns_database:
                 self.conn.raw.execute(roles.database_grants(_identifier(database)))
-            self.conn.execute("COMMIT")
-        except self._errors()[0] as exc:
-            self.conn.execute("ROLLBACK")
-            import psycopg.errors as e
-
-            if isinstance(exc, e.InsufficientPrivilege):
-                raise NotPermitted("making the group roles needs the schema's owner to have CREATEROLE (the force's "
-                                   "DBA); nothing was changed") from None
-            raise self._unusable(exc) from None
 
     def pin_schemes(self, scopes: list[tuple[str, str, int]], at: str) -> list[dict]:
         """Pin each scheme's one-shot scope (scheme, group, look-back years) as the server's, which
         every referral must then carry; returns the pinned scopes that changed or are new."""
         changed = []
-        try:
-            self.conn.execute("BEGIN")
+        with self._bookkeeping():
             for scheme, group, years in scopes:
                 was = self._fetch("SELECT one_shot_group, lookback_years FROM one_shot_scopes WHERE scheme = ?",
                                   (scheme,))
@@ -273,13 +281,6 @@ class PostgresStore(Store):
                         "VALUES (?, ?, ?, ?, session_user) ON CONFLICT (scheme) DO UPDATE SET "
                         "one_shot_group = excluded.one_shot_group, lookback_years = excluded.lookback_years, "
                         "pinned_at = excluded.pinned_at, pinned_by = excluded.pinned_by", (scheme, group, years, at))
-            self.conn.execute("COMMIT")
-        except BaseException as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            if isinstance(exc, self._errors()[0]):
-                raise self._unusable(exc) from None
-            raise
         return changed
 
     def logins(self) -> list[dict]:
@@ -303,8 +304,7 @@ class PostgresStore(Store):
         from diversion_cli.store.postgres.roles import GROUPS
 
         self._login_there(login)
-        try:
-            self.conn.execute("BEGIN")
+        with self._bookkeeping():
             if self._fetch("SELECT 1 FROM pg_roles WHERE rolname = ?", (GROUPS[role],)) is None:
                 raise Refused(f"this server has no {role} role yet: run `diversion db roles init` first (the DBA)")
             mapped = self._fetch("SELECT officer FROM officer_logins WHERE login = ?", (login,))
@@ -324,13 +324,6 @@ class PostgresStore(Store):
                     "VALUES (?, ?, ?, session_user) ON CONFLICT (login) DO UPDATE SET officer = excluded.officer, "
                     "granted_at = excluded.granted_at, granted_by = excluded.granted_by", (login, officer, at))
             self.conn.execute(f"GRANT {GROUPS[role]} TO {_identifier(login)}")
-            self.conn.execute("COMMIT")
-        except BaseException as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            if isinstance(exc, self._errors()[0]):
-                raise self._unusable(exc) from None
-            raise
 
     def revoke_role(self, login: str, role: str | None) -> list[str]:
         """Take a role (or every diversion role) from `login`; its collar number goes with its
@@ -338,8 +331,7 @@ class PostgresStore(Store):
         from diversion_cli.store.postgres.roles import GROUPS
 
         self._login_there(login)
-        try:
-            self.conn.execute("BEGIN")
+        with self._bookkeeping():
             held = next((e["roles"] for e in self.logins() if e["login"] == login), [])
             for name in held:  # (only those granted: an admin may not revoke the admin role it lacks)
                 if role in (None, name):
@@ -347,13 +339,6 @@ class PostgresStore(Store):
             left = [r for r in held if role not in (None, r)]
             if not left:
                 self.conn.execute("DELETE FROM officer_logins WHERE login = ?", (login,))
-            self.conn.execute("COMMIT")
-        except BaseException as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            if isinstance(exc, self._errors()[0]):
-                raise self._unusable(exc) from None
-            raise
         return left
 
     def _login_there(self, login: str) -> None:
