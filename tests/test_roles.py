@@ -76,7 +76,7 @@ def staffed(server, empty_database, tmp_path_factory):
     owner("refer", "I-000003", "--scheme", "checkpoint")
     owner("outcome", "R-2026-000002", "accepted")
     yield {"template": name, "passfile": passfile}
-    server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    _drop_when_left(server, name)
 
 
 @pytest.fixture
