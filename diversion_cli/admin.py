@@ -435,3 +435,13 @@ def pin_schemes(ws: Workspace) -> list[dict]:
 
 def logins(ws: Workspace) -> list[dict]:
     return _server_roles(ws).logins()
+
+
+def roles_shared_with(ws: Workspace) -> str | None:
+    """A warning if another database on the server uses the same group roles (None if none does)."""
+    others = _server_roles(ws).sharing_roles()
+    if not others:
+        return None
+    return (f"the group roles are this server's, not this database's: {', '.join(others)} uses them too, so a role "
+            f"granted or revoked there is granted or revoked here (give a training or test copy its own server: "
+            f"README, 'Roles and logins')")

@@ -856,7 +856,8 @@ def db_upgrade(ctx: typer.Context):
     Commands that write do this themselves; commands that only read ask for it. Example: diversion db upgrade
     """
     store = ctx.obj.writer()
-    output.emit(f"{ctx.obj.db_path}: schema version {store.schema_version()} (up to date)")
+    done = f"upgraded from {store.upgraded_from}" if store.upgraded_from is not None else "up to date"
+    output.emit(f"{ctx.obj.db_path}: schema version {store.schema_version()} ({done})")
 
 
 @db_app.command("compact", cls=_Command)
@@ -1034,6 +1035,9 @@ def roles_init(ctx: typer.Context):
     pinned = admin.init_roles(ctx.obj)
     output.emit("group roles ready: " + ", ".join(GROUPS.values()))
     _pinned(pinned)
+    shared = admin.roles_shared_with(ctx.obj)
+    if shared:
+        output.warn(f"warning: {shared}")
     output.emit("grant one to each officer's login: diversion db roles grant LOGIN ROLE --officer N")
 
 
@@ -1086,6 +1090,9 @@ def roles_list(ctx: typer.Context, json_out: JsonOpt = False):
     from diversion_cli import admin
 
     entries = admin.logins(ctx.obj)
+    shared = admin.roles_shared_with(ctx.obj)
+    if shared:
+        output.warn(f"warning: {shared}")
     if json_out:
         output.emit_json(entries)
         return

@@ -34,7 +34,8 @@ def _server_url(name: str, login: str | None = None) -> str:
 def staffed(server, empty_database, tmp_path_factory):
     """A database given its roles, five officers' logins granted one each, and a little record:
     P-000001 diverted (R-2026-000001 accepted), P-000002 with incident I-000002 not yet referred,
-    P-000003 on a Checkpoint contract (R-2026-000002 accepted)."""
+    P-000003 on a Checkpoint contract (R-2026-000002 accepted), P-000004 imported, accepted nine days
+    ago."""
     if server is None:
         yield None
         return
@@ -75,7 +76,18 @@ def staffed(server, empty_database, tmp_path_factory):
           "--when", "2026-11-14 10:00")
     owner("refer", "I-000003", "--scheme", "checkpoint")
     owner("outcome", "R-2026-000002", "accepted")
-    yield {"template": name, "passfile": passfile}
+    # P-000004: a workshop accepted nine days ago (imported), whose outcome comes in late
+    from datetime import datetime, timedelta
+
+    day = lambda n: (datetime.now() - timedelta(days=n)).strftime("%Y-%m-%d %H:%M")  # noqa: E731
+    history = home / "history.csv"
+    history.write_text("surname,forenames,dob,gender,occurred_at,substances,recorded_by,scheme,referral_status,"
+                       f"offered_at,accepted_at\nGreen,Dana,1979-05-09,F,{day(11)},cannabis,1029,dep-adult,accepted,"
+                       f"{day(10)},{day(9)}\n")
+    owner("import", str(history))
+    with _connect_as_owner(env["DIVERSION_DB"]) as conn:
+        late = conn.execute("SELECT id FROM referrals WHERE person_id = 4").fetchone()
+    yield {"template": name, "passfile": passfile, "late": late[0], "two_days_ago": day(2)}
     _drop_when_left(server, name)
 
 
@@ -123,6 +135,12 @@ def staff(staffed, server, monkeypatch):
 _copies = iter(range(1, 10**6))
 
 
+def _connect_as_owner(url: str):
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
 def _drop_when_left(server, name: str) -> None:
     """Drop a test's database once the officers' sessions have ended (a backend outlives its
     client's close by a moment, and the tests' login may not end another login's)."""
@@ -153,6 +171,8 @@ MATRIX = {
     "void referral": (["outcome", "R-2026-000001", "voided", "--reason", "offered in error"],
                       {"supervisor", "admin"}, 0),
     "outcome": (["outcome", "R-2026-000001", "completed"], {"coordinator", "supervisor", "admin"}, 0),
+    "late outcome": (["outcome", "{late}", "completed", "--when", "{two_days_ago}"],
+                     {"coordinator", "supervisor", "admin"}, 0),
     "referrals": (["referrals"], {"coordinator", "supervisor", "admin"}, 0),
     "letter": (["letter", "R-2026-000001", "--kind", "offer"], {"coordinator", "supervisor", "admin"}, 0),
     "void": (["void", "I-000002", "--reason", "entered twice"], {"supervisor", "admin"}, 0),
@@ -175,9 +195,10 @@ MATRIX = {
 @on_server
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("command", MATRIX)
-def test_each_role_runs_its_commands_and_no_others(staff, role, command):
+def test_each_role_runs_its_commands_and_no_others(staffed, staff, role, command):
     args, allowed, code = MATRIX[command]
-    args = [a.replace("{approver}", COLLAR["admin"] if role != "admin" else COLLAR["supervisor"]) for a in args]
+    args = [a.replace("{approver}", COLLAR["admin"] if role != "admin" else COLLAR["supervisor"])
+            .replace("{late}", staffed["late"]).replace("{two_days_ago}", staffed["two_days_ago"]) for a in args]
     before = all_rows()
     result = staff.as_(role, *args)
     if role in allowed:
@@ -198,8 +219,8 @@ def now() -> str:
     return datetime.now().isoformat(timespec="seconds")
 
 
-def person_sql(person_id: int = 4, officer: str = "4471", at: str | None = None) -> str:
-    """A person written by hand (the staffed record has three: the next is 4)."""
+def person_sql(person_id: int = 5, officer: str = "4471", at: str | None = None) -> str:
+    """A person written by hand (the staffed record has four: the next is 5)."""
     return ("INSERT INTO people (id, surname, forenames, dob, surname_norm, forenames_norm, created_at, created_by) "
             f"VALUES ({person_id}, 'Hand', 'Made', '1990-01-01', 'hand', 'made', '{at or now()}', '{officer}')")
 
@@ -412,6 +433,42 @@ def test_the_trail_is_stamped_with_the_servers_day(staff):
 
     with pytest.raises(psycopg.errors.IntegrityError, match="stamped_at_another_time"):
         staff.sql("desk", person_sql(), seal_sql(at="2020-01-01T00:00:00"))
+    # a session's own time zone does not move the server's day (UTC-167: a week ahead)
+    from datetime import datetime, timedelta
+
+    ahead = (datetime.now() + timedelta(days=6)).isoformat(timespec="seconds")
+    with pytest.raises(psycopg.errors.IntegrityError, match="stamped_at_another_time"):
+        staff.sql("desk", "SET LOCAL timezone = 'UTC-167'", person_sql(at=ahead), seal_sql(at=ahead))
+
+
+@on_server
+@pytest.mark.parametrize("role, statements, refusal", [
+    # a correction flag set and left for a coordinator's later transaction
+    ("supervisor", ["INSERT INTO correction VALUES (1)"], "flag_left_set"),
+    # heroin added to an old incident; a condition added to someone's running contract
+    ("desk", ["INSERT INTO incident_substances VALUES (2, 5, 'heroin', 'A', 'heroin')"], "written_with_its_parent"),
+    ("desk", ["INSERT INTO referral_conditions (referral_id, position, key, description, due) VALUES "
+              "('R-2026-000002', 9, 'pay', 'Pay 1000 pounds', '2027-01-01T00:00:00')"], "written_with_its_parent"),
+    # decisions numbered ahead of their identity, to make the next desks' fail
+    ("desk", ["INSERT INTO decisions (id, person_id, incident_id, stage, eligible, reasons, config_fingerprint, "
+              "taken_at, taken_by) SELECT max(id) + 1, 2, 2, 'record', 1, '[]', 'x', %(at)s, '4471' FROM decisions"],
+     "ids_are_issued_in_turn"),
+    # a date that is not one (the next desk reading it would stop); a condition met with no date
+    ("coordinator", ["UPDATE referrals SET status = 'completed', closed_at = '2026-12-99T99:99:99', outcome_code = 22, "
+                     "updated_at = %(at)s, updated_by = '4472' WHERE id = 'R-2026-000001'"], "dates_are_iso"),
+    ("coordinator", ["UPDATE referral_conditions SET status = 'met', recorded_at = NULL, recorded_by = '4472' "
+                     "WHERE referral_id = 'R-2026-000002' AND key = 'no-reoffend'"], "dates_are_iso"),
+    ("coordinator", ["UPDATE referral_conditions SET status = 'met', recorded_at = 'Wed Dec 02 10:00:00 2026', "
+                     "recorded_by = '4472' WHERE referral_id = 'R-2026-000002' AND key = 'no-reoffend'"],
+     "dates_are_iso"),
+])
+def test_what_the_second_adversary_tried_is_refused(staff, role, statements, refusal):
+    import psycopg
+
+    before = all_rows()
+    with pytest.raises((psycopg.errors.IntegrityError, psycopg.errors.InsufficientPrivilege), match=refusal):
+        staff.sql(role, *statements, seal_sql(COLLAR[role]), params={"at": now()})
+    assert all_rows() == before
 
 
 @on_server
@@ -504,7 +561,10 @@ def test_granting_and_revoking_roles(staff, server):
         assert [r.exit_code for r in bad] == [2, 2, 3, 1], [r.stderr for r in bad]
         granted = staff.as_("admin", "db", "roles", "grant", "diversion_test_newcomer", "desk", "--officer", "5000")
         assert granted.exit_code == 0, granted.stderr
-        listed = as_json(staff.as_("admin", "db", "roles", "list", "--json"))
+        listing = staff.as_("admin", "db", "roles", "list", "--json")
+        # (this server holds other diversion databases: the staffed template, and other tests' copies)
+        assert "uses them too" in listing.stderr and staff.database.rsplit("_", 2)[0] in listing.stderr
+        listed = as_json(listing)
         assert {"login": "diversion_test_newcomer", "officer": "5000", "roles": ["desk"]} in listed
         revoked = staff.as_("admin", "db", "roles", "revoke", "diversion_test_newcomer")
         assert revoked.exit_code == 0 and "no diversion role" in revoked.stdout
@@ -551,7 +611,7 @@ def test_the_last_releases_server_database_is_upgraded_and_its_trail_still_verif
     before = run("audit", "log", "--json")
     assert before.exit_code == 4 and "db upgrade" in before.stderr  # reading waits for the owner's upgrade
     upgraded = run("db", "upgrade")
-    assert upgraded.exit_code == 0, upgraded.stderr
+    assert upgraded.exit_code == 0 and "upgraded from 11" in upgraded.stdout, upgraded.stderr
     verified = run("audit", "verify", "--json")
     assert verified.exit_code == 0, verified.stderr
     assert as_json(verified)["entries"] == 11

@@ -115,6 +115,9 @@ def refusal_for(exc: Exception) -> Refused:
         return Refused("refused by the database: that status change is not allowed")
     if "referrals.incident_id" in text or "referrals_one_per_incident" in text:
         return Refused("refused by the database: this incident already has a live referral")
+    if "dates_are_iso" in text:
+        return Refused("refused by the database: a date is written as diversion writes one (YYYY-MM-DDTHH:MM:SS, "
+                       "a real one), and a condition's result with its date")
     if "ids_are_issued_in_turn" in text:
         return Refused("refused by the database: an id is the next one issued, never one of a login's choosing")
     if "stamped_at_another_time" in text:
@@ -137,4 +140,4 @@ def refusal_for(exc: Exception) -> Refused:
                        "changed one with `diversion db pin-schemes`)")
     if "people.pnc" in text or "people_pnc_key" in text:
         return Refused("refused by the database: another person already has that PNC ID")
-    return Refused(f"refused by the database: {text}")
+    return Refused(f"refused by the database: {text.splitlines()[0] if text else exc.__class__.__name__}")

@@ -28,6 +28,7 @@ class StoreCore(ABC):
         self._audited = False  # writes are sealed into the trail (migration 9 on)
         self._accepting = False  # this transaction enters changes made outside diversion, openly
         self._fresh: dict[str, tuple] = {}  # report figures computed in this snapshot, to keep
+        self.upgraded_from: int | None = None  # the schema version this opening brought up to date
 
     def close(self) -> None:
         self.conn.close()

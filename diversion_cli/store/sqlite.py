@@ -153,6 +153,7 @@ class SqliteStore(Store):
         self._audited = current >= TRAIL_FROM
         if current >= LATEST:
             return
+        self.upgraded_from = current
         if current >= AUDIT_FROM:
             # an upgrade must not seal a change made outside diversion under "system"
             self.conn.execute("BEGIN")

@@ -272,6 +272,10 @@ _REFUSED_LOGIN = {
                                   "arrest may fill in what is missing); nothing was written",
     "early_completion_by_a_supervisor": "a condition that runs to the end of the contract is met early only by a "
                                         "supervisor; nothing was written",
+    "written_with_its_parent": "an incident's substances and other offences, and a referral's conditions, are "
+                               "written with it (or by an admin's amendment); nothing was written",
+    "flag_left_set": "the import's and the correction's flags live only inside the transaction that sets them; "
+                     "nothing was written",
     "voided_by_a_supervisor": "voiding a referral (which gives the one shot back) is a supervisor's; nothing was "
                               "written",
     "login_not_yours": "a transaction must name the login that makes it; nothing was written",

@@ -110,6 +110,7 @@ class PostgresStore(Store):
                 self.conn.raw.execute(schema.upgrade_from(version))
                 self.conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
                                   (schema.VERSION, "roles: a login per officer", _iso(datetime.now())))
+                self.upgraded_from = version
             self.conn.execute("COMMIT")
         except e.InsufficientPrivilege:
             self.conn.execute("ROLLBACK")
@@ -282,6 +283,16 @@ class PostgresStore(Store):
                         "one_shot_group = excluded.one_shot_group, lookback_years = excluded.lookback_years, "
                         "pinned_at = excluded.pinned_at, pinned_by = excluded.pinned_by", (scheme, group, years, at))
         return changed
+
+    def sharing_roles(self) -> list[str]:
+        """The other databases on this server that let diversion's group roles connect: the roles are
+        the cluster's, so a role granted (or revoked) for one of them is granted (or revoked) here."""
+        from diversion_cli.store.postgres.roles import GROUPS
+
+        return [row[0] for row in self.conn.execute(
+            "SELECT d.datname::text FROM pg_database d WHERE d.datname != current_database() AND EXISTS ("
+            "SELECT 1 FROM aclexplode(d.datacl) a JOIN pg_roles r ON r.oid = a.grantee WHERE r.rolname = ANY(?)) "
+            "ORDER BY 1", (list(GROUPS.values()),))]
 
     def logins(self) -> list[dict]:
         """Every login holding a diversion role, with the roles granted to it and its collar number."""
