@@ -31,6 +31,7 @@ class Workspace:
         self._db, self.officer_given, self._config_arg, self.clock = db, officer, config, clock
         self._store: Store | None = None
         self._writable = False
+        self.signed_in: dict | None = None  # on a server: the login, its collar number and roles (permit)
         self._config: Config | None = None
 
     @property
@@ -75,7 +76,13 @@ class Workspace:
         if approver and self.reader().supervises(values.parse_officer(approver)) is False:
             raise NotPermitted(f"--supervisor {approver} is not a supervisor's collar number on this server (no "
                                f"login holding the supervisor role has it). Nothing was done")
+        self.signed_in = who
         return who
+
+    def signed_in_as(self, role: str) -> bool:
+        """Whether the server's login holds this role (its own sign-in is then its approval: a
+        supervisor's correction needs no second supervisor). False on a file: anyone may claim."""
+        return self.signed_in is not None and (self.signed_in["owner"] or role in self.signed_in["roles"])
 
     def reader(self) -> Store:
         """The store for reading (StoreUnusable, exit 4, if there is no database)."""
@@ -813,7 +820,7 @@ def record_outcome(ws: Workspace, referral: str, status: str, when: str | None =
         row = _referral_or_404(store, referral_id)
         if row["status"] in CORRECTIONS and status != row["status"]:
             return _correct_outcome(store, config, row, status, at if when else None, reason, approved_by,
-                                    officer, now)
+                                    ws.signed_in_as("supervisor"), officer, now)
         if approved_by:
             raise BadInput("supervisor", "is for correcting a closed referral; this change needs none")
         allowed = TRANSITIONS.get(row["status"], ())
@@ -843,14 +850,17 @@ def record_outcome(ws: Workspace, referral: str, status: str, when: str | None =
             "returned_to_normal_process": status == "failed"}
 
 
-def refuse_self_approval(supervisor: str, officer: str) -> None:
-    if supervisor == officer:
+def refuse_self_approval(supervisor: str, officer: str, signed_in_supervisor: bool = False) -> None:
+    """A supervisor approves another officer's change; on a server, a login holding the supervisor
+    role may approve its own (its sign-in proves who it is, which a collar number on a file cannot)."""
+    if supervisor == officer and not signed_in_supervisor:
         raise Refused(f"supervisor: {supervisor} is the officer making the change; a supervisor approves "
                       f"another officer's change")
 
 
 def _correct_outcome(store: Store, config: Config, row: dict, status: str, closed: datetime | None,
-                     reason: str | None, approved_by: str | None, officer: str, now: datetime) -> dict:
+                     reason: str | None, approved_by: str | None, signed_in_supervisor: bool, officer: str,
+                     now: datetime) -> dict:
     """A supervisor puts right a referral closed in the wrong state. The wrong state
     stays in the audit trail; the one-shot rule and the reports follow the new one."""
     referral_id, was = row["id"], row["status"]
@@ -860,7 +870,7 @@ def _correct_outcome(store: Store, config: Config, row: dict, status: str, close
     if not approved_by or not reason:
         raise Refused(f"{referral_id} is {was} (closed): a wrongly closed referral is corrected by a supervisor "
                       f"to {' or '.join(CORRECTIONS[was])}: add --supervisor COLLAR --reason TEXT")
-    refuse_self_approval(approved_by, officer)
+    refuse_self_approval(approved_by, officer, signed_in_supervisor)
     if closed is not None and row["diverted_at"] and closed < datetime.fromisoformat(row["diverted_at"]):
         raise BadInput("when", f"{closed:%Y-%m-%d %H:%M} is before acceptance ({row['diverted_at'][:16]})")
     scheme = config.schemes.get(row["scheme"])
@@ -920,7 +930,7 @@ def record_condition(ws: Workspace, referral: str, condition: str, result: str, 
                 raise Refused(f"condition {target['key']} runs to the end of the contract: it can be marked met "
                               f"from {values.date_in_words(due.date())}. An early completion needs "
                               f"--supervisor COLLAR --reason TEXT")
-            refuse_self_approval(approved_by, officer)
+            refuse_self_approval(approved_by, officer, ws.signed_in_as("supervisor"))
             early = f"early completion approved by supervisor {approved_by}: {reason}"
             note = f"{early} ({note})" if note else early
             store.note(early)

@@ -466,6 +466,21 @@ def test_the_trail_is_stamped_with_the_servers_day(staff):
     ("coordinator", ["UPDATE referral_conditions SET status = 'met', recorded_at = 'Wed Dec 02 10:00:00 2026', "
                      "recorded_by = '4472' WHERE referral_id = 'R-2026-000002' AND key = 'no-reoffend'"],
      "dates_are_iso"),
+    # (the third) a do-nothing update of the parent, then a condition added to a running contract, or heroin
+    # and a robbery to an old incident
+    ("coordinator", ["UPDATE referrals SET updated_by = '4472' WHERE id = 'R-2026-000002'",
+                     "INSERT INTO referral_conditions (referral_id, position, key, description, due) VALUES "
+                     "('R-2026-000002', 9, 'curfew', 'Stay home every night', '2027-12-01T00:00:00')"],
+     "written_with_its_parent"),
+    ("supervisor", ["UPDATE incidents SET void_reason = void_reason WHERE id = 2",
+                    "INSERT INTO incident_substances VALUES (2, 5, 'heroin', 'A', 'heroin')"],
+     "written_with_its_parent"),
+    # a contract completed on its first day, its results dated next year
+    ("coordinator", ["UPDATE referral_conditions SET status = 'met', recorded_at = '2099-04-02T00:00:00', "
+                     "recorded_by = '4472' WHERE referral_id = 'R-2026-000002'"], "dated_in_the_future"),
+    ("coordinator", ["UPDATE referrals SET status = 'completed', closed_at = '9999-12-31T00:00:00', "
+                     "outcome_code = 22, updated_at = %(at)s, updated_by = '4472' WHERE id = 'R-2026-000001'"],
+     "dated_in_the_future"),
 ])
 def test_what_the_second_adversary_tried_is_refused(staff, role, statements, refusal):
     import psycopg
@@ -474,6 +489,24 @@ def test_what_the_second_adversary_tried_is_refused(staff, role, statements, ref
     with pytest.raises((psycopg.errors.IntegrityError, psycopg.errors.InsufficientPrivilege), match=refusal):
         staff.sql(role, *statements, seal_sql(COLLAR[role]), params={"at": now()})
     assert all_rows() == before
+
+
+@on_server
+def test_a_supervisor_on_shift_alone_corrects_and_approves_with_its_own_sign_in(staff):
+    """On a server the supervisor's own login is its approval (on a file, a collar number could be
+    anyone's, and a second officer must approve)."""
+    assert staff.as_("coordinator", "outcome", "R-2026-000001", "completed").exit_code == 0
+    corrected = staff.as_("supervisor", "outcome", "R-2026-000001", "failed", "--supervisor", COLLAR["supervisor"],
+                          "--reason", "did not attend: the provider's register")
+    assert corrected.exit_code == 0, corrected.stderr
+    early = staff.as_("supervisor", "condition", "R-2026-000002", "no-reoffend", "met", "--supervisor",
+                      COLLAR["supervisor"], "--reason", "moved out of the force area")
+    assert early.exit_code == 0, early.stderr
+    # a coordinator may not, naming a supervisor or not
+    named = staff.as_("coordinator", "condition", "R-2026-000002", "navigator-meetings", "met", "--supervisor",
+                      COLLAR["supervisor"], "--reason", "x")
+    assert named.exit_code == 5
+    assert run("audit", "verify").exit_code == 0
 
 
 @on_server

@@ -118,6 +118,8 @@ def refusal_for(exc: Exception) -> Refused:
     if "dates_are_iso" in text:
         return Refused("refused by the database: a date is written as diversion writes one (YYYY-MM-DDTHH:MM:SS, "
                        "a real one), and a condition's result with its date")
+    if "dated_in_the_future" in text:
+        return Refused("refused by the database: what happened is dated by now, not later")
     if "ids_are_issued_in_turn" in text:
         return Refused("refused by the database: an id is the next one issued, never one of a login's choosing")
     if "stamped_at_another_time" in text:

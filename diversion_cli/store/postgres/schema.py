@@ -338,6 +338,7 @@ CREATE TABLE audit_pending (
 CREATE INDEX audit_pending_row ON audit_pending (entity, entity_id);
 """
 
+assert ENTITY_CODES["incident"] == "i" and ENTITY_CODES["referral"] == "r"  # (GUARDS' written_with_parent)
 GUARDS = """
 -- whether a login owns the schema (the force's DBA, who may do anything here, and whose every act
 -- verify checks): the owner of its tables, or a member of that role
@@ -377,6 +378,12 @@ BEGIN
     FOREACH name IN ARRAY TG_ARGV LOOP
         IF written ->> name IS NOT NULL AND NOT diversion_iso(written ->> name) THEN
             RAISE EXCEPTION 'dates_are_iso' USING ERRCODE = 'integrity_constraint_violation';
+        END IF;
+        -- what happened (an acceptance, a closing, a condition's result, a void) happened by now: a
+        -- contract cannot be completed on its first day by dating its results next year
+        IF TG_OP = 'UPDATE' AND written ->> name IS DISTINCT FROM to_jsonb(OLD) ->> name
+           AND (written ->> name)::timestamp > (now() AT TIME ZONE 'UTC') + interval '1 day' THEN
+            RAISE EXCEPTION 'dated_in_the_future' USING ERRCODE = 'integrity_constraint_violation';
         END IF;
     END LOOP;
     RETURN NEW;
@@ -464,22 +471,21 @@ CREATE TRIGGER incidents_next_id BEFORE INSERT ON incidents FOR EACH ROW EXECUTE
 CREATE TRIGGER referrals_next_id BEFORE INSERT ON referrals FOR EACH ROW EXECUTE FUNCTION diversion_next_id();
 CREATE TRIGGER decisions_next_id BEFORE INSERT ON decisions FOR EACH ROW EXECUTE FUNCTION diversion_next_id();
 
--- an incident's substances and other offences, and a referral's conditions, are written with it (in
--- its transaction) or by an admin's amendment: a desk cannot add heroin to an old incident, or a
--- condition to someone's running contract
+-- an incident's substances and other offences, and a referral's conditions, are written with it (its
+-- insert waits in this transaction's changes to seal) or by an admin's amendment: a desk cannot add
+-- heroin to an old incident, or a coordinator a condition to someone's running contract
+-- (entity codes: migrations.ENTITY_CODES)
 CREATE FUNCTION diversion_written_with_parent() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    parent xid;
+    parent_entity text := CASE TG_TABLE_NAME WHEN 'referral_conditions' THEN 'r' ELSE 'i' END;
+    parent_id text := to_jsonb(NEW) ->> CASE TG_TABLE_NAME WHEN 'referral_conditions' THEN 'referral_id'
+                                                              ELSE 'incident_id' END;
 BEGIN
     IF diversion_may('admin') OR EXISTS (SELECT 1 FROM bulk_load) THEN
         RETURN NEW;
     END IF;
-    IF TG_TABLE_NAME = 'referral_conditions' THEN
-        SELECT r.xmin INTO parent FROM referrals r WHERE r.id = NEW.referral_id;
-    ELSE
-        SELECT i.xmin INTO parent FROM incidents i WHERE i.id = NEW.incident_id;
-    END IF;
-    IF parent IS DISTINCT FROM pg_current_xact_id()::xid THEN
+    IF NOT EXISTS (SELECT 1 FROM audit_pending p
+                   WHERE p.action = 'i' AND p.entity = parent_entity AND p.entity_id = parent_id) THEN
         RAISE EXCEPTION 'written_with_its_parent' USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NEW;
