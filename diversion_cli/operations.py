@@ -80,9 +80,11 @@ class Workspace:
         return who
 
     def signed_in_as(self, role: str) -> bool:
-        """Whether the server's login holds this role (its own sign-in is then its approval: a
-        supervisor's correction needs no second supervisor). False on a file: anyone may claim."""
-        return self.signed_in is not None and (self.signed_in["owner"] or role in self.signed_in["roles"])
+        """Whether the server's login holds this role under its own collar number (its sign-in is then
+        its approval: a supervisor's correction needs no second supervisor). False on a file, and for
+        the schema's owner with no collar number of its own: there anyone may claim one."""
+        return self.signed_in is not None and self.signed_in["officer"] is not None \
+            and role in self.signed_in["roles"]
 
     def reader(self) -> Store:
         """The store for reading (StoreUnusable, exit 4, if there is no database)."""
