@@ -664,3 +664,24 @@ def test_the_last_releases_server_database_is_upgraded_and_its_trail_still_verif
     with psycopg.connect(str(db_file())) as conn:
         owner = conn.execute("SELECT session_user").fetchone()[0]
     assert as_json(run("audit", "log", "--json"))[-1]["login"] == owner
+
+
+@on_server
+def test_a_change_made_outside_diversion_is_named_with_its_login_and_accepted_so(staff):
+    """The DBA edits a row with psql: verify names the change and the login that made it, every
+    desk stops, and the admin's acceptance keeps in the trail whose change it was."""
+    import psycopg
+
+    from helpers import db_file
+
+    with psycopg.connect(str(db_file())) as conn:
+        dba = conn.execute("SELECT session_user").fetchone()[0]
+    tamper("UPDATE people SET ethnicity = 'W1' WHERE id = 2")
+    verified = run("audit", "verify")
+    assert verified.exit_code == 1 and f"by login {dba}" in verified.stderr
+    assert staff.as_("desk", "record", "--person", "P-000002", "--substance", "cannabis").exit_code == 4
+    accepted = staff.as_("admin", "audit", "accept", "--reason", "ethnicity from the custody record")
+    assert accepted.exit_code == 0, accepted.stderr
+    last = as_json(run("audit", "log", "--json", "--limit", "1"))[-1]
+    assert last["login"] == LOGIN["admin"] and f"made by login {dba}" in last["reason"]
+    assert run("audit", "verify").exit_code == 0

@@ -392,11 +392,12 @@ def _check_flags(conn) -> None:
                       "diversion (a correction never commits it)")
     pending = conn.execute("SELECT count(*), min(id) FROM audit_pending").fetchone()
     if pending[0]:
-        first = conn.execute("SELECT action, entity, entity_id FROM audit_pending WHERE id = ?",
-                             (pending[1],)).fetchone()
+        first = conn.execute(f"SELECT action, entity, entity_id, {'login' if _on_server(conn) else 'NULL'} "
+                             f"FROM audit_pending WHERE id = ?", (pending[1],)).fetchone()
+        by = f", by login {first[3]}" if first[3] else ""  # (a server knows who)
         raise Problem(f"{pending[0]} change(s) were made outside diversion and never entered in the trail "
                       f"(first: {ACTION_NAMES.get(first[0], first[0])} of {ENTITY_NAMES.get(first[1], first[1])} "
-                      f"{first[2]})")
+                      f"{first[2]}{by})")
 
 
 def _check_chain(conn) -> tuple[int, bytes, int]:

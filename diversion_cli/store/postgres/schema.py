@@ -333,7 +333,8 @@ CREATE TABLE audit_pending (
     person_id integer,
     before {T},
     old {T},
-    new {T}
+    new {T},
+    login {T} DEFAULT session_user     -- who made it (a trigger writes it, as the owner: the session's login)
 );
 CREATE INDEX audit_pending_row ON audit_pending (entity, entity_id);
 """
@@ -995,6 +996,7 @@ def upgrade_from(version: int) -> str:
     assert len(tables) == 2, tables  # (the triggers: the upgrade test compares the result with a new database's)
     return "\n".join([
         f"ALTER TABLE audit_transactions ADD COLUMN login {T};",
+        f"ALTER TABLE audit_pending ADD COLUMN login {T} DEFAULT session_user;",
         *tables,
         "DROP FUNCTION diversion_transaction_text(integer, text, text, text, text);",
         *functions,  # (every one: the guards are SECURITY DEFINER now, and read the pinned scopes)
