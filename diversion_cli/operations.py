@@ -62,7 +62,7 @@ class Workspace:
         needs = roles.needed(command, options)
         if needs and not who["owner"] and not set(needs) & set(who["roles"]):
             held = ", ".join(who["roles"]) or "no diversion role"
-            raise NotPermitted(f"`diversion {command}` needs the {roles.describe(needs)} role; login {who['login']} "
+            raise NotPermitted(f"`diversion {command}` needs the {' or '.join(needs)} role; login {who['login']} "
                                f"has {held}. Nothing was done")
         if who["officer"] is not None:
             if self.officer_given and values.parse_officer(self.officer_given) != who["officer"]:

@@ -47,6 +47,3 @@ def needed(command: str, options: dict) -> tuple[str, ...]:
         return ("supervisor",)  # names, dates of birth, PNC IDs
     return COMMANDS.get(command, ())
 
-
-def describe(needs: tuple[str, ...]) -> str:
-    return " or ".join(needs)

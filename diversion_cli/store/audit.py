@@ -118,12 +118,6 @@ def seal(conn, at: str, officer: str, operation: str, reason: str | None, accept
     return close(conn, at, officer, operation, reason)
 
 
-def _sweeping() -> tuple[str, ...]:
-    from diversion_cli.store.postgres.catalog import SWEEPING
-
-    return SWEEPING
-
-
 def _unsealable(how: str, entity: str, entity_id: str) -> str:
     name = f"{ENTITY_NAMES.get(entity, entity)} {entity_id}"
     if how == "changed":
@@ -294,7 +288,7 @@ def check_schema(conn) -> None:
         if kind == "membership":
             if key not in expected:
                 raise Problem(f"{name} holds a diversion role and is a superuser, owns the schema or holds a role "
-                              f"that reads or writes every table ({', '.join(_sweeping())}): its rights are not "
+                              f"that reads or writes every table (such as pg_read_all_data): its rights are not "
                               f"its role's")
             if found.get(key) != expected[key]:
                 raise Problem(f"the role {name} is granted {found.get(key) or 'nothing'} where diversion's roles "

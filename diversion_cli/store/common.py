@@ -103,43 +103,35 @@ def _json(value) -> str:
 
     return json.dumps(value, separators=(",", ":"))
 
+# What the database says when a guard refuses a write (a constraint's or index's name, SQLite's
+# column, or the code a trigger raises: schema.py, migrations.py), and what the officer is told.
+REFUSALS = (
+    (("one_shot_used",), "this person has already had their diversion (one-shot rule)"),
+    (("referrals_one_open", "referrals.person_id"), "this person already has an open referral"),
+    (("incident_void",), "the incident is void"),
+    (("illegal_transition",), "that status change is not allowed"),
+    (("referrals.incident_id", "referrals_one_per_incident"), "this incident already has a live referral"),
+    (("dates_are_iso",), "a date is written as diversion writes one (YYYY-MM-DDTHH:MM:SS, a real one), and a "
+                         "condition's result with its date"),
+    (("dated_in_the_future",), "what happened is dated by now, not later"),
+    (("ids_are_issued_in_turn",), "an id is the next one issued, never one of a login's choosing"),
+    (("stamped_at_another_time",), "a write is stamped with the server's day (is this desk's clock right?)"),
+    (("referral_outcome_is_kept",), "a referral's offer, acceptance and closing dates and outcome are set once, "
+                                    "when they happen; a closed referral changes only in a supervisor's correction"),
+    (("conditions_not_met",), "a contract completes only when every condition is met"),
+    (("referral_starts_offered", "condition_starts_pending"), "a referral is offered first, and a condition starts "
+                                                              "pending (only an import brings them in closed)"),
+    (("scheme_not_pinned",), "this scheme's one-shot scope is not pinned on the server: an admin runs `diversion "
+                             "db pin-schemes` with the force's config"),
+    (("one_shot_scope_not_pinned",), "the one-shot scope or look-back of this referral is not its scheme's as "
+                                     "pinned on the server (is this desk's config the force's? an admin pins a "
+                                     "changed one with `diversion db pin-schemes`)"),
+    (("people.pnc", "people_pnc_key"), "another person already has that PNC ID"),
+)
+
+
 def refusal_for(exc: Exception) -> Refused:
     text = str(exc)
-    if "one_shot_used" in text:
-        return Refused("refused by the database: this person has already had their diversion (one-shot rule)")
-    if "referrals_one_open" in text or "referrals.person_id" in text:  # (SQLite names the column)
-        return Refused("refused by the database: this person already has an open referral")
-    if "incident_void" in text:
-        return Refused("refused by the database: the incident is void")
-    if "illegal_transition" in text:
-        return Refused("refused by the database: that status change is not allowed")
-    if "referrals.incident_id" in text or "referrals_one_per_incident" in text:
-        return Refused("refused by the database: this incident already has a live referral")
-    if "dates_are_iso" in text:
-        return Refused("refused by the database: a date is written as diversion writes one (YYYY-MM-DDTHH:MM:SS, "
-                       "a real one), and a condition's result with its date")
-    if "dated_in_the_future" in text:
-        return Refused("refused by the database: what happened is dated by now, not later")
-    if "ids_are_issued_in_turn" in text:
-        return Refused("refused by the database: an id is the next one issued, never one of a login's choosing")
-    if "stamped_at_another_time" in text:
-        return Refused("refused by the database: a write is stamped with the server's day (is this desk's clock "
-                       "right?)")
-    if "referral_outcome_is_kept" in text:
-        return Refused("refused by the database: a referral's offer, acceptance and closing dates and outcome are "
-                       "set once, when they happen; a closed referral changes only in a supervisor's correction")
-    if "conditions_not_met" in text:
-        return Refused("refused by the database: a contract completes only when every condition is met")
-    if "referral_starts_offered" in text or "condition_starts_pending" in text:
-        return Refused("refused by the database: a referral is offered first, and a condition starts pending "
-                       "(only an import brings them in closed)")
-    if "scheme_not_pinned" in text:
-        return Refused("refused by the database: this scheme's one-shot scope is not pinned on the server: an admin "
-                       "runs `diversion db pin-schemes` with the force's config")
-    if "one_shot_scope_not_pinned" in text:
-        return Refused("refused by the database: the one-shot scope or look-back of this referral is not its "
-                       "scheme's as pinned on the server (is this desk's config the force's? an admin pins a "
-                       "changed one with `diversion db pin-schemes`)")
-    if "people.pnc" in text or "people_pnc_key" in text:
-        return Refused("refused by the database: another person already has that PNC ID")
-    return Refused(f"refused by the database: {text.splitlines()[0] if text else exc.__class__.__name__}")
+    said = next((message for markers, message in REFUSALS if any(m in text for m in markers)),
+                text.splitlines()[0] if text else exc.__class__.__name__)
+    return Refused(f"refused by the database: {said}")

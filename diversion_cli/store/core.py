@@ -101,9 +101,6 @@ class StoreCore(ABC):
         """Inside a transaction opened with accept_outside_changes: clear flags set outside
         diversion; returns how many waiting changes the commit will seal (and flags cleared)."""
         waiting = self.conn.execute("SELECT count(*) FROM audit_pending").fetchone()[0]
-        if self.LOGIN != "NULL" and waiting:  # a server knows whose they were: the trail says so with them
-            made_by = self.conn.execute("SELECT string_agg(DISTINCT login, ', ') FROM audit_pending").fetchone()[0]
-            self.note(f"made by login {made_by}")
         for flag in ("bulk_load", "correction"):
             waiting += self.conn.execute(f"DELETE FROM {flag}").rowcount
         return waiting

@@ -160,10 +160,13 @@ def _memberships(conn) -> dict[tuple[str, str], str]:
     superuser, owns the schema's tables or holds a sweeping role."""
     from diversion_cli.store.postgres.roles import GROUPS
 
-    found = {("membership", group): " ".join(sorted(row[0] for row in conn.execute(
-        "SELECT r.rolname::text FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid "
-        "JOIN pg_roles m ON m.oid = a.member WHERE m.rolname = ?", (group,))))
-        for group in GROUPS.values()}
+    found = dict.fromkeys((("membership", group) for group in GROUPS.values()), "")
+    for group, granted in conn.execute(
+            "SELECT m.rolname::text, string_agg(r.rolname::text, ' ' ORDER BY r.rolname::text COLLATE \"C\") "
+            "FROM pg_auth_members a "
+            "JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member WHERE m.rolname = ANY(?) "
+            "GROUP BY m.rolname", (list(GROUPS.values()),)):
+        found[("membership", group)] = granted
     for (login,) in conn.execute(
             "WITH RECURSIVE holders(oid) AS (SELECT a.member FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid "
             "WHERE g.rolname = ANY(?) UNION SELECT a.member FROM pg_auth_members a JOIN holders h ON a.roleid = h.oid) "

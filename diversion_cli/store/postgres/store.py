@@ -199,34 +199,34 @@ class PostgresStore(Store):
         another."""
         from diversion_cli.store.postgres.roles import GROUPS
 
-        login, officer, owner, held = self._fetch(
-            "SELECT session_user::text, (SELECT o.officer FROM officer_logins o WHERE o.login = session_user), "
-            "pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = 'migrations'::regclass), 'USAGE'), "
-            "ARRAY(SELECT r.rolname::text FROM pg_roles r WHERE r.rolname = ANY(?) "
-            "AND pg_has_role(session_user, r.oid, 'USAGE'))", (list(GROUPS.values()),))
-        roles = [role for role, group in GROUPS.items() if group in held]
-        return {"login": login, "officer": officer, "owner": owner, "roles": roles}
+        who = self._one(
+            "SELECT session_user::text AS login, (SELECT o.officer FROM officer_logins o WHERE o.login = session_user) "
+            "AS officer, pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = 'migrations'::regclass), "
+            "'USAGE') AS owner, ARRAY(SELECT r.rolname::text FROM pg_roles r WHERE r.rolname = ANY(?) "
+            "AND pg_has_role(session_user, r.oid, 'USAGE')) AS held", (list(GROUPS.values()),))
+        held = who.pop("held")
+        return {**who, "roles": [role for role, group in GROUPS.items() if group in held]}
 
     def supervises(self, collar: str) -> bool | None:
         """Whether a collar number is a supervisor's on this server (its login holds the role); None
         on a server whose roles are not set up (its owner alone uses it)."""
         from diversion_cli.store.postgres.roles import GROUPS
 
-        return self._fetch(
+        return self._one(
             "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM officer_logins) THEN NULL ELSE EXISTS ("
             "SELECT 1 FROM officer_logins o JOIN pg_roles m ON m.rolname = o.login JOIN pg_roles g ON g.rolname = ? "
-            "WHERE o.officer = ? AND pg_has_role(m.oid, g.oid, 'USAGE')) END", (GROUPS["supervisor"], collar))[0]
+            "WHERE o.officer = ? AND pg_has_role(m.oid, g.oid, 'USAGE')) END AS supervises",
+            (GROUPS["supervisor"], collar))["supervises"]
+
+    def accept_outside_changes(self) -> int:
+        # a server knows whose the waiting changes were (each names its session's login): the trail says so
+        made_by = self._one("SELECT string_agg(DISTINCT login, ', ') AS logins FROM audit_pending")["logins"]
+        if made_by:
+            self.note(f"made by login {made_by}")
+        return super().accept_outside_changes()
 
     def may_read(self, table: str) -> bool:
-        return self._fetch("SELECT has_table_privilege(?, 'SELECT')", (table,))[0]
-
-    def _fetch(self, sql: str, params=()):
-        try:
-            return self.conn.execute(sql, params).fetchone()
-        except self._errors()[0] as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise self._unusable(exc) from None
+        return self._one("SELECT has_table_privilege(?, 'SELECT') AS may", (table,))["may"]
 
     @contextmanager
     def _bookkeeping(self, refused: str | None = None):
@@ -255,9 +255,9 @@ class PostgresStore(Store):
         if not self.identity()["owner"]:
             raise NotPermitted("`db roles init` grants the rights on the schema's tables, which only the schema's "
                                "owner (the force's DBA) may do; nothing was changed")
-        here, database, owns_database = self._fetch(
-            "SELECT current_schema(), current_database(), "
-            "has_database_privilege(current_database(), 'CREATE WITH GRANT OPTION')")
+        here, database, owns_database = self._one(
+            "SELECT current_schema() AS here, current_database() AS db, "
+            "has_database_privilege(current_database(), 'CREATE WITH GRANT OPTION') AS owns").values()
         with self._bookkeeping(refused="making the group roles needs the schema's owner to have CREATEROLE (the "
                                        "force's DBA); nothing was changed"):
             self.conn.raw.execute(roles.create_groups())
@@ -271,12 +271,11 @@ class PostgresStore(Store):
         changed = []
         with self._bookkeeping():
             for scheme, group, years in scopes:
-                was = self._fetch("SELECT one_shot_group, lookback_years FROM one_shot_scopes WHERE scheme = ?",
-                                  (scheme,))
-                if was is None or tuple(was) != (group, years):
+                was = self._one("SELECT one_shot_group, lookback_years FROM one_shot_scopes WHERE scheme = ?",
+                                (scheme,))
+                if was is None or tuple(was.values()) != (group, years):
                     changed.append({"scheme": scheme, "one_shot_group": group, "lookback_years": years,
-                                    "was": None if was is None else {"one_shot_group": was[0],
-                                                                     "lookback_years": was[1]}})
+                                    "was": was})
                     self.conn.execute(
                         "INSERT INTO one_shot_scopes (scheme, one_shot_group, lookback_years, pinned_at, pinned_by) "
                         "VALUES (?, ?, ?, ?, session_user) ON CONFLICT (scheme) DO UPDATE SET "
@@ -316,20 +315,21 @@ class PostgresStore(Store):
 
         self._login_there(login)
         with self._bookkeeping():
-            if self._fetch("SELECT 1 FROM pg_roles WHERE rolname = ?", (GROUPS[role],)) is None:
+            if self._one("SELECT 1 FROM pg_roles WHERE rolname = ?", (GROUPS[role],)) is None:
                 raise Refused(f"this server has no {role} role yet: run `diversion db roles init` first (the DBA)")
-            mapped = self._fetch("SELECT officer FROM officer_logins WHERE login = ?", (login,))
+            mapped = self._one("SELECT officer FROM officer_logins WHERE login = ?", (login,))
             if officer is None and mapped is None and role != "analyst":
                 raise BadInput("officer", f"{'an' if role == 'admin' else 'a'} {role} writes records stamped with a "
                                           f"collar number: give --officer N (the officer's own)")
-            if officer is not None and mapped is not None and mapped[0] is not None and mapped[0] != officer:
-                raise Refused(f"login {login} is officer {mapped[0]}: a grant does not change its collar number "
+            if officer is not None and mapped is not None and mapped["officer"] not in (None, officer):
+                raise Refused(f"login {login} is officer {mapped['officer']}: a grant does not change its collar number "
                               f"(revoke its roles first, then grant them with the new one)")
             if officer is not None:
-                taken = self._fetch("SELECT login FROM officer_logins WHERE officer = ? AND login != ?",
-                                    (officer, login))
+                taken = self._one("SELECT login FROM officer_logins WHERE officer = ? AND login != ?",
+                                  (officer, login))
                 if taken:
-                    raise Refused(f"collar number {officer} is already login {taken[0]}'s: one login per officer")
+                    raise Refused(f"collar number {officer} is already login {taken['login']}'s: one login per "
+                                  f"officer")
                 self.conn.execute(
                     "INSERT INTO officer_logins (login, officer, granted_at, granted_by) "
                     "VALUES (?, ?, ?, session_user) ON CONFLICT (login) DO UPDATE SET officer = excluded.officer, "
@@ -353,6 +353,6 @@ class PostgresStore(Store):
         return left
 
     def _login_there(self, login: str) -> None:
-        if self._fetch("SELECT 1 FROM pg_roles WHERE rolname = ? AND rolcanlogin", (login,)) is None:
+        if self._one("SELECT 1 FROM pg_roles WHERE rolname = ? AND rolcanlogin", (login,)) is None:
             raise NotFound(f"no login {login!r} on this server: the DBA creates it (CREATE ROLE ... LOGIN, with the "
                            f"force's sign-in: README, 'Roles and logins')")
